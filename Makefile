@@ -1,0 +1,30 @@
+# make demo: the main job on a small built-in sample (or DATA=path); make test: the test suite.
+# Both create or refresh .venv from requirements.txt first; an unchanged venv is not reinstalled.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OPENCV := opencv-contrib-python-headless==5.0.0.93
+DATA ?=
+
+.PHONY: venv demo test bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	@# one cv2: drop the two OpenCV builds the dependencies pull, keep one headless build with contrib
+	$(BIN)/pip uninstall -q -y opencv-python-headless opencv-contrib-python opencv-python
+	$(BIN)/pip install -q --no-deps --force-reinstall $(OPENCV)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python demo.py $(if $(DATA),--data $(DATA),)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)
