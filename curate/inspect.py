@@ -26,6 +26,7 @@ def plot_distributions(manifest: pd.DataFrame, out_png: Path, age_bins=(30, 60),
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     counts = class_counts(manifest)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [2.2, 1]})
@@ -47,6 +48,7 @@ def plot_distributions(manifest: pd.DataFrame, out_png: Path, age_bins=(30, 60),
         ax2.set_title("people by age: " + ", ".join(f"{names[g]}: {groups[g]}" for g in range(3)), fontsize=9)
     else:
         ax2.text(0.5, 0.5, "no ages (unlabelled data)", ha="center", va="center", transform=ax2.transAxes)
+    ax2.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax2.set_xlabel("age (years)")
     ax2.set_ylabel("people")
     fig.suptitle(title or "class and age distributions")
