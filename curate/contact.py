@@ -1,0 +1,84 @@
+"""Contact sheets: a labelled grid of image thumbnails in one PNG, so a person can check crops in seconds."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+SOURCE_COLOURS = {"detected": (60, 170, 60), "person": (230, 140, 20), "prior": (210, 40, 40)}
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], out_png: str | Path, cols: int = 8,
+                  thumb_h: int = 128, colours: Sequence[tuple[int, int, int]] | None = None,
+                  title: str = "") -> Path:
+    """Write ``images`` (H x W x 3 uint8, any sizes) as a grid with one caption under each to ``out_png``.
+
+    Thumbnails are ``thumb_h`` pixels high; captions may hold line breaks; ``colours`` (one RGB per image) colour the caption bar,
+    e.g. by how the crop's box was found; ``title`` is a line above the grid.
+    """
+    out_png = Path(out_png)
+    n = len(images)
+    if len(captions) != n:
+        raise ValueError(f"{len(captions)} captions for {n} images")
+    cols = max(1, min(cols, n)) if n else 1
+    rows = (n + cols - 1) // cols
+    widths = [max(1, round(im.shape[1] * thumb_h / max(im.shape[0], 1))) for im in images]
+    thumb_w = max(widths) if widths else thumb_h
+    font_px = max(9, thumb_h // 11)
+    lines = max([str(c).count("\n") + 1 for c in captions] or [1])
+    cap_h = (font_px + 2) * lines + 2
+    top = font_px + 8 if title else 0
+    gap = 3
+    sheet = Image.new("RGB", (cols * (thumb_w + gap) + gap, top + rows * (thumb_h + cap_h + gap) + gap), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    font = _font(font_px)
+    if title:
+        draw.text((gap + 2, 2), title, fill=(235, 235, 235), font=font)
+    for k, (im, cap) in enumerate(zip(images, captions)):
+        r, c = divmod(k, cols)
+        x, y = gap + c * (thumb_w + gap), top + gap + r * (thumb_h + cap_h + gap)
+        thumb = Image.fromarray(np.ascontiguousarray(im[..., :3]).astype(np.uint8)).resize((widths[k], thumb_h), Image.BILINEAR)
+        sheet.paste(thumb, (x + (thumb_w - widths[k]) // 2, y))
+        bar = colours[k] if colours is not None else (70, 70, 70)
+        draw.rectangle((x, y + thumb_h, x + thumb_w - 1, y + thumb_h + cap_h - 1), fill=tuple(bar))
+        draw.text((x + 2, y + thumb_h), str(cap), fill=(255, 255, 255), font=font)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out_png, optimize=False)
+    return out_png
+
+
+def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_random: int = 32, max_fallback: int = 400,
+                       seed: int = 0, cols: int = 10, thumb_h: int = 128) -> tuple[Path, int]:
+    """Contact sheet of a crop cache: ``n_random`` random detected crops, then every fallback crop (person/prior).
+
+    At most ``max_fallback`` fallback crops are drawn (the rest are counted in the title); returns
+    (path, number of fallback crops left out). Captions: box_source, score and the image id.
+    """
+    src = manifest["box_source"].fillna("").astype(str).to_numpy()
+    err = manifest["error"].fillna("").astype(str).to_numpy() if "error" in manifest else np.full(len(src), "")
+    rng = np.random.default_rng(seed)
+    detected = np.flatnonzero((src == "detected") & (err == ""))
+    fallback = np.flatnonzero(np.isin(src, ["person", "prior"]) & (err == ""))
+    pick = rng.choice(detected, size=min(n_random, len(detected)), replace=False) if len(detected) else detected
+    left_out = max(0, len(fallback) - max_fallback)
+    idx = list(np.sort(pick)) + list(fallback[:max_fallback])
+    scores = manifest["score"].to_numpy(dtype=float)
+    ids = manifest["image_id"].astype(str).to_numpy()
+    captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}\n{ids[i][-16:]}" for i in idx]
+    colours = [SOURCE_COLOURS.get(src[i], (70, 70, 70)) for i in idx]
+    title = (f"{len(pick)} random detected crops, then {len(fallback) - left_out} fallback crops"
+             + (f" ({left_out} more not shown)" if left_out else "")
+             + " - green: detected, orange: person, red: prior")
+    imgs = [np.asarray(images[i]) for i in idx]
+    if not imgs:
+        imgs, captions, colours, title = [np.zeros((thumb_h, thumb_h, 3), np.uint8)], ["no crops"], None, "no usable crops"
+    return contact_sheet(imgs, captions, out_png, cols=cols, thumb_h=thumb_h, colours=colours, title=title), left_out
