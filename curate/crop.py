@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.background import BACKGROUNDS, FILLS, make_background
+from curate.background import BACKGROUNDS, FILLS, find_rembg_model, make_background
 from curate.cache import CacheWriter, Cache, fingerprint, load_cache
 from curate.contact import crop_contact_sheet
 from curate.decode import BadImage, check_image_file, read_rgb
@@ -186,6 +186,8 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     out_hw = output_shape(params.size, params.aspect)
     detector_key = params.detector if params.detector != "auto" else f"auto@{'cuda' if dev.startswith('cuda') else 'cpu'}"
     key = fingerprint({**params.shaping(), "detector_key": detector_key}, manifest)
+    if params.background == "rembg":
+        find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
     writer = CacheWriter.open(out, n, (*out_hw, 3), key, params.chunk)
     if writer.state == "complete":
         console.print(f"cache reused: {out} ({n} photos; same inputs and parameters, nothing recomputed)")
