@@ -1,0 +1,52 @@
+"""Small generated caches for the trainer's tests: each head's label is drawn as a coloured band, learnable by a tiny model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.cache import save_cache
+
+PALETTE = np.array([[220, 40, 40], [40, 200, 60], [50, 80, 230]], dtype=np.float32)
+
+
+def band_image(mask: int, gender: int, age_grp: int, size=(32, 24), rng=None) -> np.ndarray:
+    """H x W x 3 uint8: top band colour = mask, middle = gender, bottom = age group, plus noise."""
+    rng = rng or np.random.default_rng(0)
+    h, w = size
+    img = np.zeros((h, w, 3), np.float32)
+    thirds = np.array_split(np.arange(h), 3)
+    for rows, value in zip(thirds, (mask, gender, age_grp)):
+        img[rows] = PALETTE[value]
+    img += rng.normal(0, 12, img.shape)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def make_people(n_people: int, seed: int = 0, ages=(20, 45, 70), p_age=(0.5, 0.35, 0.15)) -> pd.DataFrame:
+    """A train-layout manifest: ``n_people`` people x 7 photos (5 masked, 1 incorrect, 1 none), imbalanced ages."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    stems = ["mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"]
+    for p in range(n_people):
+        gender = int(rng.integers(2))
+        ag = int(rng.choice(3, p=p_age))
+        person = f"{p:06d}_{'female' if gender else 'male'}_Asian_{ages[ag]}"
+        for s in stems:
+            mask = 0 if s.startswith("mask") else (1 if s == "incorrect_mask" else 2)
+            rows.append({"image_id": f"{person}/{s}.jpg", "person": person, "path": f"/nonexistent/{person}/{s}.jpg",
+                         "photo": s, "mask": mask, "gender": gender, "age": ages[ag], "age_group": ag,
+                         "label": mask * 6 + gender * 3 + ag})
+    df = pd.DataFrame(rows)
+    for c in ("mask", "gender", "age", "age_group", "label"):
+        df[c] = df[c].astype("Int64")
+    df["error"] = ""
+    return df
+
+
+def make_cache(path: Path, n_people: int = 12, size=(32, 24), seed: int = 0, manifest: pd.DataFrame | None = None):
+    """Write a cache of band images for ``manifest`` (default ``make_people``) with ``save_cache``."""
+    manifest = make_people(n_people, seed) if manifest is None else manifest
+    rng = np.random.default_rng(seed + 1)
+    images = np.stack([band_image(int(r.mask), int(r.gender), int(r.age_group), size, rng) for r in manifest.itertuples()])
+    return save_cache(path, images, manifest, {"params": {"size": size[0], "aspect": size[1] / size[0]}, "source": "generated"})
