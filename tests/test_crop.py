@@ -1,0 +1,217 @@
+"""The crop stage end to end on real files: real MTCNN and MediaPipe on a real face, fallbacks, resume, reuse, bad files."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from _crop_data import astronaut_person, blank, paste_face, save, train_layout
+from curate.background import find_rembg_model
+from curate.cache import PARTIAL, PROGRESS, load_cache
+from curate.crop import CropParams, CropStopped, crop_dataset
+from curate.detect import make_detector
+from curate.errors import InputError
+from curate.geometry import contains
+
+FAST = dict(detector="mediapipe", workers=2, batch=4)
+
+
+def _crop_box_contains(row, box, tol=1.0) -> bool:
+    return contains((row.crop_x1, row.crop_y1, row.crop_x2, row.crop_y2), box, tol)
+
+
+@pytest.mark.parametrize("detector", ["mtcnn", "mediapipe"])
+def test_real_detector_crop_contains_the_whole_head(tmp_path, detector):
+    photos, _ = astronaut_person(2)
+    heads = [paste_face(o)[2] for o in [(72, 60), (40, 100)]]
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    params = CropParams(detector=detector, min_face=60, batch=2)
+    cache = crop_dataset(root, tmp_path / "cache", params, device="cpu", progress=False)
+    m = cache.manifest
+    assert cache.images.shape == (2, 256, 192, 3)
+    assert list(m["box_source"]) == ["detected", "detected"] and (m["error"] == "").all()
+    assert (m["score"] > 0.5).all()
+    for row, head in zip(m.itertuples(), heads):
+        assert _crop_box_contains(row, head), (row, head)  # whole hair, chin and cheeks inside the crop
+    # the face is really in the written crop: a detector finds one face there, filling a good part of it
+    with make_detector("mediapipe") as det:
+        found = det.detect([np.ascontiguousarray(im) for im in cache.images])
+    for faces in found:
+        assert len(faces) >= 1
+        x1, y1, x2, y2 = faces[0].box
+        assert 0.3 * 192 < x2 - x1 < 0.8 * 192 and 20 < (y1 + y2) / 2 < 160
+    assert (tmp_path / "cache" / "contact.png").is_file()
+    meta = json.loads((tmp_path / "cache" / "meta.json").read_text())
+    assert meta["complete"] and meta["params"]["detector"] == detector and meta["n"] == 2
+    assert {"torch", "facenet-pytorch", "mediapipe", "numpy", "cv2", "pillow", "facecurate"} <= set(meta["versions"])
+    assert CropParams.from_dict(meta["params"]) == params
+
+
+def test_fallbacks_person_then_prior(tmp_path):
+    a_photos, a_faces = astronaut_person(3)
+    b_photos, b_faces = astronaut_person(2, start=3)
+    root = train_layout(tmp_path / "data", {
+        "000001_female_Asian_45": a_photos + [("normal.jpg", blank(120))],   # no face: person fallback
+        "000002_male_Asian_20": [("mask1.jpg", blank(90)), ("normal.jpg", blank(160))],  # nobody found: prior
+        "000003_female_White_61": b_photos,
+    })
+    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=False)
+    m = cache.manifest.set_index("image_id")
+    src = m["box_source"].to_dict()
+    assert src["000001_female_Asian_45/normal.jpg"] == "person"
+    assert src["000002_male_Asian_20/mask1.jpg"] == "prior" and src["000002_male_Asian_20/normal.jpg"] == "prior"
+    assert all(src[f"000001_female_Asian_45/{n}"] == "detected" for n, _ in a_photos)
+    det = m[m["box_source"] == "detected"]
+    person_rows = det.loc[[f"000001_female_Asian_45/{n}" for n, _ in a_photos]]
+    fb = m.loc["000001_female_Asian_45/normal.jpg"]
+    for c in ("face_x1", "face_y1", "face_x2", "face_y2"):
+        assert fb[c] == pytest.approx(person_rows[c].median())  # same photo size: the median box itself
+        assert m.loc["000002_male_Asian_20/mask1.jpg", c] == pytest.approx(det[c].median())
+    assert np.isnan(fb["score"]) and (det["score"] > 0.5).all()
+    assert fb["crop_x2"] > fb["crop_x1"] and cache.images[cache.manifest.index[cache.manifest["image_id"] == "000001_female_Asian_45/normal.jpg"][0]].any()
+
+
+def test_prior_from_photo_size_when_nothing_is_detected(tmp_path):
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": [("mask1.jpg", blank(100)), ("normal.png", blank(170))]})
+    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=False)
+    m = cache.manifest
+    assert list(m["box_source"]) == ["prior", "prior"]
+    assert (m["face_x1"] + m["face_x2"]).to_numpy() / 2 == pytest.approx([192, 192])
+
+
+def _layout_for_resume(tmp_path):
+    photos, _ = astronaut_person(5)
+    return train_layout(tmp_path / "data", {
+        "000001_female_Asian_45": photos[:3] + [("normal.jpg", blank(100))],
+        "000002_male_Asian_20": photos[3:],
+    })
+
+
+def test_interrupted_run_resumes_and_equals_an_uninterrupted_run(tmp_path, capsys):
+    root = _layout_for_resume(tmp_path)
+    params = CropParams(chunk=2, **FAST)
+    with pytest.raises(CropStopped):
+        crop_dataset(root, tmp_path / "cut", params, progress=False, stop_after_chunks=1)
+    with pytest.raises(InputError):
+        load_cache(tmp_path / "cut")  # a partial cache is never read as a cache
+    assert json.loads((tmp_path / "cut" / "meta.json").read_text())["complete"] is False
+    progress = json.loads((tmp_path / "cut" / PARTIAL / PROGRESS).read_text())
+    assert progress["done"] == [0] and progress["chunk"] == 2
+    first_chunk = np.array(np.load(tmp_path / "cut" / "images.npy", mmap_mode="r")[:2])
+    assert first_chunk.any()
+    # resume (with another --chunk: the partial cache keeps its own)
+    resumed = crop_dataset(root, tmp_path / "cut", CropParams(chunk=3, **FAST), progress=True)
+    assert "resuming" in capsys.readouterr().out
+    assert resumed.meta["chunks_resumed"] == 1 and resumed.meta["chunks"] == 3
+    assert not (tmp_path / "cut" / PARTIAL).exists()
+    assert np.array_equal(np.asarray(resumed.images[:2]), first_chunk)  # the finished chunk was not redone
+    whole = crop_dataset(root, tmp_path / "whole", params, progress=False)
+    assert np.array_equal(np.asarray(resumed.images), np.asarray(whole.images))
+    cols = ["image_id", "box_source", "face_x1", "face_y2", "crop_x1", "crop_y2", "score", "error"]
+    pd.testing.assert_frame_equal(resumed.manifest[cols], whole.manifest[cols])
+    assert "person" in set(whole.manifest["box_source"])
+
+
+def test_unchanged_cache_is_reused_and_changes_recompute(tmp_path, capsys):
+    photos, _ = astronaut_person(2)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    out = tmp_path / "cache"
+    crop_dataset(root, out, CropParams(**FAST), progress=False)
+    stamp = os.stat(out / "images.npy").st_mtime_ns
+    again = crop_dataset(root, out, CropParams(detector="mediapipe", workers=1, batch=1), progress=True)  # runtime knobs only
+    assert "cache reused" in capsys.readouterr().out
+    assert os.stat(out / "images.npy").st_mtime_ns == stamp and len(again.manifest) == 2
+    crop_dataset(root, out, CropParams(size=128, **FAST), progress=True)  # a shaping parameter changed
+    assert "cache reused" not in capsys.readouterr().out
+    assert load_cache(out).images.shape == (2, 128, 96, 3)
+    stamp = os.stat(out / "images.npy").st_mtime_ns
+    save(blank(50), root / "images" / "000001_female_Asian_45" / "mask2.jpg")  # an input changed
+    changed = crop_dataset(root, out, CropParams(size=128, **FAST), progress=False)
+    assert os.stat(out / "images.npy").st_mtime_ns != stamp
+    assert changed.manifest.set_index("image_id").loc["000001_female_Asian_45/mask2.jpg", "box_source"] == "person"
+
+
+def test_bad_files_are_listed_and_the_run_goes_on(tmp_path):
+    photos, _ = astronaut_person(2)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    folder = root / "images" / "000001_female_Asian_45"
+    (folder / "mask3.jpg").write_bytes(b"")
+    good = (folder / "mask1.jpg").read_bytes()
+    (folder / "mask4.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "mask5.jpg").write_text("this is not a photo")
+    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=False)
+    m = cache.manifest.set_index("image_id")
+    err = m["error"].to_dict()
+    p = "000001_female_Asian_45/"
+    assert "empty" in err[p + "mask3.jpg"] and "truncated" in err[p + "mask4.jpg"] and "not an image" in err[p + "mask5.jpg"]
+    assert err[p + "mask1.jpg"] == "" and m.loc[p + "mask1.jpg", "box_source"] == "detected"
+    bad = cache.manifest.index[cache.manifest["error"] != ""]
+    assert len(bad) == 3 and not np.asarray(cache.images[bad]).any()
+    assert list(cache.usable()) == list(cache.manifest.index[cache.manifest["error"] == ""])
+    assert set(m.loc[[p + "mask3.jpg", p + "mask4.jpg"], "box_source"]) == {""}
+
+
+def test_eval_layout_plain_folder_and_csv(tmp_path):
+    img, face, head = paste_face((72, 60))
+    ev = tmp_path / "eval"
+    save(img, ev / "images" / "a1.jpg")
+    save(blank(), ev / "images" / "b2.png")
+    (ev / "info.csv").write_text("ImageID,ans\nb2.png,0\na1.jpg,0\n")
+    c = crop_dataset(ev, tmp_path / "c_eval", CropParams(**FAST), progress=False)
+    assert list(c.manifest["image_id"]) == ["b2.png", "a1.jpg"]  # info.csv's order, for submission.csv
+    assert list(c.manifest["box_source"]) == ["prior", "detected"]
+    assert _crop_box_contains(c.manifest.iloc[1], head)
+    plain = tmp_path / "plain"
+    save(img, plain / "x" / "one.jpg")
+    c = crop_dataset(plain, tmp_path / "c_plain", CropParams(**FAST), progress=False)
+    assert c.meta["layout"] == "folder" and list(c.manifest["box_source"]) == ["detected"]
+    (plain / "list.csv").write_text("path,person\nx/one.jpg,p1\n")
+    c = crop_dataset(plain / "list.csv", tmp_path / "c_csv", CropParams(**FAST), progress=False)
+    assert c.meta["layout"] == "csv" and c.manifest["person"].tolist() == ["p1"]
+
+
+def test_mediapipe_background_fill(tmp_path):
+    photos, _ = astronaut_person(1)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    plain = crop_dataset(root, tmp_path / "plain", CropParams(**FAST), progress=False).images[0].astype(int)
+    black = crop_dataset(root, tmp_path / "black", CropParams(background="mediapipe", fill="black", **FAST),
+                         progress=False).images[0].astype(int)
+    # the canvas around the head (grey 150 in the photo) turns black; the face centre stays
+    assert plain[:12, :12].mean() > 100 and black[:12, :12].mean() < 30
+    assert np.abs(black[90:130, 80:110] - plain[90:130, 80:110]).mean() < 10
+
+
+def test_rembg_without_model_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))
+    with pytest.raises(InputError, match="U2NET_HOME") as e:
+        find_rembg_model("u2netp")
+    assert "\n" not in str(e.value) and "--background mediapipe" in str(e.value)
+    photos, _ = astronaut_person(1)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    with pytest.raises(InputError, match="u2netp"):
+        crop_dataset(root, tmp_path / "cache", CropParams(background="rembg", **FAST), progress=False)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cli_crop_and_bad_option(tmp_path):
+    from cli import app
+
+    photos, _ = astronaut_person(2)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    runner = CliRunner()
+    res = runner.invoke(app, ["crop", str(root), "--out", str(tmp_path / "cache"), "--detector", "mediapipe",
+                              "--size", "128", "--margins", "0.8,0.5,0.6"])
+    assert res.exit_code == 0, res.output
+    cache = load_cache(tmp_path / "cache")
+    assert cache.images.shape == (2, 128, 96, 3) and cache.meta["params"]["margins"] == [0.8, 0.5, 0.6]
+    with Image.open(tmp_path / "cache" / "contact.png") as im:
+        assert im.size[0] > 96
+    res = runner.invoke(app, ["crop", str(root), "--out", str(tmp_path / "c2"), "--margins", "1,2"])
+    assert res.exit_code == 2 and "margins" in res.output
+    res = runner.invoke(app, ["crop", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "nowhere" in res.output
