@@ -51,17 +51,21 @@ def _age_bins(cache: Cache, oof_path: Path | None, age_bins) -> tuple[int, int]:
     return DEFAULT_AGE_BINS
 
 
-def quick_oof(cache_path: Path, out: Path, folds: int = 3, epochs: int = 3, model: str = "resnet18",
+def quick_oof(cache: Cache, out: Path, folds: int = 5, epochs: int = 6, model: str | None = None,
               image_size: int = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
               progress: bool = True) -> Path:
-    """Train a small person-grouped K-fold on the cache (``train.fit.train``) and return its ``oof.parquet``."""
-    try:
-        from train.fit import TrainConfig, train
-    except ImportError as e:  # the trainer is part of this package; say what to do instead of a traceback
-        raise InputError(f"{cache_path}: no trainer available to compute out-of-fold probabilities ({e}); pass --oof") from None
-    cfg = TrainConfig(folds=folds, epochs=epochs, model=model, image_size=image_size, batch_size=batch_size,
-                      device=device, seed=seed)
-    run = train(cache_path, out, cfg=cfg, progress=progress)
+    """Train a small person-grouped K-fold on the cache (``train.fit.quick_config``) and return its ``oof.parquet``.
+
+    The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default.
+    """
+    from train.fit import quick_config, train
+
+    h, w = (int(s) for s in cache.images.shape[1:3])
+    size = (int(image_size), max(8, round(image_size * w / h)))
+    changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed)
+    if model:
+        changes["model"] = model
+    run = train(cache, out, cfg=quick_config(**changes), progress=progress)
     oof = Path(run) / "oof.parquet"
     if not oof.is_file():
         raise InputError(f"{run}: the quick training run wrote no oof.parquet")
@@ -82,8 +86,8 @@ def read_oof(path: str | Path) -> pd.DataFrame:
 
 def relabel_report(cache: str | Path, oof: str | Path | None = None, out: str | Path | None = None,
                    pool: str = "mean", near_duplicates: bool = True, max_hash_distance: int = 8,
-                   min_corr: float = 0.92, max_cards: int = 1000, age_bins=None, folds: int = 3, epochs: int = 3,
-                   model: str = "resnet18", image_size: int = 128, batch_size: int = 64, device: str | None = None,
+                   min_corr: float = 0.92, max_cards: int = 1000, age_bins=None, folds: int = 5, epochs: int = 6,
+                   model: str | None = None, image_size: int = 128, batch_size: int = 64, device: str | None = None,
                    seed: int = 0, progress: bool = True, console: Console | None = None) -> RelabelResult:
     """Flag likely label errors in a cache and write report.html, issues.csv and overrides.csv into ``out``.
 
@@ -99,9 +103,9 @@ def relabel_report(cache: str | Path, oof: str | Path | None = None, out: str | 
     if "label" not in manifest or manifest["label"].isna().all():
         raise InputError(f"{c.path}: the cache holds no labels (an eval-layout or unlabelled dataset); nothing to check")
     if oof is None:
-        console.print(f"[bold]relabel-report[/]: no --oof given; training a quick {folds}-fold {model} "
-                      f"({epochs} epoch(s), {image_size} px) on {c.path} for out-of-fold probabilities")
-        oof_path = quick_oof(c.path, out / "quick_run", folds=folds, epochs=epochs, model=model, image_size=image_size,
+        console.print(f"[bold]relabel-report[/]: no --oof given; training a quick {folds}-fold {model or 'default'} "
+                      f"model ({epochs} epoch(s), {image_size} px high) on {c.path} for out-of-fold probabilities")
+        oof_path = quick_oof(c, out / "quick_run", folds=folds, epochs=epochs, model=model, image_size=image_size,
                              batch_size=batch_size, device=device, seed=seed, progress=progress)
     else:
         oof_path = Path(oof)

@@ -66,7 +66,8 @@ main{padding:14px 18px}
 .card h2{font-size:15px;margin:0 0 4px;display:flex;gap:10px;align-items:baseline;flex-wrap:wrap}
 .score{font-weight:600;color:#fff;background:#c0392b;border-radius:10px;padding:0 8px;font-size:12px}
 .given{color:#555;font-weight:400;font-size:13px}
-.kind{font-size:11px;border-radius:8px;padding:1px 7px;background:#eef;color:#335;font-weight:500}
+.kind{font-size:11px;border-radius:8px;padding:1px 7px;background:#eef;color:#335;font-weight:500;white-space:nowrap}
+.k-gender{background:#fde2e4}.k-age{background:#fff1c1}.k-mask_swap{background:#d7f0ff}.k-mask_photo{background:#e0f5e4}.k-structure{background:#eadcf8}.k-near_duplicate{background:#e8e8e8}
 .photos{display:flex;gap:8px;flex-wrap:wrap;margin:8px 0}
 figure{margin:0;text-align:center;font-size:11px;color:#444;width:100px}
 figure img,figure .none{display:block;height:128px;width:96px;object-fit:cover;border:3px solid transparent;border-radius:4px;margin:0 auto;background:#ddd}
@@ -74,7 +75,7 @@ figure.hit img,figure.hit .none{border-color:#e67e22}
 figure .sug{color:#c0392b;font-weight:600}
 table.flags{border-collapse:collapse;width:100%;font-size:13px}
 table.flags td,table.flags th{border-top:1px solid #eee;padding:3px 6px;text-align:left;vertical-align:top}
-table.flags th{color:#666;font-weight:500}
+table.flags th{color:#666;font-weight:500;white-space:nowrap}
 .arrow{color:#c0392b;font-weight:600;white-space:nowrap}
 footer{color:#777;font-size:12px;padding:0 18px 20px}
 """
@@ -154,9 +155,9 @@ def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
             gv, sv = value_name(r["field"], r["given"], age_bins), value_name(r["field"], r["suggested"], age_bins)
             change = f'{e(r["field"])}: {e(gv)} <span class="arrow">&rarr; {e(sv)}</span>' if sv else "check by eye"
             where = e(r["photo"] or r["image_id"] or "person")
-            rows.append(f'<tr><td><span class="kind">{e(KIND_TITLES.get(r["kind"], r["kind"]))}</span></td><td>{where}</td>'
+            rows.append(f'<tr><td><span class="kind k-{e(r["kind"])}">{e(KIND_TITLES.get(r["kind"], r["kind"]))}</span></td><td>{where}</td>'
                         f'<td>{change}</td><td>{r["score"]:.2f}</td><td>{e(r["reason"])}</td></tr>')
-        badges = " ".join(f'<span class="kind">{e(KIND_TITLES.get(k, k))}</span>' for k in kinds)
+        badges = " ".join(f'<span class="kind k-{e(k)}">{e(KIND_TITLES.get(k, k))}</span>' for k in kinds)
         cards.append(
             f'<section class="card" data-kinds="{e(" ".join(kinds))}" data-person="{e(person)}">'
             f'<h2><span class="score">{top:.2f}</span><span>{e(person)}</span><span class="given">{e(given)}</span>{badges}</h2>'

@@ -221,3 +221,17 @@ def test_cli_relabel_report_with_oof_and_bad_input(tmp_path):
     assert r.returncode == 2 and "p_gender_0" in r.stderr and "Traceback" not in r.stderr
     r = run(tmp_path / "nope", "--oof", tmp_path / "oof.parquet")
     assert r.returncode == 2 and "not a cache" in r.stderr
+
+
+def test_without_oof_a_quick_kfold_is_trained_first(tmp_path):
+    pytest.importorskip("train.fit")
+    oof, _ = make_oof(12, seed=7, gender_flip=(1,))
+    cache = save_cache(tmp_path / "cache", _faces(12, seed=7, h=32, w=24), _manifest(oof), {"params": {}, "versions": {}})
+    res = relabel_report(cache.path, out=tmp_path / "rep", folds=2, epochs=1, image_size=32, batch_size=16,
+                         device="cpu", progress=False)
+    assert res.oof_path == tmp_path / "rep" / "quick_run" / "oof.parquet"
+    got = pd.read_parquet(res.oof_path)
+    assert set(got["image_id"]) == set(oof["image_id"]) and sorted(got["fold"].unique()) == [0, 1]
+    # every person's photos sit in one fold (person-grouped), and the report was written from these probabilities
+    assert got.groupby("person")["fold"].nunique().max() == 1
+    assert res.paths["html"].is_file() and res.paths["overrides"].is_file()
