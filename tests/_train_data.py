@@ -50,3 +50,30 @@ def make_cache(path: Path, n_people: int = 12, size=(32, 24), seed: int = 0, man
     rng = np.random.default_rng(seed + 1)
     images = np.stack([band_image(int(r.mask), int(r.gender), int(r.age_group), size, rng) for r in manifest.itertuples()])
     return save_cache(path, images, manifest, {"params": {"size": size[0], "aspect": size[1] / size[0]}, "source": "generated"})
+
+
+def astronaut_photo(variant: int = 0) -> np.ndarray:
+    """A 512 x 384 (h x w) portrait photo from skimage's astronaut, varied by ``variant`` (brightness, mirror, a drawn mask)."""
+    from skimage import data
+
+    img = data.astronaut()[:, 40:424].astype(np.float32)
+    img *= 0.8 + 0.1 * (variant % 4)
+    if variant % 2:
+        img = img[:, ::-1]
+    if variant % 3 == 0:  # a light-blue "mask" over mouth and chin
+        x0 = 135 if variant % 2 == 0 else 384 - 225
+        img[125:175, x0:x0 + 90] = (170, 200, 230)
+    return np.ascontiguousarray(img.clip(0, 255).astype(np.uint8))
+
+
+def make_eval_layout(root: Path, n: int = 5, order_seed: int = 0) -> list[str]:
+    """Write the eval layout (info.csv + images/) with ``n`` astronaut photos; info.csv lists them shuffled. Returns its ImageIDs."""
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    names = [f"{i:03d}{'abcdef'[i % 6]}.jpg" for i in range(n)]
+    for i, name in enumerate(names):
+        Image.fromarray(astronaut_photo(i)).save(root / "images" / name, quality=90)
+    order = list(np.random.default_rng(order_seed).permutation(names))
+    pd.DataFrame({"ImageID": order, "ans": 0}).to_csv(root / "info.csv", index=False)
+    return order

@@ -47,7 +47,8 @@ class F1Loss(nn.Module):
         fp = (p * (1 - y)).sum(0)
         fn = ((1 - p) * y).sum(0)
         f1 = 2 * tp / (2 * tp + fp + fn + self.eps)
-        present = y.sum(0) + p.sum(0) > 0
+        # classes in the batch's labels or given at least half a photo of probability; the rest would add a constant 0
+        present = (y.sum(0) > 0) | (p.sum(0) > 0.5)
         w = self.weight if self.weight is not None else torch.ones_like(f1)
         soft = 1 - (f1 * w)[present].sum() / w[present].sum()
         if self.ce_weight:

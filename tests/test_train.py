@@ -1,0 +1,227 @@
+"""The trainer and predictor on real code paths: a tiny timm model (resnet10t at 32 x 24) on generated caches."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from _train_data import make_cache, make_eval_layout
+from curate.cache import load_cache
+from curate.errors import InputError
+from train.augment import AugmentParams, eval_batch, train_batch
+from train.data import CacheImages
+from train.fit import TrainConfig, infer_probs, load_weights, train
+from train.losses import FocalLoss, make_loss
+from train.metrics import macro_f1
+from train.model import build_model, class_probs_from_heads, local_pretrained_file, probabilities
+from train.predict import predict, predict_cache
+
+TINY = dict(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1, plots=False)
+TIMING = ["images_per_s", "epoch_s"]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("train")
+
+
+@pytest.fixture(scope="module")
+def cache(work):
+    return make_cache(work / "cache", n_people=8)
+
+
+@pytest.fixture(scope="module")
+def run_a(work, cache):
+    """Three epochs with augmentation, one person-grouped validation split."""
+    return train(cache, work / "run_a", TrainConfig(**{**TINY, "plots": True}, epochs=3, val_ratio=0.25), progress=False)
+
+
+@pytest.fixture(scope="module")
+def run_fit(work, cache):
+    """No augmentation, enough epochs to learn the generated bands."""
+    cfg = TrainConfig(**TINY, epochs=7, val_ratio=0.25, augment=AugmentParams(enabled=False))
+    return train(cache, work / "run_fit", cfg, progress=False)
+
+
+def _metrics(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "metrics.csv").drop(columns=TIMING)
+
+
+def test_tiny_model_overfits_tiny_set(run_fit, cache):
+    probs = predict_cache(run_fit, cache, progress=False)
+    oof = pd.read_parquet(run_fit / "oof.parquet")
+    train_rows = ~cache.manifest["image_id"].isin(oof["image_id"])
+    y = cache.manifest["label"].to_numpy(int)
+    assert train_rows.sum() == 42
+    assert macro_f1(y[train_rows], probs["pred"].to_numpy()[train_rows]) >= 0.95
+
+
+def test_run_folder_contract(run_a):
+    config = json.loads((run_a / "config.json").read_text())
+    assert config["model"] == "resnet10t" and config["img_size"] == [32, 24] and config["age_bins"] == [30, 60]
+    assert config["crop"] == {"size": 32, "aspect": 0.75} and Path(config["cache"]).is_dir()
+    m = pd.read_csv(run_a / "metrics.csv")
+    assert list(m["epoch"]) == [1, 2, 3]
+    for col in ("train_loss", "val_loss", "val_f1", "val_acc", "val_f1_mask", "val_f1_gender", "val_f1_age", "lr", "images_per_s"):
+        assert m[col].notna().all(), col
+    for name in ("fold_0/best.safetensors", "fold_0/last.safetensors", "fold_0/state.pt", "confusion.png", "curves.png",
+                 "oof.parquet", "summary.json"):
+        assert (run_a / name).is_file(), name
+    assert list((run_a / "tensorboard" / "fold_0").glob("events.out.tfevents.*"))
+
+
+def test_same_seed_same_metrics(run_a, work, cache):
+    again = train(cache, work / "run_a2", TrainConfig(**TINY, epochs=3, val_ratio=0.25), progress=False)
+    pd.testing.assert_frame_equal(_metrics(run_a), _metrics(again))
+    assert _metrics(run_a)["train_loss"].iloc[-1] < _metrics(run_a)["train_loss"].iloc[0]
+    other = train(cache, work / "run_seed1", TrainConfig(**TINY, epochs=1, val_ratio=0.25, seed=1), progress=False)
+    assert not np.isclose(_metrics(other)["train_loss"].iloc[0], _metrics(run_a)["train_loss"].iloc[0])
+
+
+def test_resume_continues_where_it_stopped(run_a, work, cache):
+    out = work / "run_resume"
+    cfg = TrainConfig(**TINY, epochs=3, val_ratio=0.25)
+
+    def stop_after_first(fold, epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cache, out, cfg, progress=False, on_epoch_end=stop_after_first)
+    assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1]
+    seen = []
+    train(cache, out, TrainConfig(**TINY, epochs=3, val_ratio=0.25, resume=True), progress=False,
+          on_epoch_end=lambda f, e, r: seen.append(e))
+    assert seen == [2, 3]  # epoch 1 was not trained again
+    # optimizer, schedule, RNG and weights were restored: the same numbers as the straight run
+    pd.testing.assert_frame_equal(_metrics(run_a), _metrics(out))
+    with pytest.raises(InputError, match="different"):
+        train(cache, out, TrainConfig(**{**TINY, "model": "mobilenetv3_small_050"}, epochs=4, val_ratio=0.25, resume=True),
+              progress=False)
+
+
+def test_overrides_change_the_labels_trained_on(work, cache):
+    manifest = cache.manifest
+    people = sorted(manifest["person"].unique())
+    p_gender, p_age = people[0], people[1]
+    new_gender = 1 - int(manifest.loc[manifest["person"] == p_gender, "gender"].iloc[0])
+    photo = manifest.loc[manifest["person"] == people[2], "image_id"].iloc[0]  # a mask1 photo -> "not worn"
+    ov = work / "overrides.csv"
+    pd.DataFrame([("person", p_gender, "gender", new_gender, "test"), ("person", p_age, "age", 75, "test"),
+                  ("photo", photo, "mask", 2, "test")], columns=["scope", "key", "field", "value", "reason"]).to_csv(ov, index=False)
+    before = pd.read_parquet(cache.path / "manifest.parquet")
+    run = train(cache, work / "run_ov", TrainConfig(**TINY, epochs=1, folds=2, overrides=str(ov)), progress=False)
+    oof = pd.read_parquet(run / "oof.parquet").set_index("image_id")
+    assert len(oof) == len(manifest)  # two folds: every photo is out-of-fold once
+    assert (oof.loc[oof["person"] == p_gender, "gender"] == new_gender).all()
+    assert (oof.loc[oof["person"] == p_age, "age_group"] == 2).all()
+    assert oof.loc[photo, "mask"] == 2
+    assert (oof["label"] == oof["mask"] * 6 + oof["gender"] * 3 + oof["age_group"]).all()
+    assert json.loads((run / "config.json").read_text())["overrides_changed"] == 15
+    pd.testing.assert_frame_equal(before, pd.read_parquet(cache.path / "manifest.parquet"))  # the user's data unchanged
+    # the out-of-fold table's contract, for relabel-report
+    assert oof.groupby("person")["fold"].nunique().max() == 1
+    for head, n in (("mask", 3), ("gender", 2), ("age", 3), ("class", 18)):
+        p = oof[[f"p_{head}_{j}" for j in range(n)]].to_numpy()
+        assert np.allclose(p.sum(1), 1, atol=1e-4), head
+
+
+def test_predict_averages_folds_and_flips(work, cache):
+    run = work / "run_ov"
+    if not run.is_dir():
+        pytest.skip("needs the overrides run")
+    got = predict_cache(run, cache, progress=False)
+    images = CacheImages(cache.images)
+    pos = np.arange(len(images))
+    want = 0
+    for f in (0, 1):
+        model = load_weights(build_model("resnet10t", "multi"), run / f"fold_{f}" / "best.safetensors")
+        for flip in (False, True):
+            with torch.no_grad():
+                x = eval_batch(images.take(pos), (32, 24), flip=flip)
+                want = want + probabilities(model.eval()(x), "multi")["class"].numpy() / 4
+    assert np.allclose(got[[f"p_class_{j}" for j in range(18)]].to_numpy(), want, atol=1e-5)
+    single = infer_probs(model, images, pos, (32, 24), "multi")["class"]
+    assert not np.allclose(single, want, atol=1e-3)  # the average really differs from one model on one view
+
+
+def test_predict_writes_submission_in_info_order(run_fit, work):
+    data = work / "eval"
+    order = make_eval_layout(data, n=5)
+    out = predict(run_fit, data, out=work / "pred" / "submission.csv", cache_root=work / "caches", progress=False)
+    sub = pd.read_csv(out)
+    assert list(sub.columns) == ["ImageID", "ans"]
+    assert list(sub["ImageID"]) == order
+    assert sub["ans"].between(0, 17).all() and sub["ans"].dtype.kind == "i"
+    probs = pd.read_parquet(out.parent / "probs.parquet")
+    assert len(probs) == 5 and set(probs["image_id"]) == set(order)
+    cache = load_cache(probs["cache"].iloc[0])
+    assert cache.images.shape[1:3] == (32, 24)  # cropped with the run's own crop settings
+    # a plain folder of photos: image_id,ans
+    plain = work / "plain"
+    shutil.copytree(data / "images", plain)
+    sub2 = pd.read_csv(predict(run_fit, plain, cache_root=work / "caches", progress=False))
+    assert list(sub2.columns) == ["image_id", "ans"] and len(sub2) == 5
+
+
+def test_multi_head_probabilities_combine_into_18_classes():
+    pm, pg, pa = torch.tensor([[0.1, 0.2, 0.7]]), torch.tensor([[0.4, 0.6]]), torch.tensor([[0.5, 0.3, 0.2]])
+    p = class_probs_from_heads(pm, pg, pa)
+    assert p.shape == (1, 18) and torch.isclose(p.sum(), torch.tensor(1.0))
+    assert torch.isclose(p[0, 2 * 6 + 1 * 3 + 0], torch.tensor(0.7 * 0.6 * 0.5))
+    logits = torch.randn(4, 18)
+    single = probabilities(logits, "single")
+    assert torch.allclose(single["mask"][:, 2], single["class"][:, 12:].sum(1))
+    assert torch.allclose(single["age"][:, 1], single["class"][:, 1::3].sum(1))
+
+
+@pytest.mark.parametrize("n", [2, 3, 18])
+def test_losses_follow_the_head_class_count(n):
+    logits = torch.randn(16, n, generator=torch.Generator().manual_seed(n))
+    y = torch.arange(16) % n
+    for name in ("ce", "smooth", "focal", "f1"):
+        v = make_loss(name, n)(logits, y)
+        assert torch.isfinite(v) and v > 0, name
+    assert torch.isclose(FocalLoss(gamma=0.0)(logits, y), make_loss("ce", n)(logits, y), atol=1e-6)
+    perfect = torch.nn.functional.one_hot(y, n).float() * 20
+    assert make_loss("f1", n)(perfect, y) < 0.01
+    # smoothing spreads 0.1 over the head's own classes: a confident right answer still costs something
+    assert make_loss("smooth", n)(perfect, y) > make_loss("ce", n)(perfect, y) + 0.05
+    with pytest.raises(ValueError):
+        make_loss("ce", n, class_weights=torch.ones(n + 1))
+
+
+def test_augment_shapes_determinism_and_flip():
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (4, 40, 30, 3), dtype=np.uint8))
+    p = AugmentParams()
+    a = train_batch(images, (32, 24), p, torch.Generator().manual_seed(1))
+    b = train_batch(images, (32, 24), p, torch.Generator().manual_seed(1))
+    assert a.shape == (4, 3, 32, 24) and a.dtype == torch.float32 and torch.equal(a, b)
+    only_flip = AugmentParams(hflip=1.0, scale=(1.0, 1.0), ratio=(1.0, 1.0), rotate=0, brightness=0, contrast=0, saturation=0)
+    flipped = train_batch(images, (40, 30), only_flip, torch.Generator().manual_seed(0))
+    assert torch.allclose(flipped, eval_batch(images, (40, 30), flip=True), atol=1e-4)
+
+
+def test_weights_never_downloaded(run_a, tmp_path):
+    if local_pretrained_file("resnet10t") is None:
+        with pytest.raises(InputError, match="nothing is downloaded"):
+            build_model("resnet10t", pretrained=True)
+    model = build_model("resnet10t", "single", weights=run_a / "fold_0" / "best.safetensors")  # head differs, body loads
+    ref = load_weights(build_model("resnet10t"), run_a / "fold_0" / "best.safetensors")
+    assert torch.equal(model.conv1[0].weight, ref.conv1[0].weight)
+    with pytest.raises(InputError, match="not found"):
+        build_model("resnet10t", weights=tmp_path / "missing.safetensors")
+    with pytest.raises(InputError, match="match"):
+        build_model("mobilenetv3_small_050", weights=run_a / "fold_0" / "best.safetensors")
+
+
+def test_cli_train_bad_option_is_one_line(cache):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    r = CliRunner().invoke(app, ["train", str(cache.path), "--loss", "hinge", "--out", str(cache.path.parent / "x")])
+    assert r.exit_code == 2 and "--loss must be one of" in r.output
