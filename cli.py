@@ -51,6 +51,41 @@ def inspect(
 
 
 @app.command()
+def synth(
+    faces: Path = typer.Argument(..., help="Labelled faces: a folder of UTKFace-named photos (age_gender_race_*.jpg, gender 0 male / 1 female) or a CSV with path, age, gender (+ optional person, race)."),
+    out: Path = typer.Argument(..., help="Folder to write (new, empty, or a previous synth output, which is replaced)."),
+    people: Optional[int] = typer.Option(None, help="How many people to write (7 photos each); default: every usable person."),
+    seed: int = typer.Option(0, help="Random seed: the same seed writes the same files."),
+    balance: str = typer.Option("", help="Draw people evenly over these groups so scarce ones are not starved: 'age', 'gender' or 'age,gender'."),
+    inject: str = typer.Option("", help="Known person-level label errors, as fractions of people: e.g. 'gender=0.05,age=0.03,swap=0.03' (swap exchanges incorrect_mask and normal). Listed in injected.csv."),
+    eval_layout: bool = typer.Option(False, "--eval", help="Write the eval layout (info.csv + images/<sha1>.jpg) instead of the train layout; labels go to truth.csv."),
+    detector: str = typer.Option("mtcnn", help="Keypoint detector: mtcnn (most precise keypoints), mediapipe, cascade, fused or auto."),
+    device: Optional[str] = typer.Option(None, help="Torch device for MTCNN, e.g. cpu or cuda; default: cuda when present."),
+    age_bins: str = typer.Option("30,60", help="Two age cut points for --balance and the summary: groups are <a, a..b-1, >=b."),
+    contact: int = typer.Option(8, help="People shown in contact.png (0: no contact sheet)."),
+    workers: Optional[int] = typer.Option(None, help="Threads rendering and writing photos; default: min(4, CPU cores)."),
+    quality: int = typer.Option(92, help="JPEG quality of the written photos."),
+    show: int = typer.Option(10, help="How many skipped faces to print (all are in skipped.csv)."),
+) -> None:
+    """Synthesise masked photos (mask1-5, incorrect_mask, normal) from labelled faces into the competition layout."""
+    from rich.console import Console
+
+    from curate.synth import summary_table, synthesize
+
+    try:
+        result = synthesize(faces, out, people=people, seed=seed, balance=balance, inject=inject, eval_layout=eval_layout,
+                            detector=detector, device=device, age_bins=age_bins, contact=contact, workers=workers,
+                            quality=quality)
+    except InputError as e:
+        _fail(str(e))
+    table, skipped = summary_table(result, show)
+    console = Console()
+    console.print(table)
+    for line in skipped:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+@app.command()
 def crop(
     data: Path = typer.Argument(..., help=DATA_HELP),
     out: Optional[Path] = typer.Option(None, help="Cache folder to write (default: artifacts/cache/<data name>)."),
@@ -58,7 +93,7 @@ def crop(
     min_face: Optional[int] = typer.Option(None, help="Smallest face searched, in pixels (default: 10% of the photo's shorter side)."),
     size: int = typer.Option(256, help="Crop height in pixels; the width is round(size * aspect)."),
     aspect: float = typer.Option(0.75, help="Crop width / height (0.75 = a 3:4 head-and-shoulders portrait)."),
-    margins: str = typer.Option("0.7,0.45,0.55", help="Margins top,side,bottom around the face box, in face widths (bottom is generous to keep chin and mask)."),
+    margins: str = typer.Option("0.7,0.5,0.55", help="Margins top,side,bottom around the face box, in face widths (bottom is generous to keep chin and mask)."),
     edge: str = typer.Option("shift", help="At the photo's edge: shift the crop inside the photo, or pad beyond it."),
     pad: str = typer.Option("gray", help="Fill for any part of the crop beyond the photo: gray, black or replicate."),
     background: str = typer.Option("none", help="Background removal: none, mediapipe (bundled selfie segmenter) or rembg (model file in U2NET_HOME)."),

@@ -89,11 +89,12 @@ def _chaikin(points: np.ndarray, iterations: int = 3) -> np.ndarray:
 
 
 # Outline control points per shape in a unit box: u across (-1 left .. 1 right), v down (0 top .. 1 bottom),
-# from the top centre clockwise over the right half; the left half mirrors it.
+# from the top centre clockwise over the right half; the left half mirrors it. v stays in 0..1, so the
+# geometry's ``top`` and ``bottom`` bound the mask (smoothing only cuts corners inwards).
 _SHAPES: dict[str, list[tuple[float, float]]] = {
     "surgical": [(0.0, 0.0), (0.45, 0.04), (0.9, 0.12), (1.0, 0.2), (1.0, 0.55), (0.93, 0.78), (0.6, 0.94), (0.0, 1.0)],
     "cloth": [(0.0, 0.0), (0.4, 0.07), (0.8, 0.17), (1.0, 0.32), (0.98, 0.6), (0.82, 0.82), (0.45, 0.96), (0.0, 1.0)],
-    "kf94": [(0.0, -0.04), (0.12, 0.02), (0.55, 0.1), (0.95, 0.2), (1.0, 0.5), (0.8, 0.76), (0.2, 0.97), (0.0, 1.02)],
+    "kf94": [(0.0, 0.0), (0.12, 0.06), (0.55, 0.14), (0.95, 0.24), (1.0, 0.52), (0.8, 0.77), (0.2, 0.97), (0.0, 1.0)],
 }
 _SMOOTH = {"surgical": 2, "cloth": 3, "kf94": 2}
 
@@ -126,8 +127,8 @@ def mask_geometry(keypoints: np.ndarray, wear: str = "correct", rng: np.random.G
     if wear == "correct":  # over the bridge of the nose, well above the tip, to under the chin
         top = min(0.3, ny - 0.25) + j(0.04)
         bottom, width = 1.9 + j(0.06), 1.0 + j(0.04)
-    elif wear == "nose":  # top edge below the nose tip: nostrils and tip exposed, mouth covered
-        top = float(np.clip(ny + 0.2 + j(0.04), ny + 0.14, 0.8))
+    elif wear == "nose":  # top edge on the upper lip, between nose tip and mouth: nose exposed, mouth covered
+        top = ny + (1.0 - ny) * (0.5 + j(0.08))
         bottom, width = 1.9 + j(0.06), 1.0 + j(0.04)
     else:  # pulled down on the chin: mouth and nose exposed
         top = 1.28 + j(0.04)
@@ -150,9 +151,9 @@ def mask_outline(keypoints: np.ndarray, wear: str = "correct", shape: str = "clo
     """The mask's outline in image pixels (N, 2 float64): a rounded polygon from the face's keypoints."""
     g = geometry or mask_geometry(keypoints, wear, rng)
     half = np.array(_SHAPES[shape], np.float64)
-    if rng is not None:  # small shape jitter, symmetric enough to still read as one mask
-        half = half + rng.uniform(-0.025, 0.025, half.shape) * np.array([1.0, 1.0])
-        half[0, 0] = half[-1, 0] = 0.0
+    if rng is not None:  # small shape jitter; the top and bottom centre stay put, nothing rises above the top
+        half[1:-1] += rng.uniform(-0.025, 0.025, (len(half) - 2, 2))
+        half[1:-1, 1] = np.clip(half[1:-1, 1], 0.02, 0.98)
     right = half
     left = half[-2:0:-1] * np.array([-1.0, 1.0])  # mirror, skipping the two centre points
     uv = np.concatenate([right, left], axis=0)

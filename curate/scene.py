@@ -68,7 +68,7 @@ def make_background(rng: np.random.Generator, height: int = PHOTO_HEIGHT, width:
         img *= (0.8 + 0.35 * _smooth_noise(rng, height, width, 6))[..., None]
     light = 1.0 + rng.uniform(-0.18, 0.18) * (xs - 0.5) * 2 + rng.uniform(-0.12, 0.08) * (ys - 0.3)
     img *= light[..., None]
-    img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+    img += 2.0 * rng.standard_normal(img.shape, dtype=np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -116,15 +116,26 @@ def face_transform(keypoints: np.ndarray, eye_dist: float, centre: tuple[float, 
     return m
 
 
-def _fill(canvas: np.ndarray, poly: np.ndarray, colour: np.ndarray, shade: np.ndarray | None = None) -> None:
-    """Anti-aliased fill of a polygon with a colour (optionally times a per-pixel shade) on a float canvas."""
+def _fill(canvas: np.ndarray, poly: np.ndarray, colour: np.ndarray, shade=None) -> None:
+    """Anti-aliased fill of a polygon on a float canvas, in the polygon's bounding box only.
+
+    ``shade(xs, ys)`` (optional) gives a per-pixel brightness factor from photo coordinates.
+    """
     h, w = canvas.shape[:2]
-    m = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 2, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(m, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
     a = (m.astype(np.float32) / 255)[..., None]
-    paint = colour[None, None, :] * (shade[..., None] if shade is not None else 1.0)
-    canvas *= 1 - a
-    canvas += paint * a
+    paint = np.asarray(colour, np.float32)[None, None, :]
+    if shade is not None:
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        paint = paint * shade(xs, ys)[..., None]
+    region = canvas[y0:y1, x0:x1]
+    region *= 1 - a
+    region += paint * a
 
 
 def _torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: Look, skin: np.ndarray) -> None:
@@ -137,24 +148,17 @@ def _torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: Look, s
         (half, shoulder_y + 0.8 * d), (half + 0.25 * d, h + 40.0),
     ])
     poly = np.concatenate([right, (right * [-1, 1])[::-1]]) + [cx, 0]
-    ys = np.arange(h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32)
-    xs = np.arange(w, dtype=np.float32)[None, :] * np.ones((h, 1), np.float32)
-    shade = 1.0 - 0.25 * np.clip(np.abs(xs - cx) / (half * 1.2), 0, 1) ** 2 - 0.1 * np.clip((ys - shoulder_y) / h, 0, 1)
     neck = np.array([(cx - 0.55 * d, chin_y - 0.9 * d), (cx + 0.55 * d, chin_y - 0.9 * d),
                      (cx + 0.62 * d, shoulder_y + 0.1 * d), (cx - 0.62 * d, shoulder_y + 0.1 * d)])
-    neck_shade = 1.0 - 0.3 * np.clip(1 - (ys - chin_y) / (0.5 * d), 0, 1) * (ys > chin_y - 0.9 * d)  # shadow under the chin
-    _fill(canvas, neck, skin * 0.92, neck_shade.astype(np.float32))
-    _fill(canvas, poly, np.array(look.shirt, np.float32), shade.astype(np.float32))
+    _fill(canvas, neck, skin * 0.92, lambda xs, ys: 1.0 - 0.3 * np.clip(1 - (ys - chin_y) / (0.5 * d), 0, 1))  # shadow under the chin
+    _fill(canvas, poly, np.array(look.shirt, np.float32),
+          lambda xs, ys: 1.0 - 0.25 * np.clip(np.abs(xs - cx) / (half * 1.2), 0, 1) ** 2 - 0.1 * np.clip((ys - shoulder_y) / h, 0, 1))
     if look.neckline == "v":
         _fill(canvas, np.array([(cx - 0.5 * d, shoulder_y - 0.12 * d), (cx + 0.5 * d, shoulder_y - 0.12 * d),
                                 (cx, shoulder_y + 0.9 * d)]), skin * 0.9)
     elif look.neckline == "round":
-        m = np.zeros((h, w), np.uint8)
-        cv2.ellipse(m, (int(cx * 16), int((shoulder_y - 0.15 * d) * 16)), (int(0.55 * d * 16), int(0.45 * d * 16)),
-                    0, 0, 180, 255, -1, cv2.LINE_AA, 4)
-        a = (m.astype(np.float32) / 255)[..., None]
-        canvas *= 1 - a
-        canvas += skin * 0.9 * a
+        t = np.linspace(0, np.pi, 24)
+        _fill(canvas, np.stack([cx + 0.55 * d * np.cos(t), shoulder_y - 0.15 * d + 0.45 * d * np.sin(t)], 1), skin * 0.9)
     else:  # a shirt collar: two pale triangles either side of the neck
         col = np.clip(np.array(look.shirt, np.float32) * 1.25 + 25, 0, 255)
         for s in (-1, 1):
@@ -219,6 +223,6 @@ def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.
 
 def camera(photo: np.ndarray, look: Look, rng: np.random.Generator) -> np.ndarray:
     """The camera's touch on a finished photo: white balance, exposure and a little sensor noise."""
-    img = photo.astype(np.float32) * np.array(look.cast, np.float32) * look.brightness
-    img += rng.normal(0, 2.0, img.shape).astype(np.float32)
+    img = photo.astype(np.float32) * (np.array(look.cast, np.float32) * np.float32(look.brightness))
+    img += 2.0 * rng.standard_normal(img.shape, dtype=np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from curate.decode import BadImage, is_photo_name, read_rgb
 from curate.errors import InputError
-from curate.labels import DEFAULT_AGE_BINS, GENDER_FROM_TEXT, GENDER_NAMES, age_group, encode, parse_age_bins
+from curate.labels import DEFAULT_AGE_BINS, GENDER_FROM_TEXT, GENDER_NAMES, age_group, age_group_names, encode, parse_age_bins
 from curate.masks import MASK_STYLES, WEARS, draw_mask, jitter_style
 from curate.readers import PHOTO_STEMS, Problem
 from curate.scene import PHOTO_HEIGHT, PHOTO_WIDTH, camera, compose, make_look
@@ -64,6 +64,7 @@ class SynthResult:
     detector: str
     contact: Path | None = None
     wanted: int = 0
+    age_bins: tuple[int, int] = DEFAULT_AGE_BINS
 
 
 # ----------------------------------------------------------------------------- reading the faces
@@ -434,7 +435,7 @@ def plan_people(accepted: Sequence[tuple[str, list]], by_person: Mapping[str, li
 
 def synthesize_sources(sources: Sequence[FaceSource], out: str | Path, people: int | None = None, seed: int = 0,
                        balance: str | Sequence[str] = (), inject: str | Mapping[str, float] | None = None,
-                       eval_layout: bool = False, detector: str = "mtcnn", device: str | None = None,
+                       eval_layout: bool = False, detector="mtcnn", device: str | None = None,
                        age_bins: str | Sequence[int] = DEFAULT_AGE_BINS, contact: int = 8, workers: int | None = None,
                        quality: int = 92, progress: bool = True, problems: Sequence[Problem] = ()) -> SynthResult:
     """Detect keypoints on ``sources``, draw ``people`` people (balanced over ``balance``), render and write them.
@@ -442,11 +443,13 @@ def synthesize_sources(sources: Sequence[FaceSource], out: str | Path, people: i
     Writes the train layout (``train.csv`` + ``images/<folder>/<stem>.jpg``) or, with ``eval_layout``,
     ``info.csv`` + ``images/<sha1>.jpg``; plus ``truth.csv`` (per photo: true labels, mask style and wear,
     keypoints and face box in the photo), ``injected.csv``, ``skipped.csv``, ``contact.png``, ``synth.json``.
+    ``detector`` is a name for ``make_detector`` or an open ``Detector`` (reused, not closed).
     """
-    from curate.detect import make_detector
-
     t0 = time.perf_counter()
-    bins = parse_age_bins(age_bins) if isinstance(age_bins, str) else tuple(int(b) for b in age_bins)
+    try:
+        bins = parse_age_bins(age_bins)
+    except ValueError as e:
+        raise InputError(str(e)) from None
     keys = parse_balance(balance)
     fractions = parse_inject(inject)
     if eval_layout and fractions:
@@ -465,11 +468,17 @@ def synthesize_sources(sources: Sequence[FaceSource], out: str | Path, people: i
     order = draw_order(cells, np.random.default_rng([seed, 0]))
     wanted = len(names) if people is None else min(people, len(names))
 
+    from curate.detect import make_detector  # torch: imported only once the options are known to be good
+
     prog = _progress(progress)
     with prog:
-        with make_detector(detector, device=device) as det:
+        if isinstance(detector, str):
+            with make_detector(detector, device=device) as det:
+                accepted = _detect_people(names, order, by_person, wanted, det, skipped, prog)
+        else:  # a Detector the caller owns (and closes)
+            det = detector
             accepted = _detect_people(names, order, by_person, wanted, det, skipped, prog)
-            det_name = det.name
+        det_name = det.name
         plans, inj_rows = plan_people(accepted, by_person, fractions, seed, bins)
         rows: list[dict] = []
         sheet: list[tuple[str, dict]] = []
@@ -505,14 +514,14 @@ def synthesize_sources(sources: Sequence[FaceSource], out: str | Path, people: i
                          pd.Series([age_group(p.age, bins) for p in plans], name="age_group")) if plans else pd.DataFrame()
     seconds = time.perf_counter() - t0
     meta = {"params": {"people": people, "seed": seed, "balance": list(keys), "inject": fractions, "eval": eval_layout,
-                       "detector": detector, "age_bins": list(bins), "quality": quality,
+                       "detector": detector if isinstance(detector, str) else detector.name, "age_bins": list(bins), "quality": quality,
                        "size": [PHOTO_WIDTH, PHOTO_HEIGHT]},
             "detector": det_name, "people": len(plans), "photos": len(rows), "skipped": len(skipped),
             "injected": len(inj_rows), "seconds": round(seconds, 2),
             "versions": {"numpy": np.__version__, "opencv": cv2.__version__, "pandas": pd.__version__}}
     (out / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
     return SynthResult(out, "eval" if eval_layout else "train", len(plans), len(rows), skipped, injected, groups,
-                       seconds, det_name, contact_path, wanted)
+                       seconds, det_name, contact_path, wanted, bins)
 
 
 def synthesize(faces: str | Path, out: str | Path, **kwargs) -> SynthResult:
@@ -575,7 +584,7 @@ def astronaut_variants(n: int, seed: int = 0, size: int = 240) -> list[np.ndarra
 
 
 def build_demo_sample(out: str | Path, people: int = 40, seed: int = 0, eval_layout: bool = False,
-                      inject: str | Mapping[str, float] | None = None, detector: str = "mtcnn",
+                      inject: str | Mapping[str, float] | None = None, detector="mtcnn",
                       device: str | None = None, progress: bool = False) -> SynthResult:
     """A small offline sample in the competition layout from skimage's astronaut, ages and genders over all groups.
 
@@ -594,3 +603,25 @@ def build_demo_sample(out: str | Path, people: int = 40, seed: int = 0, eval_lay
     return synthesize_sources(sources, out, people=people, seed=seed, balance=("age", "gender"), inject=inject,
                               eval_layout=eval_layout,
                               detector=detector, device=device, progress=progress)
+
+
+def summary_table(result: SynthResult, show: int = 10):
+    """A rich table of what ``synth`` wrote (people per group, photos, skipped, injected), and the first skipped faces."""
+    from rich.table import Table
+
+    t = Table(title=f"synth -> {result.out} ({result.layout} layout)", show_header=False)
+    t.add_row("people", f"{result.people} written" + (f" of {result.wanted} wanted" if result.wanted != result.people else ""))
+    t.add_row("photos", f"{result.photos} (384 x 512)")
+    names = age_group_names(result.age_bins)
+    for g, row in result.groups.iterrows():
+        t.add_row(f"  {g}", ", ".join(f"{names[int(a)]}: {n}" for a, n in row.items()))
+    t.add_row("skipped faces", f"{len(result.skipped)} (skipped.csv)")
+    kinds = result.injected["kind"].value_counts().to_dict() if len(result.injected) else {}
+    t.add_row("injected errors", (", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none") + " (injected.csv)")
+    t.add_row("detector", result.detector)
+    t.add_row("contact sheet", str(result.contact) if result.contact else "-")
+    t.add_row("time", f"{result.seconds:.1f} s")
+    lines = [f"skipped: {p.path}: {p.what}" for p in result.skipped[:show]]
+    if len(result.skipped) > show:
+        lines.append(f"... and {len(result.skipped) - show} more in skipped.csv")
+    return t, lines
