@@ -14,18 +14,18 @@ import numpy as np
 
 #: Default margins (top, side, bottom) in face widths: room for hair above, ears/hair at the sides,
 #: chin, mask and neck below.
-DEFAULT_MARGINS = (0.7, 0.45, 0.55)
+DEFAULT_MARGINS = (0.7, 0.5, 0.55)
 EDGES = ("shift", "pad")
 PAD_VALUES = {"gray": 128, "black": 0}
 
 
 def parse_margins(text: str | Sequence[float]) -> tuple[float, float, float]:
-    """Parse ``"0.7,0.45,0.55"`` (top, side, bottom in face widths) into three non-negative floats."""
+    """Parse ``"0.7,0.5,0.55"`` (top, side, bottom in face widths) into three non-negative floats."""
     if isinstance(text, str):
         try:
             vals = tuple(float(p) for p in text.split(",") if p.strip())
         except ValueError as e:
-            raise ValueError(f"margins must be three numbers top,side,bottom like 0.7,0.45,0.55, got {text!r}") from e
+            raise ValueError(f"margins must be three numbers top,side,bottom like 0.7,0.5,0.55, got {text!r}") from e
     else:
         vals = tuple(float(v) for v in text)
     if len(vals) != 3 or any(not np.isfinite(v) or v < 0 or v > 10 for v in vals):

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Share of photos whose final crop holds the whole face, with and without the person fallback.
+
+The photos: a competition-layout sample rendered by ``curate.synth`` from ../shared/data/utkface with
+masks drawn on; its ``truth.csv`` gives each photo's face box (where the face was pasted). For each
+detector in ``--detectors`` and the person fallback on / off, `crop` runs on the sample and a crop
+counts as covering when its region (``crop_x1..crop_y2``) contains the true face box (clipped to the
+photo), and the face box grown by ``--grow`` of its size on every side (hair, chin, mask edges).
+Synth faces are easy to detect, so the fallback is also measured on simulated misses: the detections
+of a random ``--miss`` share of the masked photos are dropped from the first run's manifest and
+their boxes recomputed by the same code `crop` uses (``assign_boxes`` + ``crop_region``).
+Prints one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def coverage(manifest: pd.DataFrame, truth: pd.DataFrame, grow: float = 0.0) -> pd.Series:
+    """Per photo: does the crop region contain the true face box (grown by ``grow`` of its size, clipped to the photo)?"""
+    t = truth.set_index("image_id").loc[manifest["image_id"]]
+    box = t[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(float)
+    w, h = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
+    box = box + np.stack([-grow * w, -grow * h, grow * w, grow * h], axis=1)
+    size = manifest[["width", "height"]].to_numpy(float)
+    box = np.clip(box, 0, np.concatenate([size, size], axis=1))
+    crop = manifest[["crop_x1", "crop_y1", "crop_x2", "crop_y2"]].to_numpy(float)
+    ok = (crop[:, 0] <= box[:, 0] + 1) & (crop[:, 1] <= box[:, 1] + 1) & (crop[:, 2] >= box[:, 2] - 1) & (crop[:, 3] >= box[:, 3] - 1)
+    return pd.Series(ok & (manifest["error"] == "").to_numpy(), index=manifest.index)
+
+
+def simulate_misses(manifest: pd.DataFrame, truth: pd.DataFrame, params, miss: float, grow: float, seed: int = 0) -> dict:
+    """Drop the detections of a random ``miss`` share of masked photos, refill them with and without the person step."""
+    from curate.fallback import assign_boxes
+    from curate.geometry import crop_region
+
+    m = manifest.reset_index(drop=True)
+    masked = (truth.set_index("image_id").loc[m["image_id"], "mask"] != 2).to_numpy()
+    rng = np.random.default_rng(seed)
+    cand = np.flatnonzero(masked & (m["box_source"] == "detected").to_numpy())
+    drop = rng.choice(cand, size=int(round(miss * len(cand))), replace=False)
+    boxes = m[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(float).copy()
+    boxes[(m["box_source"] != "detected").to_numpy()] = np.nan
+    boxes[drop] = np.nan
+    sizes = m[["width", "height"]].to_numpy(float)
+    res = {"miss": miss, "dropped": int(len(drop))}
+    for person in (True, False):
+        filled, src = assign_boxes(boxes, sizes, m["person"].astype(str).tolist(), (m["error"] == "").to_numpy(), use_person=person)
+        sim = m.copy()
+        regions = np.array([crop_region(b, w, h, params.margins, params.aspect, params.edge) for b, (w, h) in zip(filled, sizes)])
+        sim[["crop_x1", "crop_y1", "crop_x2", "crop_y2"]] = regions
+        face, grown = coverage(sim, truth), coverage(sim, truth, grow)
+        res["person" if person else "no_person"] = {
+            "face_covered": round(float(face.mean()), 4), "face_grown_covered": round(float(grown.mean()), 4),
+            "dropped_face_covered": round(float(face.iloc[drop].mean()), 4),
+            "dropped_grown_covered": round(float(grown.iloc[drop].mean()), 4),
+            "sources": {s: int((src == s).sum()) for s in ("detected", "person", "prior")}}
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, default=40, help="people in the built sample (7 photos each)")
+    ap.add_argument("--sample", type=Path, default=None, help="an existing synth output (train layout + truth.csv) to use instead")
+    ap.add_argument("--detectors", default="auto,mp-short", help="detectors to compare, comma separated")
+    ap.add_argument("--grow", type=float, default=0.2, help="margin around the face box for the second criterion")
+    ap.add_argument("--miss", type=float, default=0.3, help="share of masked photos whose detection is dropped in the simulation")
+    a = ap.parse_args()
+
+    from crop_speed import build_sample
+    from curate.crop import CropParams, crop_dataset
+
+    out: dict = {"bench": "crop_coverage", "grow": a.grow, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="crop_coverage_") as tmp:
+        tmp = Path(tmp)
+        sample = a.sample or build_sample(tmp / "sample", a.people, seed=2)
+        truth = pd.read_csv(sample / "truth.csv")
+        for det in a.detectors.split(","):
+            for person in (True, False):
+                t0 = time.perf_counter()
+                cache = crop_dataset(sample, tmp / f"{det}_{person}", CropParams(detector=det, person_fallback=person), progress=False)
+                m = cache.manifest
+                face, grown = coverage(m, truth), coverage(m, truth, a.grow)
+                by_src = {s: {"photos": int((m["box_source"] == s).sum()),
+                              "face_covered": round(float(face[m["box_source"] == s].mean()), 4) if (m["box_source"] == s).any() else None}
+                          for s in ("detected", "person", "prior")}
+                masked = (truth.set_index("image_id").loc[m["image_id"], "mask"] != 2).to_numpy()
+                out["runs"].append({
+                    "detector": det, "resolved": cache.meta["detector"], "person_fallback": person, "photos": len(m),
+                    "face_covered": round(float(face.mean()), 4), "face_grown_covered": round(float(grown.mean()), 4),
+                    "masked_face_covered": round(float(face[masked].mean()), 4),
+                    "not_covered": int((~face).sum()), "by_source": by_src, "seconds": round(time.perf_counter() - t0, 1),
+                })
+            first = crop_dataset(sample, tmp / f"{a.detectors.split(',')[0]}_True", CropParams(detector=a.detectors.split(",")[0]), progress=False)
+            out["simulated_misses"] = simulate_misses(first.manifest, truth, CropParams.from_dict(first.meta["params"]), a.miss, a.grow)
+        out["photos"] = len(truth)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
