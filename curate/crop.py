@@ -178,6 +178,8 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     params = CropParams.from_dict(params.to_dict()).validate()
     ds = data if isinstance(data, Dataset) else read_dataset(data, age_bins=params.age_bins, check_files=False)
     manifest = ds.manifest.reset_index(drop=True)
+    if ds.problems:
+        console.print(f"{len(ds.problems)} problem(s) in the data, e.g. {ds.problems[0]}; `inspect` lists them all", soft_wrap=True)
     n = len(manifest)
     if n == 0:
         raise InputError(f"{ds.root or data}: no photos to crop")
@@ -190,10 +192,10 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
         find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
     writer = CacheWriter.open(out, n, (*out_hw, 3), key, params.chunk)
     if writer.state == "complete":
-        console.print(f"cache reused: {out} ({n} photos; same inputs and parameters, nothing recomputed)")
+        console.print(f"cache reused: {out} ({n} photos; same inputs and parameters, nothing recomputed)", soft_wrap=True)
         return load_cache(out)
     if writer.state == "resume":
-        console.print(f"resuming {out}: {len(writer.done)} of {writer.n_chunks} chunks already done")
+        console.print(f"resuming {out}: {len(writer.done)} of {writer.n_chunks} chunks already done", soft_wrap=True)
     paths = manifest["path"].astype(str).tolist()
     t0 = time.perf_counter()
     done_now = 0
@@ -237,7 +239,7 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     counts = {s: int((full["box_source"] == s).sum()) for s in ("detected", "person", "prior")}
     counts["failed"] = int((full["error"] != "").sum())
     meta = {
-        "params": params.to_dict(), "versions": package_versions(), "source": str(ds.root), "layout": ds.layout,
+        "params": params.to_dict(), "versions": package_versions(), "source": str(Path(ds.root).resolve()) if ds.root else "", "layout": ds.layout,
         "detector": detector_name or "(resumed; see the first run)", "device": dev, "image_shape": [*out_hw, 3],
         "counts": counts, "problems": len(ds.problems), "chunks": writer.n_chunks, "chunk": writer.chunk,
         "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
