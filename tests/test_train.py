@@ -225,3 +225,17 @@ def test_cli_train_bad_option_is_one_line(cache):
 
     r = CliRunner().invoke(app, ["train", str(cache.path), "--loss", "hinge", "--out", str(cache.path.parent / "x")])
     assert r.exit_code == 2 and "--loss must be one of" in r.output
+
+
+def test_augment_backends_agree():
+    """The CPU's OpenCV kernels and the torch (CUDA) kernels apply the same drawn warp and colour map."""
+    from _train_data import astronaut_photo
+
+    photo = torch.from_numpy(np.stack([astronaut_photo(i)[::2, ::2] for i in range(4)]))  # 256 x 192
+    p = AugmentParams(rotate=15)
+    a = train_batch(photo, (128, 96), p, torch.Generator().manual_seed(5), backend="opencv")
+    b = train_batch(photo, (128, 96), p, torch.Generator().manual_seed(5), backend="torch")
+    c = train_batch(photo, (128, 96), p, torch.Generator().manual_seed(6), backend="torch")
+    assert a.shape == b.shape == (4, 3, 128, 96)
+    assert (a - b).abs().mean() < 0.03          # uint8 rounding and border pixels only
+    assert (a - c).abs().mean() > 10 * (a - b).abs().mean()  # while another draw differs a lot
