@@ -50,26 +50,30 @@ def plot_confusion(path: str | Path, matrices: dict[str, np.ndarray], f1: dict[s
 
 def plot_curves(path: str | Path, metrics: pd.DataFrame) -> Path:
     """Write train/val loss, validation macro F1 (18 classes and per head) and the learning rate per epoch, one line per fold."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for fold, m in metrics.groupby("fold"):
-        axes[0].plot(m["epoch"], m["train_loss"], label=f"fold {fold} train")
+        line = axes[0].plot(m["epoch"], m["train_loss"], label=f"fold {fold} train")[0]
         if m["val_loss"].notna().any():
-            axes[0].plot(m["epoch"], m["val_loss"], "--", label=f"fold {fold} val")
-        axes[1].plot(m["epoch"], m["val_f1"], lw=2, label=f"fold {fold} 18-class")
-        for head, style in (("mask", ":"), ("gender", "-."), ("age", "--")):
-            col = f"val_f1_{head}"
-            if col in m and m[col].notna().any():
-                axes[1].plot(m["epoch"], m[col], style, alpha=0.6, label=f"fold {fold} {head}")
-        axes[2].plot(m["epoch"], m["lr"], label=f"fold {fold}")
+            axes[0].plot(m["epoch"], m["val_loss"], "--", color=line.get_color(), label=f"fold {fold} val (18-class NLL)")
+        axes[1].plot(m["epoch"], m["val_f1"], lw=2, color=line.get_color(), label=f"fold {fold} 18 classes")
+        axes[2].plot(m["epoch"], m["lr"], color=line.get_color(), label=f"fold {fold}")
+    mean = metrics.groupby("epoch").mean(numeric_only=True)
+    for head, style in (("mask", ":"), ("gender", "-."), ("age", "--")):
+        col = f"val_f1_{head}"
+        if col in mean and mean[col].notna().any():
+            axes[1].plot(mean.index, mean[col], style, color="gray", lw=1.5, label=f"{head} (mean of folds)")
     axes[0].set_title("loss")
     axes[1].set_title("validation macro F1")
     axes[1].set_ylim(0, 1.02)
-    axes[2].set_title("learning rate")
+    axes[2].set_title("learning rate (end of epoch)")
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=6, ncol=2)
+    axes[1].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
