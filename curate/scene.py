@@ -77,7 +77,7 @@ def make_look(rng: np.random.Generator, age: int | None = None, height: int = PH
     """Draw one person's look; ``age`` makes grey hair likelier from 50 on."""
     grey = age is not None and age >= 50 and rng.random() < (0.35 if age < 60 else 0.65)
     hair = GREY_HAIR[rng.integers(len(GREY_HAIR))] if grey else HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))]
-    d = float(rng.uniform(0.13, 0.18) * width)  # eye distance: the face spans about a third of the width
+    d = float(rng.uniform(0.14, 0.2) * width)  # eye distance: the face spans a third to two fifths of the width
     return Look(
         background=make_background(rng, height, width),
         shirt=tuple(int(c) for c in np.clip(np.array(SHIRT_COLOURS[rng.integers(len(SHIRT_COLOURS))]) + rng.normal(0, 10, 3), 0, 255)),

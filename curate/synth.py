@@ -34,6 +34,7 @@ UTK_RACES = ("White", "Black", "Asian", "Indian", "Other")  # UTKFace race codes
 UTK_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_")
 INJECT_KINDS = ("gender", "age", "swap")
 BALANCE_KEYS = ("age", "gender")
+THUMB_W, THUMB_H = 144, 192  # contact-sheet thumbnails: big enough to see where a mask sits
 OUTPUT_FILES = ("train.csv", "info.csv", "truth.csv", "injected.csv", "skipped.csv", "contact.png", "synth.json")
 
 
@@ -333,13 +334,13 @@ def _write_person(plan: PersonPlan, out: Path, seed: int, eval_layout: bool, qua
             **{f"{n}_{a}": float(kp[i, j]) for i, n in enumerate(("leye", "reye", "nose", "mouth")) for j, a in enumerate("xy")},
             **{f"face_{k}": float(v) for k, v in zip(("x1", "y1", "x2", "y2"), box)},
         })
-        thumbs[written] = cv2.resize(ph["image"], (96, 128), interpolation=cv2.INTER_AREA)
+        thumbs[written] = cv2.resize(ph["image"], (THUMB_W, THUMB_H), interpolation=cv2.INTER_AREA)
     return rows, thumbs
 
 
 def contact_sheet(people: Sequence[tuple[str, dict[str, np.ndarray]]], path: Path) -> Path:
     """A PNG: one row per person (their label text, then mask1..5, incorrect_mask, normal thumbnails)."""
-    tw, th, label_w, head = 96, 128, 150, 16
+    tw, th, label_w, head = THUMB_W, THUMB_H, 150, 16
     sheet = Image.new("RGB", (label_w + tw * len(PHOTO_STEMS), head + th * len(people)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for j, stem in enumerate(PHOTO_STEMS):
