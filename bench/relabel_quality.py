@@ -1,0 +1,163 @@
+"""How well relabel-report finds known label errors, side by side with cleanlab on the same out-of-fold probabilities.
+
+Pipeline (each step reused when its output exists under --work): ``synth`` UTKFace faces into the
+competition layout with person-level errors injected (gender flipped, age group shifted,
+incorrect_mask/normal swapped; listed in injected.csv) -> ``crop`` -> ``train`` K-fold (oof.parquet) ->
+``curate.consistency.find_issues`` at its defaults, and ``cleanlab.filter.find_label_issues`` on single
+photos, both scored per person against injected.csv. Prints one JSON line.
+
+cleanlab flags photos, not people, so its flags are mapped to people per kind: for gender / age,
+cleanlab runs on that head's labels and probabilities and a person counts as flagged when ANY of their
+photos is flagged (``any``) or when at least half are (``half``); for swaps, on the mask head, a person
+counts when their incorrect_mask or normal photo is flagged (``any``) or both are (``both``). The
+18-class run (``find_label_issues`` on p_class, flagged photo -> the field where its predicted class
+differs from the label) is reported too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+KIND_OF = {"gender": "gender", "age": "age", "swap": "mask_swap"}
+
+
+def _pr(flagged: set, truth: set) -> dict:
+    tp = len(flagged & truth)
+    return {"flagged": len(flagged), "true": len(truth), "tp": tp,
+            "precision": round(tp / len(flagged), 3) if flagged else None,
+            "recall": round(tp / len(truth), 3) if truth else None}
+
+
+def ours(oof: pd.DataFrame, manifest: pd.DataFrame, truth: dict[str, set], pool: str) -> tuple[dict, pd.DataFrame]:
+    from curate.consistency import find_issues
+
+    flags = find_issues(oof, manifest, pool=pool)
+    res = {k: _pr(set(flags.loc[flags["kind"] == KIND_OF[k], "person"]), truth[k]) for k in truth}
+    return res, flags
+
+
+def cleanlab_per_head(oof: pd.DataFrame, truth: dict[str, set]) -> dict:
+    from cleanlab.filter import find_label_issues
+
+    from curate.consistency import head_probs
+
+    out = {}
+    for kind, head, field in (("gender", "gender", "gender"), ("age", "age", "age_group")):
+        issue = find_label_issues(labels=oof[field].to_numpy(int), pred_probs=head_probs(oof, head))
+        per = pd.Series(issue).groupby(oof["person"].to_numpy()).mean()
+        out[kind] = {"any": _pr(set(per.index[per > 0]), truth[kind]), "half": _pr(set(per.index[per >= 0.5]), truth[kind])}
+    issue = find_label_issues(labels=oof["mask"].to_numpy(int), pred_probs=head_probs(oof, "mask"))
+    pair = oof["photo"].isin(["incorrect_mask", "normal"]).to_numpy()
+    per = pd.Series(issue[pair]).groupby(oof["person"].to_numpy()[pair])
+    out["swap"] = {"any": _pr(set(per.any().index[per.any()]), truth["swap"]),
+                   "both": _pr(set(per.all().index[per.all() & (per.size() == 2)]), truth["swap"])}
+    return out
+
+
+def cleanlab_18(oof: pd.DataFrame, truth: dict[str, set]) -> dict:
+    from cleanlab.filter import find_label_issues
+
+    pc = oof[[f"p_class_{i}" for i in range(18)]].to_numpy(np.float64)
+    pc /= pc.sum(1, keepdims=True)
+    issue = find_label_issues(labels=oof["label"].to_numpy(int), pred_probs=pc)
+    pred = pc.argmax(1)
+    f = oof[issue].assign(pm=pred[issue] // 6, pg=(pred[issue] // 3) % 2, pa=pred[issue] % 3)
+    pair = f["photo"].isin(["incorrect_mask", "normal"])
+    return {"gender": _pr(set(f.loc[f["pg"] != f["gender"], "person"]), truth["gender"]),
+            "age": _pr(set(f.loc[f["pa"] != f["age_group"], "person"]), truth["age"]),
+            "swap": _pr(set(f.loc[pair & (f["pm"] != f["mask"]), "person"]), truth["swap"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faces", default="/work/shared/data/utkface", help="UTKFace-named face photos")
+    ap.add_argument("--work", type=Path, default=ROOT / "artifacts" / "bench" / "relabel", help="folder for every stage's output")
+    ap.add_argument("--inject", default="gender=0.05,age=0.03,swap=0.03", help="synth --inject")
+    ap.add_argument("--people", type=int, default=None, help="synth --people (default: every usable face)")
+    ap.add_argument("--crop-size", type=int, default=160, help="cache crop height")
+    ap.add_argument("--detector", default="mediapipe", help="crop --detector (mediapipe: fast on a CPU)")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--img-size", default="128,96", help="training input H,W")
+    ap.add_argument("--model", default=None, help="timm model (default: the trainer's quick default)")
+    ap.add_argument("--pool", default="mean", help="relabel-report --pool")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report", action="store_true", help="also write the full relabel report (HTML) into WORK/report")
+    a = ap.parse_args()
+    work: Path = a.work
+    work.mkdir(parents=True, exist_ok=True)
+    times = {}
+
+    synth_dir = work / "synth"
+    t0 = time.perf_counter()
+    if not (synth_dir / "injected.csv").is_file():
+        from curate.synth import synthesize
+
+        synthesize(a.faces, synth_dir, people=a.people, seed=a.seed, inject=a.inject)
+    times["synth_s"] = round(time.perf_counter() - t0, 1)
+
+    from curate.crop import CropParams, crop_dataset
+
+    t0 = time.perf_counter()
+    cache = crop_dataset(synth_dir, work / "cache", CropParams(size=a.crop_size, detector=a.detector))
+    times["crop_s"] = round(time.perf_counter() - t0, 1)
+
+    run = work / "run"
+    t0 = time.perf_counter()
+    if not (run / "summary.json").is_file():
+        from train.fit import quick_config, train
+
+        h, w = (int(v) for v in a.img_size.split(","))
+        changes = dict(folds=a.folds, epochs=a.epochs, img_size=(h, w), seed=a.seed)
+        if a.model:
+            changes["model"] = a.model
+        train(cache, run, cfg=quick_config(**changes))
+    times["train_s"] = round(time.perf_counter() - t0, 1)
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+
+    injected = pd.read_csv(synth_dir / "injected.csv", dtype=str)
+    folder_of = cache.manifest.drop_duplicates("person").set_index("id")["person"] if "id" in cache.manifest else None
+    persons = injected["person"].astype(str)
+    if not persons.isin(set(cache.manifest["person"].astype(str))).all() and folder_of is not None:
+        persons = injected["id"].map(folder_of).astype(str)
+    truth = {k: set(persons[injected["kind"] == k]) for k in KIND_OF}
+
+    from curate.relabel import read_oof
+
+    oof = read_oof(run / "oof.parquet")
+    t0 = time.perf_counter()
+    ours_res, flags = ours(oof, cache.manifest, truth, a.pool)
+    times["checks_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    cl_head, cl_18 = cleanlab_per_head(oof, truth), cleanlab_18(oof, truth)
+    times["cleanlab_s"] = round(time.perf_counter() - t0, 2)
+    if a.report:
+        from curate.relabel import relabel_report
+
+        relabel_report(cache.path, oof=run / "oof.parquet", out=work / "report", pool=a.pool, progress=False)
+
+    def f1(r: dict) -> float:
+        p, q = r["precision"] or 0.0, r["recall"] or 0.0
+        return round(2 * p * q / (p + q), 3) if p + q else 0.0
+
+    best_cl = {k: max([cl_head[k][m] for m in cl_head[k]] + [cl_18[k]], key=f1) for k in truth}
+    print(json.dumps({
+        "bench": "relabel_quality", "people": int(cache.manifest["person"].nunique()), "photos": int(len(oof)),
+        "injected": {k: len(v) for k, v in truth.items()}, "oof_val_f1": summary.get("oof_macro_f1", summary.get("macro_f1")),
+        "ours": ours_res, "cleanlab_per_head": cl_head, "cleanlab_18class": cl_18,
+        "f1_ours_vs_best_cleanlab": {k: [f1(ours_res[k]), f1(best_cl[k])] for k in truth},
+        "goal_met": {k: bool((ours_res[k]["recall"] or 0) >= 0.9 and (ours_res[k]["precision"] or 0) >= 0.8) for k in ("gender", "swap")},
+        "other_flags": flags.loc[~flags["kind"].isin(list(KIND_OF.values())), "kind"].value_counts().to_dict(),
+        "config": {"inject": a.inject, "folds": a.folds, "epochs": a.epochs, "img_size": a.img_size,
+                   "crop_size": a.crop_size, "detector": a.detector, "model": a.model or "trainer default", "pool": a.pool, "seed": a.seed},
+        **times}))
+
+
+if __name__ == "__main__":
+    main()
