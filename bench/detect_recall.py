@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curate.decode import read_rgb  # noqa: E402
-from curate.detect import (CascadeDetector, Detector, FusedDetector, MediaPipeDetector, MTCNNDetector,  # noqa: E402
-                           box_iou, make_detector)
+from curate.detect import (RECALL_THRESHOLDS, Detector, FusedDetector, MediaPipeDetector,  # noqa: E402
+                           MTCNNDetector, box_iou, make_detector)
 
 CLASSES = ("with_mask", "mask_weared_incorrect", "without_mask")
 
@@ -32,10 +32,14 @@ def build(setting: str) -> Detector:
     """Detector for a bench setting name (make_detector names plus a few variants)."""
     variants = {
         "mp-full-tile": lambda: MediaPipeDetector("full", tile=True),
-        "mp-full-0.2": lambda: MediaPipeDetector("full", min_score=0.2),
+        "mp-short-tile": lambda: MediaPipeDetector("short", tile=True),
         "mtcnn-mf20": lambda: MTCNNDetector(device="cpu", min_face=20),
-        "mtcnn-low": lambda: MTCNNDetector(device="cpu", thresholds=(0.5, 0.6, 0.6)),
-        "fused-mp": lambda: FusedDetector([MediaPipeDetector("full"), MediaPipeDetector("short")], name="fused-mp"),
+        "mtcnn-low": lambda: MTCNNDetector(device="cpu", thresholds=RECALL_THRESHOLDS),
+        "mtcnn-raw": lambda: MTCNNDetector(device="cpu", calibrate=False),
+        "fused-raw": lambda: FusedDetector([MediaPipeDetector("full", calibrate=False),
+                                            MediaPipeDetector("short", tile=True, calibrate=False),
+                                            MTCNNDetector(device="cpu", thresholds=RECALL_THRESHOLDS, calibrate=False)],
+                                           name="fused-raw"),
     }
     if setting in variants:
         return variants[setting]()
@@ -80,7 +84,7 @@ def timed_detect(det: Detector, images: list[np.ndarray], batch: int) -> tuple[l
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/data"))
-    ap.add_argument("--settings", default="mp-short,mp-full,mp-full-tile,mtcnn,mtcnn-mf20,fused-mp,cascade,fused,auto")
+    ap.add_argument("--settings", default="mp-short,mp-full,mp-short-tile,mtcnn-raw,mtcnn,mtcnn-low,mediapipe,fused-raw,fused,mtcnn-first,adaptive,auto")
     ap.add_argument("--min-size", type=float, default=40.0, help="annotated faces with min(w,h) >= this count")
     ap.add_argument("--limit", type=int, default=0, help="first N photos of each view (0 = all)")
     ap.add_argument("--batch", type=int, default=8)
@@ -109,8 +113,12 @@ def main() -> None:
     for setting in a.settings.split(","):
         with build(setting) as det:
             det.detect([voc[0][0]])  # warm-up
+            det.n_photos = det.n_extra = 0  # AdaptiveDetector's counters (ignored by the others)
             dets, t_voc = timed_detect(det, [im for im, _ in voc], a.batch)
+            extra_voc = det.n_extra / len(voc)
+            det.n_extra = 0
             mdets, t_m = timed_detect(det, [im for _, im in masked], a.batch)
+            extra_m = det.n_extra / len(masked)
         hits = {c: [0, 0] for c in CLASSES}
         fp = n_det = tp = 0
         ratios = []
@@ -150,6 +158,8 @@ def main() -> None:
             "maskedface_found": {c: round(v[0] / max(v[1], 1), 3) for c, v in found.items()},
             "ms_per_photo_384x512": round(1000 * t_m / len(masked), 2),
         }
+        if hasattr(det, "quick"):
+            results[setting]["share_to_extra"] = {"voc": round(extra_voc, 3), "maskedface": round(extra_m, 3)}
         print(f"{setting:14s} " + json.dumps(results[setting]), file=sys.stderr, flush=True)
     counts = {}
     for _, objs in voc:
