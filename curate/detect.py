@@ -286,14 +286,28 @@ class MTCNNDetector(Detector):
         factor: float = 0.709,
         batch_size: int | None = None,
         calibrate: bool = True,
+        sampling: int = 2,
     ) -> None:
         from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.min_face, self.thresholds, self.factor, self.calibrate = min_face, thresholds, factor, calibrate
+        self.sampling = sampling  # roi_align samples per bin side for the stage 2-3 crops (-1: adaptive, exact area)
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
         self.name = "mtcnn"
-        self.pnet, self.rnet, self.onet = (net().to(self.device).eval() for net in (PNet, RNet, ONet))
+        # channels-last: mkldnn convolutions and max-pooling run several times faster on the CPU
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.pnet, self.rnet, self.onet = (net().to(self.device, memory_format=self.memory_format).eval()
+                                           for net in (PNet, RNet, ONet))
+
+    def _pyramid_level(self, batch_hwc: torch.Tensor, imgs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """One pyramid level, normalised: cv2 INTER_AREA on the CPU (~2x torch's area mode), torch on CUDA."""
+        if self.device.type == "cpu":
+            import cv2
+
+            small = np.stack([cv2.resize(im, (size[1], size[0]), interpolation=cv2.INTER_AREA) for im in batch_hwc.numpy()])
+            return (torch.from_numpy(small).permute(0, 3, 1, 2).float() - 127.5) * 0.0078125  # NHWC memory = channels-last
+        return torch.nn.functional.interpolate(imgs, size=size, mode="area")
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         _check_images(images)
@@ -324,7 +338,7 @@ class MTCNNDetector(Detector):
         boxes_l, inds_l = [], []
         for scale in pyramid_scales(h, w, min_face, self.factor):
             sh, sw = int(h * scale + 1), int(w * scale + 1)
-            reg, probs = self.pnet(torch.nn.functional.interpolate(imgs, size=(sh, sw), mode="area"))
+            reg, probs = self.pnet(self._pyramid_level(batch_hwc, imgs, (sh, sw)))
             prob = probs[:, 1]
             mask = prob >= t1
             if not mask.any():
@@ -353,8 +367,8 @@ class MTCNNDetector(Detector):
         # stage 2: RNet on 24x24 crops of every candidate of every photo
         if len(boxes):
             rois = torch.cat([inds[:, None].float(), boxes[:, 0:2] - 1, boxes[:, 2:4]], 1)
-            crops = roi_align(imgs, rois, output_size=(24, 24), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-            reg, prob = _chunked(self.rnet, crops)
+            crops = roi_align(imgs, rois, output_size=(24, 24), spatial_scale=1.0, sampling_ratio=self.sampling, aligned=True)
+            reg, prob = _chunked(self.rnet, crops.contiguous(memory_format=self.memory_format))
             score = prob[:, 1]
             ok = score > t2
             boxes, inds, score, reg = boxes[ok], inds[ok], score[ok], reg[ok]
@@ -365,8 +379,8 @@ class MTCNNDetector(Detector):
         # stage 3: ONet on 48x48 crops, boxes + 5 landmarks
         if len(boxes):
             rois = torch.cat([inds[:, None].float(), boxes[:, 0:2] - 1, boxes[:, 2:4]], 1)
-            crops = roi_align(imgs, rois, output_size=(48, 48), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-            reg, pts, prob = _chunked(self.onet, crops)
+            crops = roi_align(imgs, rois, output_size=(48, 48), spatial_scale=1.0, sampling_ratio=self.sampling, aligned=True)
+            reg, pts, prob = _chunked(self.onet, crops.contiguous(memory_format=self.memory_format))
             score = prob[:, 1]
             ok = score > t3
             boxes, inds, score, reg, pts = boxes[ok], inds[ok], score[ok], reg[ok], pts[ok]
