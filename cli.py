@@ -89,7 +89,7 @@ def synth(
 def crop(
     data: Path = typer.Argument(..., help=DATA_HELP),
     out: Optional[Path] = typer.Option(None, help="Cache folder to write (default: artifacts/cache/<data name>)."),
-    detector: str = typer.Option("auto", help="Face detector: auto (MTCNN on CUDA, MediaPipe cascade on CPU), mtcnn, mediapipe, mp-short, mp-full, fused, cascade."),
+    detector: str = typer.Option("auto", help="Face detector (any name curate.detect.make_detector takes): auto (mtcnn-first on CUDA, adaptive on CPU), mtcnn, mediapipe, mp-full, mp-short, fused, adaptive, mtcnn-first."),
     min_face: Optional[int] = typer.Option(None, help="Smallest face searched, in pixels (default: 10% of the photo's shorter side)."),
     size: int = typer.Option(256, help="Crop height in pixels; the width is round(size * aspect)."),
     aspect: float = typer.Option(0.75, help="Crop width / height (0.75 = a 3:4 head-and-shoulders portrait)."),
