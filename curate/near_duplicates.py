@@ -61,7 +61,7 @@ def candidate_pairs(hashes: np.ndarray, groups: Sequence, max_distance: int = 8,
     return np.concatenate(found) if found else np.zeros((0, 3), np.int64)
 
 
-def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_distance: int = 8, min_corr: float = 0.92,
+def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_distance: int = 4, min_corr: float = 0.97,
                          same_label: bool = False, age_bins: Sequence[int] = (30, 60)) -> pd.DataFrame:
     """Flag pairs of people with near-identical photos and different labels (one flag per person per pair).
 

@@ -85,8 +85,8 @@ def read_oof(path: str | Path) -> pd.DataFrame:
 
 
 def relabel_report(cache: str | Path, oof: str | Path | None = None, out: str | Path | None = None,
-                   pool: str = "mean", near_duplicates: bool = True, max_hash_distance: int = 8,
-                   min_corr: float = 0.92, max_cards: int = 1000, age_bins=None, folds: int = 5, epochs: int = 6,
+                   pool: str = "mean", near_duplicates: bool = True, max_hash_distance: int = 4,
+                   min_corr: float = 0.97, max_cards: int = 1000, age_bins=None, folds: int = 5, epochs: int = 6,
                    model: str | None = None, image_size: int = 128, batch_size: int = 64, device: str | None = None,
                    seed: int = 0, progress: bool = True, console: Console | None = None) -> RelabelResult:
     """Flag likely label errors in a cache and write report.html, issues.csv and overrides.csv into ``out``.
