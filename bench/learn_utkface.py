@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--img-size", type=int, default=128, help="input height; width keeps the cache's 3:4 aspect")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--model", default=TrainConfig().model)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (1: on a shared, loaded 2-core machine two OpenMP threads stall each other)")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -60,7 +62,7 @@ def main() -> None:
     t_crop = time.perf_counter() - t1
     h, w = cache.images.shape[1:3]
     size = (a.img_size, round(a.img_size * w / h))
-    cfg = TrainConfig(model=a.model, epochs=a.epochs, img_size=size, folds=a.folds)
+    cfg = TrainConfig(model=a.model, epochs=a.epochs, img_size=size, folds=a.folds, threads=a.threads)
     t2 = time.perf_counter()
     run = train(cache, a.work / "run", cfg, progress=False)
     t_train = time.perf_counter() - t2
@@ -72,7 +74,7 @@ def main() -> None:
            "oof_f1_age": round(s["oof_f1_age"], 4), "oof_acc": round(s["oof_acc"], 4),
            "per_fold_f1": [round(f["tta_f1"], 4) for f in s["per_fold"]],
            "seconds": {"synth": round(t_synth, 1), "crop": round(t_crop, 1), "train_5fold": round(t_train, 1)},
-           "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "run": str(run),
+           "cpus": os.cpu_count(), "torch_threads": a.threads, "load_avg_1m": round(os.getloadavg()[0], 2), "run": str(run),
            "gpu": gpu_speed(cache, a.work)}
     print(json.dumps(res))
 

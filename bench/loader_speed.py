@@ -136,7 +136,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline")
     ap.add_argument("--model", default="mobilenetv3_small_100", help="model of the whole-epoch comparison")
     ap.add_argument("--epoch", type=int, default=1, help="also time one training epoch both ways (0 = skip)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: torch's)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     size = (256, 192)
     make_photos(a.faces, a.work, a.n, size)
     naive = naive_pass(a.work / "jpg", a.batch, size, a.workers)  # first: its JPEGs are in the page cache either way
