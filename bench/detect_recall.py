@@ -23,9 +23,31 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curate.decode import read_rgb  # noqa: E402
 from curate.detect import (RECALL_THRESHOLDS, Detector, FusedDetector, MediaPipeDetector,  # noqa: E402
-                           MTCNNDetector, box_iou, make_detector)
+                           MTCNNDetector, box_iou, make_detector, make_face)
 
 CLASSES = ("with_mask", "mask_weared_incorrect", "without_mask")
+
+
+class FacenetNaive(Detector):
+    """The anchor's detector: facenet-pytorch's own MTCNN.detect, one photo at a time, default settings."""
+
+    name = "facenet-naive"
+
+    def __init__(self) -> None:
+        from facenet_pytorch import MTCNN
+
+        self.mtcnn = MTCNN(keep_all=True, device="cpu")
+
+    def detect(self, images):
+        out = []
+        for im in images:
+            boxes, probs, points = self.mtcnn.detect(im, landmarks=True)
+            faces = []
+            for b, p, k in zip(boxes if boxes is not None else [], probs if probs is not None else [], points if points is not None else []):
+                kp = np.stack([k[0], k[1], k[2], (k[3] + k[4]) / 2])
+                faces.append(make_face(b, float(p), kp, "facenet", im.shape[0], im.shape[1], calibrate=False))
+            out.append(faces)
+        return out
 
 
 def build(setting: str) -> Detector:
@@ -33,6 +55,7 @@ def build(setting: str) -> Detector:
     variants = {
         "mp-full-tile": lambda: MediaPipeDetector("full", tile=True),
         "mp-short-tile": lambda: MediaPipeDetector("short", tile=True),
+        "facenet-naive": FacenetNaive,
         "mtcnn-mf20": lambda: MTCNNDetector(device="cpu", min_face=20),
         "mtcnn-low": lambda: MTCNNDetector(device="cpu", thresholds=RECALL_THRESHOLDS),
         "mtcnn-raw": lambda: MTCNNDetector(device="cpu", calibrate=False),
@@ -84,11 +107,12 @@ def timed_detect(det: Detector, images: list[np.ndarray], batch: int) -> tuple[l
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/data"))
-    ap.add_argument("--settings", default="mp-short,mp-full,mp-short-tile,mtcnn-raw,mtcnn,mtcnn-low,mediapipe,fused-raw,fused,mtcnn-first,adaptive,auto")
+    ap.add_argument("--settings", default="facenet-naive,mp-short,mp-full,mp-short-tile,mtcnn-raw,mtcnn,mtcnn-low,mediapipe,fused-raw,fused,mtcnn-first,adaptive,auto")
     ap.add_argument("--min-size", type=float, default=40.0, help="annotated faces with min(w,h) >= this count")
     ap.add_argument("--limit", type=int, default=0, help="first N photos of each view (0 = all)")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 is fastest on a shared, oversubscribed 2-core machine")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 

@@ -1,7 +1,8 @@
 """Face detectors behind one interface: MediaPipe BlazeFace (CPU, fast), batched MTCNN, and their fusion.
 
 Every detector takes RGB uint8 photos and returns, per photo, ``Face`` records (tight box in input
-pixels, score 0..1, four keypoints) sorted by score; ``make_detector`` builds one by name.
+pixels, moved onto one box convention whatever the source; score 0..1; four keypoints) sorted by score;
+``make_detector`` builds one by name (see .notes/README-detect.md for the measured trade-offs).
 """
 from __future__ import annotations
 
@@ -191,8 +192,9 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 class MediaPipeDetector(Detector):
     """MediaPipe BlazeFace through the Tasks API (CPU): "short" (128 px input, faces filling much of the photo)
-    or "full" (192 px, full-range sparse, smaller faces). ``tile``: also run on overlapping 2x2 tiles
-    (4x the cost) to find faces under ~8% of the photo's side."""
+    or "full" (192 px, full-range sparse, smaller faces). ``tile``: also run on the four overlapping corner
+    tiles (60% of each side, 5x the cost) so that small faces fill more of the model's input; ``min_score``
+    and ``nms_iou`` go to the Tasks API; ``calibrate`` maps boxes onto the common convention."""
 
     def __init__(self, model: str = "full", min_score: float = 0.3, nms_iou: float = 0.3, tile: bool = False,
                  calibrate: bool = True) -> None:

@@ -8,7 +8,8 @@ import pytest
 from skimage import data
 from skimage.transform import rescale
 
-from curate.detect import Face, MTCNNDetector, box_iou, default_min_face, fuse_faces, make_detector, pyramid_scales
+from curate.detect import (AdaptiveDetector, Face, MTCNNDetector, box_iou, calibrate_box, default_min_face, fuse_faces,
+                           make_detector, pyramid_scales)
 from curate.errors import InputError
 from curate.models import MODELS_DIR, model_names, model_path
 
@@ -64,7 +65,7 @@ def test_mtcnn_finds_the_face(mtcnn: MTCNNDetector, scenes) -> None:
         _check_face(faces[0], truth, im.shape)
 
 
-@pytest.mark.parametrize("name", ["mp-full", "mediapipe", "auto", "fused"])
+@pytest.mark.parametrize("name", ["mp-full", "mediapipe", "auto", "fused", "mtcnn-first"])
 def test_mediapipe_and_combinations_find_the_face(name: str, scenes) -> None:
     with make_detector(name, device="cpu") as det:
         found = det.detect([im for im, _ in scenes])
@@ -130,6 +131,36 @@ def test_fuse_faces_merges_overlaps() -> None:
     assert len(fused) == 2
     assert fused[0].source == "x+y" and fused[0].score == pytest.approx(1 - 0.2 * 0.4)
     assert 10 < fused[0].box[0] < 12 and fused[1].box == c.box
+
+
+def test_adaptive_routes_only_unclear_photos_to_the_extra_detectors() -> None:
+    kp = np.zeros((4, 2), np.float32)
+    rule = AdaptiveDetector([], [], confident=0.8, large=0.2)
+    big = Face((100, 100, 250, 280), 0.95, kp, "x")
+    assert not rule.needs_extra([big], 512, 384)
+    assert rule.needs_extra([], 512, 384)
+    assert rule.needs_extra([big, Face((10, 10, 40, 40), 0.9, kp, "x")], 512, 384)  # a second face: maybe a crowd
+    assert rule.needs_extra([Face(big.box, 0.6, kp, "x")], 512, 384)  # not confident
+    assert rule.needs_extra([Face((100, 100, 150, 160), 0.95, kp, "x")], 512, 384)  # small: 50 < 0.2 * 384
+    src = (rescale(data.astronaut(), 1.5, channel_axis=2, anti_aliasing=True) * 255).round().astype(np.uint8)
+    portrait = np.ascontiguousarray(src[20:532, 150:534])  # face about 135 x 170 px in a 384 x 512 photo
+    truth = FACE * 1.5 - np.array([150, 20, 150, 20])
+    with make_detector("adaptive") as det:
+        faces = det.detect([portrait])[0]
+        assert (det.n_photos, det.n_extra) == (1, 0)
+        _check_face(faces[0], truth, portrait.shape)
+        assert det.detect([np.full((512, 384, 3), 90, np.uint8)]) == [[]]
+        assert (det.n_photos, det.n_extra) == (2, 1)
+
+
+def test_calibration_moves_boxes_onto_one_convention() -> None:
+    assert calibrate_box((0, 0, 100, 100), "unknown") == (0, 0, 100, 100)
+    x1, y1, x2, y2 = calibrate_box((0, 0, 100, 100), "mtcnn")
+    assert y1 > 0 and y2 > 100  # MTCNN boxes start higher on the forehead than annotated face boxes
+    raw = MTCNNDetector(device="cpu", calibrate=False)
+    im, _ = _canvas(0.6, 60, 180)
+    a, b = raw.detect([im])[0][0], MTCNNDetector(device="cpu").detect([im])[0][0]
+    np.testing.assert_allclose(b.box, calibrate_box(a.box, "mtcnn"), atol=1e-3)
 
 
 def test_bad_input_and_names() -> None:
