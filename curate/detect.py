@@ -171,6 +171,7 @@ class Detector(ABC):
 # ----------------------------------------------------------------------------- MediaPipe BlazeFace
 
 MP_MODELS = {"short": "face_detection_short_range", "full": "face_detection_full_range_sparse"}
+MIN_SIDE = 16  # photos (and tiles) with a shorter side under this many pixels hold no detectable face
 
 
 @contextlib.contextmanager
@@ -205,21 +206,35 @@ class MediaPipeDetector(Detector):
         self.model, self.min_score, self.nms_iou, self.tile, self.calibrate = model, min_score, nms_iou, tile, calibrate
         self.name = f"mp-{model}"
         self.source = self.name
-        opts = vision.FaceDetectorOptions(
+        self._options = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=str(model_path(MP_MODELS[model]))),
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=min_score,
             min_suppression_threshold=nms_iou,
         )
+        self._task = None
+        self._open()
+
+    def _open(self) -> None:
+        from mediapipe.tasks.python import vision
+
         with _quiet_native_stderr():
-            self._task = vision.FaceDetector.create_from_options(opts)
+            self._task = vision.FaceDetector.create_from_options(self._options)
 
     def _run(self, image: np.ndarray, x0: int = 0, y0: int = 0, full_h: int = 0, full_w: int = 0) -> list[Face]:
         import mediapipe as mp
 
         h, w = image.shape[:2]
         full_h, full_w = full_h or h, full_w or w
-        result = self._task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        if min(h, w) < MIN_SIDE:
+            return []
+        if self._task is None:
+            self._open()
+        try:
+            result = self._task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        except RuntimeError:  # a failed graph stays failed: rebuild it for the next photo, report no face here
+            self.close()
+            return []
         faces = []
         for d in result.detections:
             bb = d.bounding_box
@@ -240,8 +255,8 @@ class MediaPipeDetector(Detector):
         out = []
         for im in images:
             faces = self._run(im)
-            if self.tile:
-                h, w = im.shape[:2]
+            h, w = im.shape[:2]
+            if self.tile and min(h, w) >= 2 * MIN_SIDE:
                 th, tw = int(h * 0.6), int(w * 0.6)
                 for y0 in (0, h - th):
                     for x0 in (0, w - tw):
@@ -253,7 +268,7 @@ class MediaPipeDetector(Detector):
     def close(self) -> None:
         task, self._task = getattr(self, "_task", None), None
         if task is not None:
-            with _quiet_native_stderr():
+            with _quiet_native_stderr(), contextlib.suppress(RuntimeError):
                 task.close()
 
 

@@ -91,6 +91,14 @@ def test_uniform_images_have_no_face(name: str) -> None:
         assert det.detect([]) == []
 
 
+def test_tiny_photos_give_no_face_and_no_error() -> None:
+    tiny = [np.zeros((1, 1, 3), np.uint8), np.full((5, 300, 3), 100, np.uint8), np.full((40, 30, 3), 100, np.uint8)]
+    with make_detector("fused", device="cpu") as det:
+        assert det.detect(tiny) == [[], [], []]
+        im, truth = _canvas(0.5, 50, 100)
+        _check_face(det.detect([im])[0][0], truth, im.shape)  # still works afterwards
+
+
 def test_batched_mtcnn_matches_one_by_one(mtcnn: MTCNNDetector, scenes) -> None:
     images = [im for im, _ in scenes]
     batched = mtcnn.detect(images)
