@@ -59,7 +59,7 @@ def synth(
     balance: str = typer.Option("", help="Draw people evenly over these groups so scarce ones are not starved: 'age', 'gender' or 'age,gender'."),
     inject: str = typer.Option("", help="Known person-level label errors, as fractions of people: e.g. 'gender=0.05,age=0.03,swap=0.03' (swap exchanges incorrect_mask and normal). Listed in injected.csv."),
     eval_layout: bool = typer.Option(False, "--eval", help="Write the eval layout (info.csv + images/<sha1>.jpg) instead of the train layout; labels go to truth.csv."),
-    detector: str = typer.Option("mtcnn", help="Keypoint detector: mtcnn (most precise keypoints), mediapipe, cascade, fused or auto."),
+    detector: str = typer.Option("mtcnn", help="Keypoint detector: mtcnn (most precise keypoints), mediapipe, adaptive, fused or auto (see crop --help)."),
     device: Optional[str] = typer.Option(None, help="Torch device for MTCNN, e.g. cpu or cuda; default: cuda when present."),
     age_bins: str = typer.Option("30,60", help="Two age cut points for --balance and the summary: groups are <a, a..b-1, >=b."),
     contact: int = typer.Option(8, help="People shown in contact.png (0: no contact sheet)."),
