@@ -222,6 +222,17 @@ def _check(cfg: TrainConfig) -> None:
         raise InputError(f"--val-ratio must be between 0 and 1, got {cfg.val_ratio}")
     if cfg.epochs < 1 or cfg.batch_size < 2:
         raise InputError("--epochs must be >= 1 and --batch-size >= 2")
+    _folds_to_run(cfg)
+    import timm
+
+    from train.model import local_pretrained_file
+    if not timm.is_model(cfg.model):
+        raise InputError(f"--model {cfg.model!r}: not a timm model name (see timm.list_models())")
+    if cfg.weights and not Path(cfg.weights).is_file():
+        raise InputError(f"{cfg.weights}: weights file not found (nothing is downloaded; give a local .safetensors/.pth file)")
+    if cfg.pretrained and not cfg.weights and local_pretrained_file(cfg.model) is None:
+        raise InputError(f"--pretrained {cfg.model}: weights are not in the local Hugging Face cache and nothing is downloaded "
+                         f"(HF_HUB_OFFLINE=1); put them there or pass --weights FILE")
 
 
 def _folds_to_run(cfg: TrainConfig) -> list[int]:
