@@ -56,6 +56,13 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], out_png
     return out_png
 
 
+def _short_id(image_id: str, width: int = 16) -> str:
+    """Two caption lines for an image id: the start of its folder and its whole file stem (never cut mid-name)."""
+    folder, _, name = image_id.rpartition("/")
+    stem = name.rsplit(".", 1)[0]
+    return f"{folder[:width]}\n{stem[:width]}" if folder else stem[:width]
+
+
 def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_random: int = 32, max_fallback: int = 400,
                        seed: int = 0, cols: int = 10, thumb_h: int = 128) -> tuple[Path, int]:
     """Contact sheet of a crop cache: ``n_random`` random detected crops, then every fallback crop (person/prior).
@@ -73,7 +80,7 @@ def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_rand
     idx = list(np.sort(pick)) + list(fallback[:max_fallback])
     scores = manifest["score"].to_numpy(dtype=float)
     ids = manifest["image_id"].astype(str).to_numpy()
-    captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}\n{ids[i][-16:]}" for i in idx]
+    captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}\n{_short_id(ids[i])}" for i in idx]
     colours = [SOURCE_COLOURS.get(src[i], (70, 70, 70)) for i in idx]
     title = (f"{len(pick)} random detected crops, then {len(fallback) - left_out} fallback crops"
              + (f" ({left_out} more not shown)" if left_out else "")
