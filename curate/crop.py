@@ -187,7 +187,8 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     dev = _resolve_device(device)
     out_hw = output_shape(params.size, params.aspect)
     detector_key = params.detector if params.detector != "auto" else f"auto@{'cuda' if dev.startswith('cuda') else 'cpu'}"
-    key = fingerprint({**params.shaping(), "detector_key": detector_key}, manifest)
+    # package versions are part of the key: a new mediapipe/torch/facecurate may detect or crop differently
+    key = fingerprint({**params.shaping(), "detector_key": detector_key, "versions": package_versions()}, manifest)
     if params.background == "rembg":
         find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
     writer = CacheWriter.open(out, n, (*out_hw, 3), key, params.chunk)
