@@ -104,6 +104,7 @@ def crop(
     batch: int = typer.Option(32, help="Photos per detector call."),
     workers: int = typer.Option(2, help="Decoding threads (they run ahead of detection)."),
     chunk: int = typer.Option(512, help="Photos per resumable chunk: an interrupted run resumes from its last finished chunk."),
+    detect_threads: int = typer.Option(0, help="Detector copies run side by side (0: one per CPU core, at most 4; 1 on CUDA)."),
     age_bins: str = typer.Option("30,60", help="Two age cut points: groups are <a, a..b-1, >=b."),
 ) -> None:
     """Detect and crop faces (batched MTCNN / MediaPipe), fall back on the person's other photos, cache tensors."""
@@ -118,7 +119,8 @@ def crop(
             params = CropParams(detector=detector, min_face=min_face, size=size, aspect=aspect,
                                 margins=parse_margins(margins), edge=edge, pad=pad, background=background, fill=fill,
                                 rembg_model=rembg_model, person_fallback=person_fallback,
-                                age_bins=parse_age_bins(age_bins), batch=batch, workers=workers, chunk=chunk)
+                                age_bins=parse_age_bins(age_bins), batch=batch, workers=workers, chunk=chunk,
+                                detect_threads=detect_threads)
         except ValueError as e:
             raise InputError(str(e)) from None
         cache = crop_dataset(data, target, params, device=device)

@@ -44,7 +44,7 @@ class CropStopped(RuntimeError):
 
 @dataclass
 class CropParams:
-    """Every option of `crop` (JSON-serialisable); ``batch``, ``workers`` and ``chunk`` do not change the result."""
+    """Every option of `crop` (JSON-serialisable); ``RUNTIME_FIELDS`` (batch, threads, chunk) do not change the result."""
 
     detector: str = "auto"                # auto | mtcnn | mediapipe | ... (curate.detect.DETECTOR_NAMES)
     min_face: int | None = None           # smallest face searched, px; None = from the photo size
@@ -61,8 +61,9 @@ class CropParams:
     batch: int = 32                       # photos per detector call
     workers: int = 2                      # decoding threads
     chunk: int = 512                      # photos per resumable chunk
+    detect_threads: int = 0               # detector copies run side by side; 0 = one per core on the CPU, 1 on CUDA
 
-    RUNTIME_FIELDS = ("batch", "workers", "chunk")
+    RUNTIME_FIELDS = ("batch", "workers", "chunk", "detect_threads")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -81,7 +82,7 @@ class CropParams:
         return cls(**kw)
 
     def shaping(self) -> dict:
-        """The parameters that shape the cache's content (all but batch / workers / chunk)."""
+        """The parameters that shape the cache's content (all but ``RUNTIME_FIELDS``)."""
         return {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME_FIELDS}
 
     def validate(self) -> "CropParams":
@@ -108,6 +109,8 @@ class CropParams:
         for opt, val in (("--batch", self.batch), ("--workers", self.workers), ("--chunk", self.chunk)):
             if int(val) < 1:
                 raise InputError(f"{opt} {val}: expected 1 or more")
+        if not 0 <= int(self.detect_threads) <= 64:
+            raise InputError(f"--detect-threads {self.detect_threads}: expected 0 (auto) to 64")
         return self
 
 
@@ -213,9 +216,10 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
         with bar:
             task = bar.add_task("crop", total=n, completed=n - sum(len(writer.chunk_range(c)) for c in pending))
             if pending:
-                from curate.detect import make_detector
+                from curate.detect import default_threads, make_detector
 
-                detector = make_detector(params.detector, device=device, min_face=params.min_face)
+                threads = params.detect_threads or default_threads(params.detector, device)
+                detector = make_detector(params.detector, device=device, min_face=params.min_face, threads=threads)
                 detector_name = detector.name
                 order = [i for c in pending for i in writer.chunk_range(c)]
                 stream = _decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers))

