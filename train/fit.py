@@ -424,7 +424,7 @@ def _fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: 
         model.train()
         t0 = time.perf_counter()
         seen, loss_sum, preds, trues = 0, 0.0, [], []
-        bar = _bar(progress, f"f{f} ep {epoch}/{cfg.epochs}", steps_per_epoch)
+        bar = _EpochBar(f"f{f} ep {epoch}/{cfg.epochs}", steps_per_epoch) if progress else None
         for x, y in iter_train(images, train_pos, labels_t, cfg.batch_size, size, cfg.augment, g, gd, weights,
                                channels_last=chl):
             x, order, lam = mix_batch(x, cfg.augment, gd)
@@ -494,15 +494,10 @@ def _fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: 
     return rows, {"epochs_run": st["epoch"], **st["best"]}
 
 
-class _bar:
+class _EpochBar:
     """A rich progress line per epoch: loss, images/s, then the epoch's validation F1 when it closes."""
 
-    def __new__(cls, enabled: bool, title: str, total: int):
-        if not enabled:
-            return None
-        return super().__new__(cls)
-
-    def __init__(self, enabled: bool, title: str, total: int):
+    def __init__(self, title: str, total: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         self.p = Progress(TextColumn("{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
                           TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
