@@ -62,8 +62,13 @@ def candidate_pairs(hashes: np.ndarray, groups: Sequence, max_distance: int = 8,
 
 
 def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_distance: int = 4, min_corr: float = 0.97,
-                         same_label: bool = False, age_bins: Sequence[int] = (30, 60)) -> pd.DataFrame:
+                         single_corr: float = 0.99, same_label: bool = False,
+                         age_bins: Sequence[int] = (30, 60)) -> pd.DataFrame:
     """Flag pairs of people with near-identical photos and different labels (one flag per person per pair).
+
+    Two people who share several matching photos are flagged at ``min_corr``; a pair sharing a single
+    matching photo needs ``single_corr``, because two different people in the same mask, shirt and
+    backdrop can look alike in one photo (seen on synthesised sets) while a copied photo is near-exact.
 
     ``images`` rows match ``manifest`` rows (``image_id``, ``person``, ``label``; a cache's memory map is read in
     chunks); rows with a non-empty ``error`` are skipped. ``same_label=True`` also reports duplicates whose labels
@@ -94,7 +99,9 @@ def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_distanc
             matches.setdefault(tuple(sorted((persons[i], persons[j]))), []).append((float(c), int(i), int(j), int(d)))
     rows = []
     for found in matches.values():
-        (c, i, j, d), n = max(found), len(found)
+        (c, i, j, d), n = max(found), len({i for _, i, _, _ in found})
+        if n == 1 and c < single_corr:
+            continue
         for a, b in ((i, j), (j, i)):
             la = names[int(labels[a])] if pd.notna(labels[a]) else "unlabelled"
             lb = names[int(labels[b])] if pd.notna(labels[b]) else "unlabelled"

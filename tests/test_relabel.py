@@ -160,6 +160,13 @@ def test_near_duplicates_across_people_with_different_labels():
     f = near_duplicate_flags(dup, m)
     assert set(f["person"]) == {ppl[2], ppl[5]} and (f["kind"] == "near_duplicate").all()
     assert set(near_duplicate_flags(dup, m, same_label=True)["person"]) == {ppl[2], ppl[5], ppl[4], ppl[8]}
+    # one matching photo must be near-exact (single_corr); a second matching photo makes the pair count at min_corr
+    assert len(near_duplicate_flags(dup, m, single_corr=1.01)) == 0
+    j2 = m.index[(m["person"] == ppl[2]) & (m["photo"] == "mask3")][0]
+    j5 = m.index[(m["person"] == ppl[5]) & (m["photo"] == "mask3")][0]
+    dup[j5] = dup[j2]
+    assert set(near_duplicate_flags(dup, m, single_corr=1.01)["person"]) == {ppl[2], ppl[5]}
+    dup[j5] = images[j5]
     m.loc[i5, "error"] = "no face"
     assert len(near_duplicate_flags(dup, m)) == 0  # an errored (all-zero) row never matches
 
