@@ -202,32 +202,18 @@ def train(
 ) -> None:
     """Train a timm classifier from the cache with person-grouped K-fold; writes a run folder."""
     from train.augment import AugmentParams
-    from train.fit import TrainConfig, train as fit
+    from train.fit import TrainConfig, default_run_dir, parse_head_weights, parse_img_size, train as fit
 
     try:
-        try:
-            hw = [int(v) for v in img_size.split(",")] if img_size else None
-            hwts = [float(v) for v in head_weights.split(",")]
-        except ValueError:
-            raise InputError(f"--img-size {img_size!r} / --head-weights {head_weights!r}: expected comma-separated numbers") from None
-        if hw is not None and len(hw) not in (1, 2) or len(hwts) != 3:
-            raise InputError("--img-size takes HEIGHT[,WIDTH] and --head-weights three numbers")
-        if hw is not None and len(hw) == 1:
-            from curate.cache import load_cache
-            h, w = load_cache(cache).images.shape[1:3]
-            hw = [hw[0], max(8, round(hw[0] * w / h))]
-        cfg = TrainConfig(model=model, task=task, img_size=tuple(hw) if hw else None, epochs=epochs, batch_size=batch_size,
-                          lr=lr, weight_decay=weight_decay, warmup_epochs=warmup, loss=loss, smoothing=smoothing,
-                          class_weights=class_weights, head_weights=tuple(hwts), sampler=sampler, folds=folds, fold=fold,
-                          val_ratio=val_ratio, patience=patience, ema=ema, clip_grad=clip_grad, drop_rate=drop_rate,
-                          seed=seed, amp=amp, device=device, threads=threads, pretrained=pretrained,
-                          weights=str(weights) if weights else None, overrides=str(overrides) if overrides else None,
-                          resume=resume, augment=AugmentParams(enabled=augment, rotate=rotate, mixup=mixup, cutmix=cutmix))
-        if out is None:
-            base = Path("artifacts/runs") / (name or f"{cache.resolve().name}-{model}")
-            out, k = base, 2
-            while not resume and (out / "config.json").exists():
-                out, k = base.with_name(f"{base.name}-{k}"), k + 1
+        cfg = TrainConfig(model=model, task=task, img_size=parse_img_size(img_size, cache), epochs=epochs,
+                          batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup, loss=loss,
+                          smoothing=smoothing, class_weights=class_weights, head_weights=parse_head_weights(head_weights),
+                          sampler=sampler, folds=folds, fold=fold, val_ratio=val_ratio, patience=patience, ema=ema,
+                          clip_grad=clip_grad, drop_rate=drop_rate, seed=seed, amp=amp, device=device, threads=threads,
+                          pretrained=pretrained, weights=str(weights) if weights else None,
+                          overrides=str(overrides) if overrides else None, resume=resume,
+                          augment=AugmentParams(enabled=augment, rotate=rotate, mixup=mixup, cutmix=cutmix))
+        out = out or default_run_dir(cache, model, name, resume)
         run = fit(cache, out, cfg)
     except InputError as e:
         _fail(str(e))

@@ -98,6 +98,45 @@ def quick_config(**changes) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def parse_img_size(text: str | None, cache: str | Path | None = None) -> tuple[int, int] | None:
+    """``"H,W"`` -> (H, W); ``"H"`` -> (H, W) with W keeping the cache's aspect; None/"" -> None (the cache's size)."""
+    if not text:
+        return None
+    try:
+        hw = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise InputError(f"--img-size {text!r}: expected HEIGHT or HEIGHT,WIDTH in pixels") from None
+    if len(hw) not in (1, 2) or min(hw) < 8:
+        raise InputError(f"--img-size {text!r}: expected HEIGHT or HEIGHT,WIDTH, each at least 8 pixels")
+    if len(hw) == 1:
+        if cache is None:
+            return hw[0], hw[0]
+        h, w = load_cache(cache).images.shape[1:3]
+        return hw[0], max(8, round(hw[0] * w / h))
+    return hw[0], hw[1]
+
+
+def parse_head_weights(text: str) -> tuple[float, float, float]:
+    """``"1,1,1"`` -> the loss weights of the mask, gender and age heads."""
+    try:
+        w = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        w = ()
+    if len(w) != 3 or min(w) < 0:
+        raise InputError(f"--head-weights {text!r}: expected three non-negative numbers like 1,1,1")
+    return w  # type: ignore[return-value]
+
+
+def default_run_dir(cache: str | Path, model: str, name: str | None = None, resume: bool = False,
+                    root: str | Path = "artifacts/runs") -> Path:
+    """``root/<name or cache-model>``; a taken name gets -2, -3 ... unless resuming (then the name itself)."""
+    base = Path(root) / (name or f"{Path(cache).resolve().name}-{model}")
+    out, k = base, 2
+    while not resume and (out / "config.json").exists():
+        out, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return out
+
+
 class ModelEma:
     """Exponential moving average of a model's weights (buffers copied), with timm's warm-up of the decay."""
 
