@@ -108,12 +108,11 @@ def crop(
     age_bins: str = typer.Option("30,60", help="Two age cut points: groups are <a, a..b-1, >=b."),
 ) -> None:
     """Detect and crop faces (batched MTCNN / MediaPipe), fall back on the person's other photos, cache tensors."""
-    from curate.crop import CropParams, crop_dataset
+    from curate.crop import CropParams, crop_dataset, default_cache_dir
     from curate.geometry import parse_margins
     from curate.labels import parse_age_bins
 
-    src = data.resolve()
-    target = out or Path("artifacts/cache") / (src.parent.name if src.name in ("train.csv", "info.csv") else src.stem if src.is_file() else src.name)
+    target = out or default_cache_dir(data)
     try:
         try:
             params = CropParams(detector=detector, min_face=min_face, size=size, aspect=aspect,

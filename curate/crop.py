@@ -114,6 +114,13 @@ class CropParams:
         return self
 
 
+def default_cache_dir(data: str | Path, root: str | Path = "artifacts/cache") -> Path:
+    """``root/<data name>``: the folder's name, a CSV's stem, or the folder holding train.csv / info.csv."""
+    src = Path(data).resolve()
+    name = src.parent.name if src.name in ("train.csv", "info.csv") else src.stem if src.is_file() else src.name
+    return Path(root) / name
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape a cache (``"absent"`` when one is not installed)."""
     out = {}
