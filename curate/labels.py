@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from curate.errors import InputError
+
 MASK_NAMES = ("wear", "incorrect", "not worn")
 GENDER_NAMES = ("male", "female")
 DEFAULT_AGE_BINS = (30, 60)
@@ -24,17 +26,17 @@ GENDER_FROM_TEXT = {"male": 0, "m": 0, "0": 0, "female": 1, "f": 1, "1": 1}
 
 
 def parse_age_bins(text: str | Sequence[int]) -> tuple[int, int]:
-    """Parse ``"30,60"`` (or a pair of ints) into two increasing age cut points."""
+    """Parse ``"30,60"`` (or a pair of ints) into two increasing age cut points; InputError otherwise."""
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         try:
             bins = tuple(int(p) for p in parts)
         except ValueError as e:
-            raise ValueError(f"--age-bins must be two integers like 30,60, got {text!r}") from e
+            raise InputError(f"--age-bins must be two integers like 30,60, got {text!r}") from e
     else:
         bins = tuple(int(b) for b in text)
     if len(bins) != 2 or not 0 < bins[0] < bins[1]:
-        raise ValueError(f"--age-bins must be two increasing positive integers like 30,60, got {text!r}")
+        raise InputError(f"--age-bins must be two increasing positive integers like 30,60, got {text!r}")
     return bins  # type: ignore[return-value]
 
 

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from curate.errors import InputError
 from curate.labels import age_group, class_names, decode, encode, parse_age_bins
 
 
@@ -28,7 +29,7 @@ def test_age_groups_default_and_custom_bins():
 def test_parse_age_bins():
     assert parse_age_bins("30,58") == (30, 58)
     for bad in ("60,30", "30", "a,b", "0,10"):
-        with pytest.raises(ValueError):
+        with pytest.raises(InputError):
             parse_age_bins(bad)
 
 
