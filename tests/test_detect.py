@@ -207,7 +207,9 @@ def test_selfie_segmenter_loads_in_tasks_api() -> None:
     opts = vision.ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=str(model_path("selfie_segmentation"))),
                                         running_mode=vision.RunningMode.IMAGE, output_confidence_masks=True)
     with vision.ImageSegmenter.create_from_options(opts) as seg:
-        mask = seg.segment(Image(image_format=ImageFormat.SRGB, data=im)).confidence_masks[0].numpy_view()
+        result = seg.segment(Image(image_format=ImageFormat.SRGB, data=im))
+        # numpy_view() borrows MediaPipe's buffer, freed with the result: copy it while both are alive
+        mask = np.array(result.confidence_masks[0].numpy_view())
     assert mask.shape[:2] == im.shape[:2]
     assert mask[150:200, 150:180].mean() > 0.5  # the astronaut's face is foreground
     assert mask[:40].mean() < mask[150:200, 150:180].mean()
