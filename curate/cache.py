@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import InputError
+from curate.labels import DEFAULT_AGE_BINS
 
 IMAGES, MANIFEST, META = "images.npy", "manifest.parquet", "meta.json"
 CROP_COLUMNS = ["face_x1", "face_y1", "face_x2", "face_y2", "crop_x1", "crop_y1", "crop_x2", "crop_y2",
@@ -32,6 +33,12 @@ class Cache:
     images: np.ndarray
     manifest: pd.DataFrame
     meta: dict
+
+    @property
+    def age_bins(self) -> tuple[int, int]:
+        """The age cut points the cache's labels were made with (``meta.json`` params), else the default 30, 60."""
+        bins = self.meta.get("age_bins") or self.meta.get("params", {}).get("age_bins") or DEFAULT_AGE_BINS
+        return tuple(int(b) for b in bins)  # type: ignore[return-value]
 
     def usable(self) -> np.ndarray:
         """Indices of the rows that hold a real crop (no error)."""

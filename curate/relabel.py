@@ -17,7 +17,7 @@ from rich.table import Table
 from curate.cache import Cache, load_cache
 from curate.consistency import KINDS, find_issues, sort_flags, validate_oof
 from curate.errors import InputError
-from curate.labels import DEFAULT_AGE_BINS, parse_age_bins
+from curate.labels import parse_age_bins
 from curate.near_duplicates import near_duplicate_flags
 from curate.report import KIND_TITLES, overrides_from_flags, write_report
 
@@ -35,20 +35,17 @@ class RelabelResult:
 
 
 def _age_bins(cache: Cache, oof_path: Path | None, age_bins) -> tuple[int, int]:
-    """The age bins the labels were cut with: given, else the run's config.json, else the cache's meta, else 30,60."""
+    """The age bins the labels were cut with: given, else the run's config.json, else the cache's."""
     if age_bins is not None:
         return parse_age_bins(age_bins)
     if oof_path is not None and (oof_path.parent / "config.json").is_file():
         try:
             bins = json.loads((oof_path.parent / "config.json").read_text()).get("age_bins")
             if bins:
-                return parse_age_bins(bins if isinstance(bins, str) else list(bins))
-        except (ValueError, json.JSONDecodeError):
-            pass
-    for src in (cache.meta, cache.meta.get("params", {})):
-        if isinstance(src, dict) and src.get("age_bins"):
-            return parse_age_bins(src["age_bins"] if isinstance(src["age_bins"], str) else list(src["age_bins"]))
-    return DEFAULT_AGE_BINS
+                return parse_age_bins(bins)
+        except (InputError, json.JSONDecodeError):
+            pass  # an unreadable run config: fall back on the cache's bins
+    return cache.age_bins
 
 
 def quick_oof(cache: Cache, out: Path, folds: int = 5, epochs: int = 6, model: str | None = None,

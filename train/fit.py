@@ -22,7 +22,6 @@ import torch
 
 from curate.cache import Cache, load_cache
 from curate.errors import InputError
-from curate.labels import DEFAULT_AGE_BINS
 from curate.overrides import apply_overrides, read_overrides
 from train.augment import AugmentParams, mix_batch
 from train.data import HEAD_CLASSES, CacheImages, iter_eval, iter_train, label_array, sampler_weights
@@ -242,12 +241,6 @@ def probs_frame(probs: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _age_bins(cache: Cache) -> tuple[int, int]:
-    meta = cache.meta or {}
-    bins = meta.get("age_bins") or (meta.get("params") or {}).get("age_bins") or DEFAULT_AGE_BINS
-    return tuple(int(b) for b in bins)  # type: ignore[return-value]
-
-
 def _check(cfg: TrainConfig) -> None:
     if cfg.loss not in LOSSES:
         raise InputError(f"--loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
@@ -329,7 +322,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, prog
     # CPU kernels used here are deterministic (the tests check it); on CUDA speed wins over bit-exact repeats
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    age_bins = _age_bins(cache)
+    age_bins = cache.age_bins
     manifest, rows, changed = _training_labels(cache, cfg, age_bins)
     labels = label_array(manifest)
     fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
