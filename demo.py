@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent
 
 
 def run(step: str, *args: object) -> float:
-    """Run ``python cli.py ARGS`` and stop the demo with its exit code if it fails; returns seconds taken."""
-    cmd = [sys.executable, str(ROOT / "cli.py"), *map(str, args)]
-    print(f"\n=== {step}: {shlex.join(['python cli.py', *map(str, args)])}", flush=True)
+    """Run ``facecurate ARGS`` (as ``python -m facecurate``) and stop the demo with its exit code if it fails; returns seconds taken."""
+    cmd = [sys.executable, "-m", "facecurate", *map(str, args)]
+    print(f"\n=== {step}: {shlex.join(['facecurate', *map(str, args)])}", flush=True)
     t0 = time.perf_counter()
     code = subprocess.call(cmd, cwd=ROOT)
     if code != 0:
@@ -29,7 +29,7 @@ def run(step: str, *args: object) -> float:
 
 def build_sample(out: Path, people: int, eval_people: int) -> tuple[Path, Path]:
     """The offline sample: a train layout and an eval layout of astronaut variants with drawn masks."""
-    from curate.synth import build_demo_sample
+    from facecurate.curate.synth import build_demo_sample
 
     train_dir, eval_dir = out / "sample" / "train", out / "sample" / "eval"
     print(f"=== sample: {people} people (train layout) + {eval_people} people (eval layout) from skimage's astronaut", flush=True)

@@ -43,8 +43,8 @@ def coverage(manifest: pd.DataFrame, truth: pd.DataFrame, grow: float = 0.0) -> 
 
 def simulate_misses(manifest: pd.DataFrame, truth: pd.DataFrame, params, miss: float, grow: float, seed: int = 0) -> dict:
     """Drop the detections of a random ``miss`` share of masked photos, refill them with and without the person step."""
-    from curate.fallback import assign_boxes
-    from curate.geometry import crop_region
+    from facecurate.curate.crop.fallback import assign_boxes
+    from facecurate.curate.crop.geometry import crop_region
 
     m = manifest.reset_index(drop=True)
     masked = (truth.set_index("image_id").loc[m["image_id"], "mask"] != 2).to_numpy()
@@ -80,7 +80,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from crop_speed import build_sample
-    from curate.crop import CropParams, crop_dataset
+    from facecurate.curate.crop import CropParams, crop_dataset
 
     out: dict = {"bench": "crop_coverage", "grow": a.grow, "runs": []}
     with tempfile.TemporaryDirectory(prefix="crop_coverage_") as tmp:
@@ -90,7 +90,7 @@ def main() -> None:
         for det in a.detectors.split(","):
             for person in (True, False):
                 t0 = time.perf_counter()
-                cache = crop_dataset(sample, tmp / f"{det}_{person}", CropParams(detector=det, person_fallback=person), progress=False)
+                cache = crop_dataset(sample, tmp / f"{det}_{person}", CropParams(detector=det, person_fallback=person)).cache
                 m = cache.manifest
                 face, grown = coverage(m, truth), coverage(m, truth, a.grow)
                 by_src = {s: {"photos": int((m["box_source"] == s).sum()),
@@ -103,7 +103,7 @@ def main() -> None:
                     "masked_face_covered": round(float(face[masked].mean()), 4),
                     "not_covered": int((~face).sum()), "by_source": by_src, "seconds": round(time.perf_counter() - t0, 1),
                 })
-            first = crop_dataset(sample, tmp / f"{a.detectors.split(',')[0]}_True", CropParams(detector=a.detectors.split(",")[0]), progress=False)
+            first = crop_dataset(sample, tmp / f"{a.detectors.split(',')[0]}_True", CropParams(detector=a.detectors.split(",")[0])).cache
             out["simulated_misses"] = simulate_misses(first.manifest, truth, CropParams.from_dict(first.meta["params"]), a.miss, a.grow)
         out["photos"] = len(truth)
     print(json.dumps(out))

@@ -6,7 +6,7 @@ The photos: a competition-layout sample rendered by ``curate.synth`` from ../sha
 (``crop_dataset``, timed from the call to the finished cache, detector start-up and contact sheet
 included); the anchor ``../shared/anchors/naive_crop.py`` runs as a subprocess (its own timing: the
 loop after its MTCNN is built), so ``ratio`` favours the anchor; ``commands`` also times both as
-whole commands (``python cli.py crop`` against the anchor script, process start to exit). With CUDA
+whole commands (``python -m facecurate crop`` against the anchor script, process start to exit). With CUDA
 present, ours also runs on the GPU over ``--gpu-repeat`` copies of the photos and reports photos/s and
 peak GPU memory. Prints one JSON line.
 """
@@ -30,9 +30,9 @@ FACES = Path("/work/shared/data/utkface")
 
 def build_sample(out: Path, people: int, seed: int = 1) -> Path:
     """A competition-layout folder of ``people`` x 7 photos 384x512 rendered from UTKFace faces (masks drawn on)."""
-    from curate.synth import synthesize
+    from facecurate.curate.synth import synthesize
 
-    synthesize(FACES, out, people=people, seed=seed, progress=False)
+    synthesize(FACES, out, people=people, seed=seed)
     return out
 
 
@@ -60,13 +60,13 @@ def main() -> None:
 
     import torch
 
-    from curate.crop import CropParams, crop_dataset
+    from facecurate.curate.crop import CropParams, crop_dataset
 
     with tempfile.TemporaryDirectory(prefix="crop_speed_") as tmp:
         tmp = Path(tmp)
         sample = a.sample or build_sample(tmp / "sample", a.people)
         t0 = time.perf_counter()
-        cache = crop_dataset(sample, tmp / "ours", CropParams(), progress=False)
+        cache = crop_dataset(sample, tmp / "ours", CropParams()).cache
         ours_s = time.perf_counter() - t0
         n = len(cache.manifest)
         counts = cache.meta["counts"]
@@ -79,7 +79,7 @@ def main() -> None:
 
         # whole commands as a user runs them: process start, imports, model loading and writing included on both sides
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "cli.py"), "crop", str(sample), "--out", str(tmp / "ours_cli")],
+        subprocess.run([sys.executable, "-m", "facecurate", "crop", str(sample), "--out", str(tmp / "ours_cli")],
                        capture_output=True, text=True, check=True, cwd=ROOT)
         ours_cli_wall = time.perf_counter() - t0
 
@@ -89,7 +89,7 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             gcache = crop_dataset(big, tmp / "ours_cuda", CropParams(batch=256, workers=max(2, os.cpu_count() or 2)),
-                                  device="cuda", progress=False)
+                                  device="cuda").cache
             gs = time.perf_counter() - t0
             cuda = {"device": torch.cuda.get_device_name(0), "photos": len(gcache.manifest), "seconds": round(gs, 2),
                     "photos_per_s": round(len(gcache.manifest) / gs, 1), "detector": gcache.meta["detector"],

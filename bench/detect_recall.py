@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from curate.decode import read_rgb  # noqa: E402
-from curate.detect import (RECALL_THRESHOLDS, Detector, FusedDetector, MediaPipeDetector,  # noqa: E402
+from facecurate.curate.decode import read_rgb  # noqa: E402
+from facecurate.curate.detect import (RECALL_THRESHOLDS, Detector, FusedDetector, MediaPipeDetector,  # noqa: E402
                            MTCNNDetector, box_iou, make_detector, make_face)
 
 CLASSES = ("with_mask", "mask_weared_incorrect", "without_mask")

@@ -20,9 +20,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from curate.crop import CropParams, crop_dataset  # noqa: E402
-from curate.synth import synthesize  # noqa: E402
-from train.fit import TrainConfig, train  # noqa: E402
+from facecurate.curate.crop import CropParams, crop_dataset  # noqa: E402
+from facecurate.curate.synth import synthesize  # noqa: E402
+from facecurate.train import TrainConfig, train  # noqa: E402
 
 
 def gpu_speed(cache, work: Path, epochs: int = 2) -> dict:
@@ -31,7 +31,7 @@ def gpu_speed(cache, work: Path, epochs: int = 2) -> dict:
         return {"measured": False, "why": "no CUDA device on this machine"}
     cfg = TrainConfig(model="efficientnet_b0", img_size=(224, 168), epochs=epochs, folds=5, fold=0, batch_size=128,
                       amp="auto", patience=0, plots=False)
-    run = train(cache, work / "gpu_run", cfg, progress=False)
+    run = train(cache, work / "gpu_run", cfg)
     import pandas as pd
     m = pd.read_csv(run / "metrics.csv")
     return {"measured": True, "device": torch.cuda.get_device_name(0), "model": "efficientnet_b0", "img_size": [224, 168],
@@ -55,16 +55,16 @@ def main() -> None:
     t0 = time.perf_counter()
     synth_dir = a.work / "synth"
     if not (synth_dir / "train.csv").is_file():
-        synthesize(a.faces, synth_dir, people=a.people, seed=0, balance=("age", "gender"), progress=False)
+        synthesize(a.faces, synth_dir, people=a.people, seed=0, balance=("age", "gender"))
     t_synth = time.perf_counter() - t0
     t1 = time.perf_counter()
-    cache = crop_dataset(synth_dir, a.work / "cache", CropParams(), progress=False)
+    cache = crop_dataset(synth_dir, a.work / "cache", CropParams()).cache
     t_crop = time.perf_counter() - t1
     h, w = cache.images.shape[1:3]
     size = (a.img_size, round(a.img_size * w / h))
     cfg = TrainConfig(model=a.model, epochs=a.epochs, img_size=size, folds=a.folds, threads=a.threads)
     t2 = time.perf_counter()
-    run = train(cache, a.work / "run", cfg, progress=False)
+    run = train(cache, a.work / "run", cfg)
     t_train = time.perf_counter() - t2
     s = json.loads((run / "summary.json").read_text())
     res = {"bench": "learn_utkface", "people": int(cache.manifest["person"].nunique()), "photos": int(len(cache.manifest)),

@@ -27,9 +27,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from curate.cache import load_cache, save_cache  # noqa: E402
-from train.augment import AugmentParams  # noqa: E402
-from train.data import CacheImages, iter_train  # noqa: E402
+from facecurate.curate.cache import load_cache, save_cache  # noqa: E402
+from facecurate.train.augment import AugmentParams  # noqa: E402
+from facecurate.train.data import CacheImages, iter_train  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 ANCHOR = SHARED / "anchors" / "naive_loader.py"

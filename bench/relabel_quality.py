@@ -35,7 +35,7 @@ def _pr(flagged: set, truth: set) -> dict:
 
 
 def ours(oof: pd.DataFrame, manifest: pd.DataFrame, truth: dict[str, set], pool: str) -> tuple[dict, pd.DataFrame]:
-    from curate.consistency import find_issues
+    from facecurate.curate.audit.checks import find_issues
 
     flags = find_issues(oof, manifest, pool=pool)
     res = {k: _pr(set(flags.loc[flags["kind"] == KIND_OF[k], "person"]), truth[k]) for k in truth}
@@ -45,7 +45,7 @@ def ours(oof: pd.DataFrame, manifest: pd.DataFrame, truth: dict[str, set], pool:
 def cleanlab_per_head(oof: pd.DataFrame, truth: dict[str, set]) -> dict:
     from cleanlab.filter import find_label_issues
 
-    from curate.consistency import head_probs
+    from facecurate.curate.audit.oof import head_probs
 
     out = {}
     for kind, head, field in (("gender", "gender", "gender"), ("age", "age", "age_group")):
@@ -138,15 +138,15 @@ def main() -> None:
     synth_dir = work / "synth"
     t0 = time.perf_counter()
     if not (synth_dir / "injected.csv").is_file():
-        from curate.synth import synthesize
+        from facecurate.curate.synth import synthesize
 
         synthesize(a.faces, synth_dir, people=a.people, seed=a.seed, inject=a.inject)
     times["synth_s"] = round(time.perf_counter() - t0, 1)
 
-    from curate.crop import CropParams, crop_dataset
+    from facecurate.curate.crop import CropParams, crop_dataset
 
     t0 = time.perf_counter()
-    cache = crop_dataset(synth_dir, work / "cache", CropParams(size=a.crop_size, detector=a.detector))
+    cache = crop_dataset(synth_dir, work / "cache", CropParams(size=a.crop_size, detector=a.detector)).cache
     times["crop_s"] = round(time.perf_counter() - t0, 1)
 
     run = work / ("run" if a.oof_model == "train" else "run_sklearn")
@@ -155,7 +155,7 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
         sklearn_oof(cache, a.folds, a.seed).to_parquet(run / "oof.parquet", index=False)
     elif a.oof_model == "train" and not (run / "summary.json").is_file():
-        from train.fit import quick_config, train
+        from facecurate.train import quick_config, train
 
         h, w = (int(v) for v in a.img_size.split(","))
         changes = dict(folds=a.folds, epochs=a.epochs, img_size=(h, w), seed=a.seed)
@@ -172,7 +172,7 @@ def main() -> None:
         persons = injected["id"].map(folder_of).astype(str)
     truth = {k: set(persons[injected["kind"] == k]) for k in KIND_OF}
 
-    from curate.relabel import read_oof
+    from facecurate.curate.audit.oof import read_oof
 
     oof = read_oof(run / "oof.parquet")
     t0 = time.perf_counter()
@@ -182,9 +182,9 @@ def main() -> None:
     cl_head, cl_18 = cleanlab_per_head(oof, truth), cleanlab_18(oof, truth)
     times["cleanlab_s"] = round(time.perf_counter() - t0, 2)
     if a.report:
-        from curate.relabel import relabel_report
+        from facecurate.curate.audit import relabel_report
 
-        relabel_report(cache.path, oof=run / "oof.parquet", out=work / "report", pool=a.pool, progress=False)
+        relabel_report(cache.path, oof=run / "oof.parquet", out=work / "report", pool=a.pool)
 
     def f1(r: dict) -> float:
         p, q = r["precision"] or 0.0, r["recall"] or 0.0

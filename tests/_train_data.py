@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curate.cache import save_cache
+from facecurate.curate.cache import save_cache
 
 PALETTE = np.array([[220, 40, 40], [40, 200, 60], [50, 80, 230]], dtype=np.float32)
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "facecurate", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -11,12 +11,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from _crop_data import astronaut_person, blank, paste_face, save, train_layout
-from curate.background import find_rembg_model
-from curate.cache import PARTIAL, PROGRESS, load_cache
-from curate.crop import CropParams, CropStopped, crop_dataset
-from curate.detect import make_detector
-from curate.errors import InputError
-from curate.geometry import contains
+from facecurate.curate.crop.background import find_rembg_model
+from facecurate.cli.render import RichProgress
+from facecurate.curate.cache import load_cache
+from facecurate.curate.cache_writer import PARTIAL, PROGRESS
+from facecurate.curate.crop import CropParams, CropStopped, crop_dataset
+from facecurate.curate.detect import make_detector
+from facecurate.curate.errors import InputError
+from facecurate.curate.crop.geometry import contains
 
 FAST = dict(detector="mediapipe", workers=2, batch=4)
 
@@ -31,7 +33,7 @@ def test_real_detector_crop_contains_the_whole_head(tmp_path, detector):
     heads = [paste_face(o)[2] for o in [(72, 60), (40, 100)]]
     root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
     params = CropParams(detector=detector, min_face=60, batch=2)
-    cache = crop_dataset(root, tmp_path / "cache", params, device="cpu", progress=False)
+    cache = crop_dataset(root, tmp_path / "cache", params, device="cpu").cache
     m = cache.manifest
     assert cache.images.shape == (2, 256, 192, 3)
     assert list(m["box_source"]) == ["detected", "detected"] and (m["error"] == "").all()
@@ -60,7 +62,7 @@ def test_fallbacks_person_then_prior(tmp_path):
         "000002_male_Asian_20": [("mask1.jpg", blank(90)), ("normal.jpg", blank(160))],  # nobody found: prior
         "000003_female_White_61": b_photos,
     })
-    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=False)
+    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST)).cache
     m = cache.manifest.set_index("image_id")
     src = m["box_source"].to_dict()
     assert src["000001_female_Asian_45/normal.jpg"] == "person"
@@ -78,7 +80,7 @@ def test_fallbacks_person_then_prior(tmp_path):
 
 def test_prior_from_photo_size_when_nothing_is_detected(tmp_path):
     root = train_layout(tmp_path / "data", {"000001_female_Asian_45": [("mask1.jpg", blank(100)), ("normal.png", blank(170))]})
-    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=False)
+    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST)).cache
     m = cache.manifest
     assert list(m["box_source"]) == ["prior", "prior"]
     assert (m["face_x1"] + m["face_x2"]).to_numpy() / 2 == pytest.approx([192, 192])
@@ -96,7 +98,7 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run(tmp_path, capsy
     root = _layout_for_resume(tmp_path)
     params = CropParams(chunk=2, **FAST)
     with pytest.raises(CropStopped):
-        crop_dataset(root, tmp_path / "cut", params, progress=False, stop_after_chunks=1)
+        crop_dataset(root, tmp_path / "cut", params, stop_after_chunks=1)
     with pytest.raises(InputError):
         load_cache(tmp_path / "cut")  # a partial cache is never read as a cache
     assert json.loads((tmp_path / "cut" / "meta.json").read_text())["complete"] is False
@@ -105,12 +107,13 @@ def test_interrupted_run_resumes_and_equals_an_uninterrupted_run(tmp_path, capsy
     first_chunk = np.array(np.load(tmp_path / "cut" / "images.npy", mmap_mode="r")[:2])
     assert first_chunk.any()
     # resume (with another --chunk: the partial cache keeps its own)
-    resumed = crop_dataset(root, tmp_path / "cut", CropParams(chunk=3, **FAST), progress=True)
+    with RichProgress() as shown:
+        resumed = crop_dataset(root, tmp_path / "cut", CropParams(chunk=3, **FAST), progress=shown).cache
     assert "resuming" in capsys.readouterr().out
     assert resumed.meta["chunks_resumed"] == 1 and resumed.meta["chunks"] == 3
     assert not (tmp_path / "cut" / PARTIAL).exists()
     assert np.array_equal(np.asarray(resumed.images[:2]), first_chunk)  # the finished chunk was not redone
-    whole = crop_dataset(root, tmp_path / "whole", params, progress=False)
+    whole = crop_dataset(root, tmp_path / "whole", params).cache
     assert np.array_equal(np.asarray(resumed.images), np.asarray(whole.images))
     cols = ["image_id", "box_source", "face_x1", "face_y2", "crop_x1", "crop_y2", "score", "error"]
     pd.testing.assert_frame_equal(resumed.manifest[cols], whole.manifest[cols])
@@ -121,17 +124,19 @@ def test_unchanged_cache_is_reused_and_changes_recompute(tmp_path, capsys):
     photos, _ = astronaut_person(2)
     root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
     out = tmp_path / "cache"
-    crop_dataset(root, out, CropParams(**FAST), progress=False)
+    crop_dataset(root, out, CropParams(**FAST))
     stamp = os.stat(out / "images.npy").st_mtime_ns
-    again = crop_dataset(root, out, CropParams(detector="mediapipe", workers=1, batch=1), progress=True)  # runtime knobs only
+    with RichProgress() as shown:  # runtime knobs only
+        again = crop_dataset(root, out, CropParams(detector="mediapipe", workers=1, batch=1), progress=shown).cache
     assert "cache reused" in capsys.readouterr().out
     assert os.stat(out / "images.npy").st_mtime_ns == stamp and len(again.manifest) == 2
-    crop_dataset(root, out, CropParams(size=128, **FAST), progress=True)  # a shaping parameter changed
+    with RichProgress() as shown:  # a shaping parameter changed
+        crop_dataset(root, out, CropParams(size=128, **FAST), progress=shown)
     assert "cache reused" not in capsys.readouterr().out
     assert load_cache(out).images.shape == (2, 128, 96, 3)
     stamp = os.stat(out / "images.npy").st_mtime_ns
     save(blank(50), root / "images" / "000001_female_Asian_45" / "mask2.jpg")  # an input changed
-    changed = crop_dataset(root, out, CropParams(size=128, **FAST), progress=False)
+    changed = crop_dataset(root, out, CropParams(size=128, **FAST)).cache
     assert os.stat(out / "images.npy").st_mtime_ns != stamp
     assert changed.manifest.set_index("image_id").loc["000001_female_Asian_45/mask2.jpg", "box_source"] == "person"
 
@@ -144,7 +149,7 @@ def test_bad_files_are_listed_and_the_run_goes_on(tmp_path):
     good = (folder / "mask1.jpg").read_bytes()
     (folder / "mask4.jpg").write_bytes(good[: len(good) // 2])
     (folder / "mask5.jpg").write_text("this is not a photo")
-    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=False)
+    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST)).cache
     m = cache.manifest.set_index("image_id")
     err = m["error"].to_dict()
     p = "000001_female_Asian_45/"
@@ -162,25 +167,24 @@ def test_eval_layout_plain_folder_and_csv(tmp_path):
     save(img, ev / "images" / "a1.jpg")
     save(blank(), ev / "images" / "b2.png")
     (ev / "info.csv").write_text("ImageID,ans\nb2.png,0\na1.jpg,0\n")
-    c = crop_dataset(ev, tmp_path / "c_eval", CropParams(**FAST), progress=False)
+    c = crop_dataset(ev, tmp_path / "c_eval", CropParams(**FAST)).cache
     assert list(c.manifest["image_id"]) == ["b2.png", "a1.jpg"]  # info.csv's order, for submission.csv
     assert list(c.manifest["box_source"]) == ["prior", "detected"]
     assert _crop_box_contains(c.manifest.iloc[1], head)
     plain = tmp_path / "plain"
     save(img, plain / "x" / "one.jpg")
-    c = crop_dataset(plain, tmp_path / "c_plain", CropParams(**FAST), progress=False)
+    c = crop_dataset(plain, tmp_path / "c_plain", CropParams(**FAST)).cache
     assert c.meta["layout"] == "folder" and list(c.manifest["box_source"]) == ["detected"]
     (plain / "list.csv").write_text("path,person\nx/one.jpg,p1\n")
-    c = crop_dataset(plain / "list.csv", tmp_path / "c_csv", CropParams(**FAST), progress=False)
+    c = crop_dataset(plain / "list.csv", tmp_path / "c_csv", CropParams(**FAST)).cache
     assert c.meta["layout"] == "csv" and c.manifest["person"].tolist() == ["p1"]
 
 
 def test_mediapipe_background_fill(tmp_path):
     photos, _ = astronaut_person(1)
     root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
-    plain = crop_dataset(root, tmp_path / "plain", CropParams(**FAST), progress=False).images[0].astype(int)
-    black = crop_dataset(root, tmp_path / "black", CropParams(background="mediapipe", fill="black", **FAST),
-                         progress=False).images[0].astype(int)
+    plain = crop_dataset(root, tmp_path / "plain", CropParams(**FAST)).cache.images[0].astype(int)
+    black = crop_dataset(root, tmp_path / "black", CropParams(background="mediapipe", fill="black", **FAST)).cache.images[0].astype(int)
     # the canvas around the head (grey 150 in the photo) turns black; the face centre stays
     assert plain[:12, :12].mean() > 100 and black[:12, :12].mean() < 30
     assert np.abs(black[90:130, 80:110] - plain[90:130, 80:110]).mean() < 10
@@ -194,12 +198,12 @@ def test_rembg_without_model_says_what_to_do(tmp_path, monkeypatch):
     photos, _ = astronaut_person(1)
     root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
     with pytest.raises(InputError, match="u2netp"):
-        crop_dataset(root, tmp_path / "cache", CropParams(background="rembg", **FAST), progress=False)
+        crop_dataset(root, tmp_path / "cache", CropParams(background="rembg", **FAST)).cache
     assert not (tmp_path / "cache").exists()
 
 
 def test_cli_crop_and_bad_option(tmp_path):
-    from cli import app
+    from facecurate.cli import app
 
     photos, _ = astronaut_person(2)
     root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
@@ -215,3 +219,28 @@ def test_cli_crop_and_bad_option(tmp_path):
     assert res.exit_code == 2 and "margins" in res.output
     res = runner.invoke(app, ["crop", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and "nowhere" in res.output
+
+
+class _Recorder:
+    """A Progress that keeps what a stage reported."""
+
+    def __init__(self):
+        self.updates, self.notes = [], []
+
+    def update(self, task, done, total, info=""):
+        self.updates.append((task, done, total))
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def test_the_stage_prints_nothing_and_reports_through_progress(tmp_path, capsys):
+    photos, _ = astronaut_person(2)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    rec = _Recorder()
+    result = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=rec)
+    assert capsys.readouterr().out == ""
+    assert ("crop", 2, 2) in rec.updates and result.state == "fresh" and result.computed == 2
+    again = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=rec)
+    assert again.state == "complete" and any("cache reused" in n for n in rec.notes)
+    assert capsys.readouterr().out == ""

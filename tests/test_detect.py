@@ -8,10 +8,11 @@ import pytest
 from skimage import data
 from skimage.transform import rescale
 
-from curate.detect import (AdaptiveDetector, Face, MTCNNDetector, box_iou, calibrate_box, default_min_face, fuse_faces,
-                           make_detector, pyramid_scales)
-from curate.errors import InputError
-from curate.models import MODELS_DIR, model_names, model_path
+from facecurate.curate.detect import (AdaptiveDetector, Face, MTCNNDetector, box_iou, calibrate_box, default_min_face, fuse_faces,
+                                      make_detector)
+from facecurate.curate.detect.mtcnn import pyramid_scales
+from facecurate.curate.errors import InputError
+from facecurate.curate.models import MODELS_DIR, model_names, model_path
 
 # The astronaut's face in the original 512 x 512 photo (x1, y1, x2, y2), from the brief.
 FACE = np.array([175.0, 60.0, 265.0, 175.0])

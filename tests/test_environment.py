@@ -17,4 +17,16 @@ def test_pinned_versions():
     assert md.version("torchvision").startswith("0.29.1")
     assert md.version("facenet-pytorch") == "2.5.3"
     assert md.version("mediapipe").split(".")[0] == "1"
-    assert md.version("albumentations") == "2.0.8"
+    assert md.version("timm") == "1.0.31"
+
+
+def test_albumentations_is_not_a_dependency():
+    """The augmentation is our own batched warp (train/augment.py); nothing imports albumentations any more."""
+    requires = " ".join(md.requires("facecurate") or [])
+    assert "albumentations" not in requires and "albumentations" not in open(_requirements()).read()
+
+
+def _requirements() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parents[1] / "requirements.txt")

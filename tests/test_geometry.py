@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curate.background import composite
-from curate.contact import contact_sheet
-from curate.fallback import PERSON, PRIOR, assign_boxes, centred_prior, dataset_prior, person_medians, relative_boxes
-from curate.geometry import contains, crop_region, cut, expand_box, output_shape, parse_margins, place_region
-from curate.subject import pick_subject
+from facecurate.curate.crop.background import composite
+from facecurate.curate.crop.contact import contact_sheet
+from facecurate.curate.crop.fallback import PERSON, PRIOR, assign_boxes, centred_prior, dataset_prior, person_medians, relative_boxes
+from facecurate.curate.crop.geometry import contains, crop_region, cut, expand_box, output_shape, parse_margins, place_region
+from facecurate.curate.crop.subject import pick_subject
 
 
 # ------------------------------------------------------------------ geometry

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from curate.errors import InputError
-from curate.labels import age_group, class_names, decode, encode, parse_age_bins
+from facecurate.curate.errors import InputError
+from facecurate.curate.labels import age_group, class_names, decode, encode, parse_age_bins
 
 
 def test_encode_decode_inverse_scalars_and_arrays():

@@ -4,13 +4,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from _layout_data import photo, quirky_train_layout, write_person
-from curate.decode import BadImage, read_rgb
-from curate.errors import InputError
-from curate.labels import encode
-from curate.readers import MANIFEST_COLUMNS, detect_layout, read_dataset, read_eval, read_folder, read_plain_csv, read_train
+from facecurate.curate.decode import BadImage, read_rgb
+from facecurate.curate.errors import InputError
+from facecurate.curate.labels import encode
+from facecurate.curate.readers import MANIFEST_COLUMNS, detect_layout, read_dataset, read_eval, read_folder, read_plain_csv, read_train
 
 
 @pytest.fixture(scope="module")

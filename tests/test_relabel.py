@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from curate.cache import save_cache
-from curate.consistency import class_thresholds, find_issues, pool_by_person, structure_flags
-from curate.near_duplicates import near_duplicate_flags, perceptual_hash
-from curate.overrides import apply_overrides, read_overrides
-from curate.relabel import relabel_report
+from facecurate.curate.cache import save_cache
+from facecurate.curate.audit.checks import find_issues, structure_flags
+from facecurate.curate.audit.thresholds import class_thresholds, pool_by_person
+from facecurate.curate.audit.near_duplicates import near_duplicate_flags, perceptual_hash
+from facecurate.curate.overrides import apply_overrides, read_overrides
+from facecurate.curate.audit import relabel_report
+from facecurate.train import quick_oof
+from facecurate.cli import app
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ["mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"]
@@ -182,7 +185,7 @@ def test_relabel_report_writes_self_contained_report_and_overrides_that_fix_the_
     oof_path.parent.mkdir()
     oof.to_parquet(oof_path)
     before = {p.name: p.read_bytes() for p in sorted((tmp_path / "cache").iterdir())}
-    res = relabel_report(cache.path, oof=oof_path, out=tmp_path / "report", progress=False)
+    res = relabel_report(cache.path, oof=oof_path, out=tmp_path / "report")
     for name in ("report.html", "issues.csv", "overrides.csv"):
         assert (tmp_path / "report" / name).is_file()
     assert {p.name: p.read_bytes() for p in sorted((tmp_path / "cache").iterdir())} == before  # input untouched
@@ -217,7 +220,7 @@ def test_cli_relabel_report_with_oof_and_bad_input(tmp_path):
     oof, _ = make_oof(10, seed=6, gender_flip=(3,))
     cache = save_cache(tmp_path / "cache", _faces(10, seed=6), _manifest(oof), {"params": {}, "versions": {}})
     oof.to_parquet(tmp_path / "oof.parquet")
-    run = lambda *a: subprocess.run([sys.executable, "cli.py", "relabel-report", *map(str, a)], cwd=ROOT,  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "facecurate", "relabel-report", *map(str, a)], cwd=ROOT,  # noqa: E731
                                     capture_output=True, text=True, timeout=120)
     r = run(cache.path, "--oof", tmp_path / "oof.parquet", "--out", tmp_path / "rep")
     assert r.returncode == 0, r.stderr
@@ -231,14 +234,25 @@ def test_cli_relabel_report_with_oof_and_bad_input(tmp_path):
 
 
 def test_without_oof_a_quick_kfold_is_trained_first(tmp_path):
-    pytest.importorskip("train.fit")
     oof, _ = make_oof(12, seed=7, gender_flip=(1,))
     cache = save_cache(tmp_path / "cache", _faces(12, seed=7, h=32, w=24), _manifest(oof), {"params": {}, "versions": {}})
-    res = relabel_report(cache.path, out=tmp_path / "rep", folds=2, epochs=1, image_size=32, batch_size=16,
-                         device="cpu", progress=False)
-    assert res.oof_path == tmp_path / "rep" / "quick_run" / "oof.parquet"
-    got = pd.read_parquet(res.oof_path)
+    # the CLI orchestrates: train.quick_oof, then curate.audit.relabel_report on its out-of-fold table
+    r = CliRunner().invoke(app, ["relabel-report", str(cache.path), "--out", str(tmp_path / "rep"), "--folds", "2",
+                                 "--epochs", "1", "--image-size", "32", "--batch-size", "16", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    oof_path = tmp_path / "rep" / "quick_run" / "oof.parquet"
+    assert f"Out-of-fold probabilities: {oof_path}" in (tmp_path / "rep" / "report.html").read_text()
+    got = pd.read_parquet(oof_path)
     assert set(got["image_id"]) == set(oof["image_id"]) and sorted(got["fold"].unique()) == [0, 1]
     # every person's photos sit in one fold (person-grouped), and the report was written from these probabilities
     assert got.groupby("person")["fold"].nunique().max() == 1
-    assert res.paths["html"].is_file() and res.paths["overrides"].is_file()
+    assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "rep" / "overrides.csv").is_file()
+
+
+def test_quick_oof_is_person_grouped_and_complete(tmp_path):
+    oof, _ = make_oof(12, seed=7)
+    cache = save_cache(tmp_path / "cache", _faces(12, seed=7, h=32, w=24), _manifest(oof), {"params": {}, "versions": {}})
+    path = quick_oof(cache.path, tmp_path / "quick", folds=2, epochs=1, image_size=32, batch_size=16, device="cpu")
+    got = pd.read_parquet(path)
+    assert path == tmp_path / "quick" / "oof.parquet" and set(got["image_id"]) == set(oof["image_id"])
+    assert got.groupby("person")["fold"].nunique().max() == 1

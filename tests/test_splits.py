@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from _train_data import make_people
-from train.splits import holdout_persons, kfold_persons, person_strata, split_indices
+from facecurate.train.splits import holdout_persons, kfold_persons, person_strata, split_indices
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,19 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli import app
+from facecurate.cli import app
 
-from curate.decode import read_rgb
-from curate.detect import make_detector
-from curate.errors import InputError
-from curate.labels import age_group
-from curate.masks import MASK_STYLES, WEARS, draw_mask, mask_geometry
-from curate.readers import PHOTO_STEMS, read_eval, read_train
-from curate.synth import (FaceSource, astronaut_variants, build_demo_sample, draw_order, find_keypoints,
-                          parse_balance, parse_inject, plan_injection, render_person, synthesize_sources)
+from facecurate.curate.decode import read_rgb
+from facecurate.curate.detect import make_detector
+from facecurate.curate.errors import InputError
+from facecurate.curate.labels import age_group
+from facecurate.curate.synth.masks import MASK_STYLES, WEARS, draw_mask, mask_geometry
+from facecurate.curate.labels import PHOTO_STEMS
+from facecurate.curate.readers import read_eval, read_train
+from facecurate.curate.synth import FaceSource, astronaut_variants, build_demo_sample, synthesize_sources
+from facecurate.curate.synth.keypoints import find_keypoints
+from facecurate.curate.synth.plan import draw_order, parse_balance, parse_inject, plan_injection
+from facecurate.curate.synth.render import render_person
 
 ROOT = Path(__file__).resolve().parents[1]
 INJECT = {"gender": 0.2, "age": 0.2, "swap": 0.2}
@@ -239,7 +242,7 @@ def test_cli_skips_a_face_without_keypoints_and_lists_it(tmp_path):
     # input is never touched, and a non-synth folder is never overwritten
     assert sorted(p.name for p in faces.iterdir()) == sorted(["25_0_0_20170101.jpg.chip.jpg", "67_1_2_20170102.jpg.chip.jpg",
                                                               "40_1_0_20170103.jpg.chip.jpg", "holiday.jpg"])
-    bad = subprocess.run([sys.executable, str(ROOT / "cli.py"), "synth", str(faces), str(tmp_path / "x"), "--inject", "gender=2"],
+    bad = subprocess.run([sys.executable, "-m", "facecurate", "synth", str(faces), str(tmp_path / "x"), "--inject", "gender=2"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--inject" in bad.stderr
     assert not (tmp_path / "x").exists()  # options are checked before anything is written
@@ -250,8 +253,8 @@ def test_csv_input_with_several_photos_per_person(tmp_path, detector):
     for i, img in enumerate(imgs):
         Image.fromarray(img).save(tmp_path / f"p{i}.png")
     (tmp_path / "faces.csv").write_text("path,age,gender,person\np0.png,33,male,ann\np1.png,33,male,ann\np2.png,71,1,bob\n")
-    from curate.synth import synthesize
-    r = synthesize(tmp_path / "faces.csv", tmp_path / "out", seed=0, progress=False, detector=detector)
+    from facecurate.curate.synth import synthesize
+    r = synthesize(tmp_path / "faces.csv", tmp_path / "out", seed=0, detector=detector)
     assert r.people == 2 and r.photos == 14
     train = pd.read_csv(tmp_path / "out" / "train.csv", dtype=str)
     assert sorted(zip(train["gender"], train["age"])) == [("female", "71"), ("male", "33")]
@@ -261,7 +264,7 @@ def test_csv_input_with_several_photos_per_person(tmp_path, detector):
     with pytest.raises(InputError, match="not empty"):
         (tmp_path / "full").mkdir()
         (tmp_path / "full" / "keep.txt").write_text("mine")
-        synthesize_sources([FaceSource("x", "x", 30, 0, image=imgs[0])], tmp_path / "full", progress=False)
+        synthesize_sources([FaceSource("x", "x", 30, 0, image=imgs[0])], tmp_path / "full")
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 
 

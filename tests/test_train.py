@@ -9,15 +9,18 @@ import pytest
 import torch
 
 from _train_data import make_cache, make_eval_layout
-from curate.cache import load_cache
-from curate.errors import InputError
-from train.augment import AugmentParams, eval_batch, train_batch
-from train.data import CacheImages
-from train.fit import TrainConfig, infer_probs, load_weights, train
-from train.losses import FocalLoss, make_loss
-from train.metrics import macro_f1
-from train.model import build_model, class_probs_from_heads, local_pretrained_file, probabilities
-from train.predict import predict, predict_cache
+from facecurate.curate.cache import load_cache
+from facecurate.curate.errors import InputError
+from facecurate.train.augment import AugmentParams, eval_batch, train_batch
+from facecurate.train.data import CacheImages
+from facecurate.train.checkpoint import load_weights
+from facecurate.train.config import TrainConfig
+from facecurate.train.fit import train
+from facecurate.train.infer import infer_probs
+from facecurate.train.losses import FocalLoss, make_loss
+from facecurate.train.metrics import macro_f1
+from facecurate.train.model import build_model, class_probs_from_heads, local_pretrained_file, probabilities
+from facecurate.train.predict import predict, predict_cache
 
 TINY = dict(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1, plots=False)
 TIMING = ["images_per_s", "epoch_s"]
@@ -36,14 +39,14 @@ def cache(work):
 @pytest.fixture(scope="module")
 def run_a(work, cache):
     """Three epochs with augmentation, one person-grouped validation split."""
-    return train(cache, work / "run_a", TrainConfig(**{**TINY, "plots": True}, epochs=3, val_ratio=0.25), progress=False)
+    return train(cache, work / "run_a", TrainConfig(**{**TINY, "plots": True}, epochs=3, val_ratio=0.25))
 
 
 @pytest.fixture(scope="module")
 def run_fit(work, cache):
     """No augmentation, enough epochs to learn the generated bands."""
     cfg = TrainConfig(**TINY, epochs=7, val_ratio=0.25, augment=AugmentParams(enabled=False))
-    return train(cache, work / "run_fit", cfg, progress=False)
+    return train(cache, work / "run_fit", cfg)
 
 
 def _metrics(run: Path) -> pd.DataFrame:
@@ -51,7 +54,7 @@ def _metrics(run: Path) -> pd.DataFrame:
 
 
 def test_tiny_model_overfits_tiny_set(run_fit, cache):
-    probs = predict_cache(run_fit, cache, progress=False)
+    probs = predict_cache(run_fit, cache)
     oof = pd.read_parquet(run_fit / "oof.parquet")
     train_rows = ~cache.manifest["image_id"].isin(oof["image_id"])
     y = cache.manifest["label"].to_numpy(int)
@@ -74,10 +77,10 @@ def test_run_folder_contract(run_a):
 
 
 def test_same_seed_same_metrics(run_a, work, cache):
-    again = train(cache, work / "run_a2", TrainConfig(**TINY, epochs=3, val_ratio=0.25), progress=False)
+    again = train(cache, work / "run_a2", TrainConfig(**TINY, epochs=3, val_ratio=0.25))
     pd.testing.assert_frame_equal(_metrics(run_a), _metrics(again))
     assert _metrics(run_a)["train_loss"].iloc[-1] < _metrics(run_a)["train_loss"].iloc[0]
-    other = train(cache, work / "run_seed1", TrainConfig(**TINY, epochs=1, val_ratio=0.25, seed=1), progress=False)
+    other = train(cache, work / "run_seed1", TrainConfig(**TINY, epochs=1, val_ratio=0.25, seed=1))
     assert not np.isclose(_metrics(other)["train_loss"].iloc[0], _metrics(run_a)["train_loss"].iloc[0])
 
 
@@ -90,17 +93,16 @@ def test_resume_continues_where_it_stopped(run_a, work, cache):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(cache, out, cfg, progress=False, on_epoch_end=stop_after_first)
+        train(cache, out, cfg, on_epoch_end=stop_after_first)
     assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == [1]
     seen = []
-    train(cache, out, TrainConfig(**TINY, epochs=3, val_ratio=0.25, resume=True), progress=False,
+    train(cache, out, TrainConfig(**TINY, epochs=3, val_ratio=0.25, resume=True),
           on_epoch_end=lambda f, e, r: seen.append(e))
     assert seen == [2, 3]  # epoch 1 was not trained again
     # optimizer, schedule, RNG and weights were restored: the same numbers as the straight run
     pd.testing.assert_frame_equal(_metrics(run_a), _metrics(out))
     with pytest.raises(InputError, match="different"):
-        train(cache, out, TrainConfig(**{**TINY, "model": "mobilenetv3_small_050"}, epochs=4, val_ratio=0.25, resume=True),
-              progress=False)
+        train(cache, out, TrainConfig(**{**TINY, "model": "mobilenetv3_small_050"}, epochs=4, val_ratio=0.25, resume=True))
 
 
 def test_overrides_change_the_labels_trained_on(work, cache):
@@ -113,7 +115,7 @@ def test_overrides_change_the_labels_trained_on(work, cache):
     pd.DataFrame([("person", p_gender, "gender", new_gender, "test"), ("person", p_age, "age", 75, "test"),
                   ("photo", photo, "mask", 2, "test")], columns=["scope", "key", "field", "value", "reason"]).to_csv(ov, index=False)
     before = pd.read_parquet(cache.path / "manifest.parquet")
-    run = train(cache, work / "run_ov", TrainConfig(**TINY, epochs=1, folds=2, overrides=str(ov)), progress=False)
+    run = train(cache, work / "run_ov", TrainConfig(**TINY, epochs=1, folds=2, overrides=str(ov)))
     oof = pd.read_parquet(run / "oof.parquet").set_index("image_id")
     assert len(oof) == len(manifest)  # two folds: every photo is out-of-fold once
     assert (oof.loc[oof["person"] == p_gender, "gender"] == new_gender).all()
@@ -133,7 +135,7 @@ def test_predict_averages_folds_and_flips(work, cache):
     run = work / "run_ov"
     if not run.is_dir():
         pytest.skip("needs the overrides run")
-    got = predict_cache(run, cache, progress=False)
+    got = predict_cache(run, cache)
     images = CacheImages(cache.images)
     pos = np.arange(len(images))
     want = 0
@@ -151,7 +153,7 @@ def test_predict_averages_folds_and_flips(work, cache):
 def test_predict_writes_submission_in_info_order(run_fit, work):
     data = work / "eval"
     order = make_eval_layout(data, n=5)
-    out = predict(run_fit, data, out=work / "pred" / "submission.csv", cache_root=work / "caches", progress=False)
+    out = predict(run_fit, data, out=work / "pred" / "submission.csv", cache_root=work / "caches")
     sub = pd.read_csv(out)
     assert list(sub.columns) == ["ImageID", "ans"]
     assert list(sub["ImageID"]) == order
@@ -163,7 +165,7 @@ def test_predict_writes_submission_in_info_order(run_fit, work):
     # a plain folder of photos: image_id,ans
     plain = work / "plain"
     shutil.copytree(data / "images", plain)
-    sub2 = pd.read_csv(predict(run_fit, plain, cache_root=work / "caches", progress=False))
+    sub2 = pd.read_csv(predict(run_fit, plain, cache_root=work / "caches"))
     assert list(sub2.columns) == ["image_id", "ans"] and len(sub2) == 5
 
 
@@ -221,7 +223,7 @@ def test_weights_never_downloaded(run_a, tmp_path):
 def test_cli_train_bad_option_is_one_line(cache):
     from typer.testing import CliRunner
 
-    from cli import app
+    from facecurate.cli import app
 
     r = CliRunner().invoke(app, ["train", str(cache.path), "--loss", "hinge", "--out", str(cache.path.parent / "x")])
     assert r.exit_code == 2 and "--loss must be one of" in r.output
@@ -239,3 +241,35 @@ def test_augment_backends_agree():
     assert a.shape == b.shape == (4, 3, 128, 96)
     assert (a - b).abs().mean() < 0.03          # uint8 rounding and border pixels only
     assert (a - c).abs().mean() > 10 * (a - b).abs().mean()  # while another draw differs a lot
+
+
+def test_ema_weights_are_what_is_validated_saved_and_resumed(work, cache):
+    """timm's ModelEmaV3 carries the evaluated weights; a resumed run restores it bit for bit."""
+    cfg = dict(TINY, ema=0.9, epochs=3, val_ratio=0.25)
+    straight = train(cache, work / "ema_straight", TrainConfig(**cfg))
+    best = load_weights(build_model("resnet10t"), straight / "fold_0" / "best.safetensors").state_dict()
+    last = load_weights(build_model("resnet10t"), straight / "fold_0" / "last.safetensors").state_dict()
+    assert any(not torch.equal(best[k], last[k]) for k in best if best[k].is_floating_point())  # best = the average
+
+    def stop_after_first(fold, epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cache, work / "ema_resumed", TrainConfig(**cfg), on_epoch_end=stop_after_first)
+    train(cache, work / "ema_resumed", TrainConfig(**cfg, resume=True))
+    pd.testing.assert_frame_equal(_metrics(straight), _metrics(work / "ema_resumed"))
+
+
+def test_timm_optimizer_and_data_config_follow_the_model():
+    """No weight decay on what the model names in no_weight_decay(); normalisation from the model's own data config."""
+    from facecurate.train.fit import data_norm
+    from facecurate.train.fold import _setup
+
+    vit = TrainConfig(model="vit_tiny_patch16_224", epochs=1, device="cpu")
+    fs = _setup(0, vit, torch.device("cpu"), steps_per_epoch=1)
+    names = {id(p): n for n, p in fs.model.named_parameters()}
+    no_decay = {names[id(p)] for g in fs.opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert "pos_embed" in no_decay and "cls_token" in no_decay and "blocks.0.attn.qkv.weight" not in no_decay
+    assert data_norm(fs.model) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # not ImageNet's numbers
+    assert data_norm(build_model("resnet10t")) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

@@ -1,0 +1,50 @@
+"""`relabel-report`: flag likely mislabels; trains a quick out-of-fold model first when none is given."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app, stage
+from .render import relabel_summary
+
+
+@app.command(name="relabel-report")
+def relabel_report(
+    cache: Path = typer.Argument(..., help="A cache folder written by `crop`."),
+    oof: Optional[Path] = typer.Option(None, help="RUN/oof.parquet from `train` (out-of-fold probabilities); without it a quick K-fold is trained on the cache first."),
+    out: Optional[Path] = typer.Option(None, help="Folder for report.html, issues.csv, overrides.csv [default: artifacts/relabel/<cache name>]."),
+    pool: str = typer.Option("mean", help="How a person's photo probabilities are pooled: mean (robust) or log (geometric mean, sharper)."),
+    near_duplicates: bool = typer.Option(True, help="Look for near-identical photos filed under different people with different labels."),
+    max_hash_distance: int = typer.Option(4, help="Near-duplicates: largest perceptual-hash Hamming distance (of 64 bits) for a candidate pair."),
+    min_corr: float = typer.Option(0.97, help="Near-duplicates: smallest correlation of the 16x16 grey thumbnails to confirm a pair."),
+    max_cards: int = typer.Option(1000, help="At most this many people (highest scores) get a card in report.html; issues.csv has all."),
+    age_bins: Optional[str] = typer.Option(None, help="Age cut points for the names shown, like 30,60 [default: the run's, else 30,60]."),
+    folds: int = typer.Option(5, help="Quick training (no --oof): number of person-grouped folds."),
+    epochs: int = typer.Option(6, help="Quick training (no --oof): epochs per fold."),
+    model: Optional[str] = typer.Option(None, help="Quick training (no --oof): timm model name, random init [default: the trainer's small default]."),
+    image_size: int = typer.Option(128, help="Quick training (no --oof): input height in pixels."),
+    batch_size: int = typer.Option(64, help="Quick training (no --oof): batch size."),
+    device: Optional[str] = typer.Option(None, help="Quick training (no --oof): cpu, cuda or cuda:N [default: cuda when present]."),
+    seed: int = typer.Option(0, help="Quick training (no --oof): random seed."),
+) -> None:
+    """Flag likely mislabels from per-person consistency and out-of-fold predictions; propose overrides.csv."""
+    from ..curate.audit import default_report_dir
+    from ..curate.audit import relabel_report as run_relabel_report
+    from ..curate.labels import parse_age_bins
+    from ..train import quick_oof
+
+    with stage() as (console, progress):
+        if age_bins is not None:
+            parse_age_bins(age_bins)  # a bad --age-bins fails before any training
+        report_dir = out or default_report_dir(cache)
+        if oof is None:
+            progress.note(f"relabel-report: no --oof given; training a quick {folds}-fold {model or 'default'} model "
+                          f"({epochs} epoch(s), {image_size} px high) on {cache} for out-of-fold probabilities")
+            oof = quick_oof(cache, report_dir / "quick_run", folds=folds, epochs=epochs, model=model, image_size=image_size,
+                            batch_size=batch_size, device=device, seed=seed, progress=progress)
+        result = run_relabel_report(cache, oof=oof, out=report_dir, pool=pool, near_duplicates=near_duplicates,
+                                    max_hash_distance=max_hash_distance, min_corr=min_corr, max_cards=max_cards,
+                                    age_bins=age_bins, progress=progress)
+    relabel_summary(console, result)

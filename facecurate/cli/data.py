@@ -1,0 +1,53 @@
+"""`inspect` and `synth`: look at a data set, or make one with known labels and errors."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import DATA_HELP, app, stage
+from .render import inspect_summary, synth_summary
+
+
+@app.command()
+def inspect(
+    data: Path = typer.Argument(..., help=DATA_HELP),
+    out: Optional[Path] = typer.Option(None, help="Folder for the distribution PNG and manifest [default: artifacts/inspect/<data name>]."),
+    age_bins: str = typer.Option("30,60", help="Two age cut points: groups are <a, a..b-1, >=b."),
+    check_files: bool = typer.Option(True, help="Open every photo's header to find empty, truncated or non-image files."),
+    show: int = typer.Option(20, help="How many problems to print (all are written to problems.csv)."),
+) -> None:
+    """Count people and photos per class, list the data's problems, and plot the class and age distributions."""
+    from ..curate.inspect import inspect_dataset
+
+    with stage() as (console, progress):
+        result = inspect_dataset(data, out=out, age_bins=age_bins, check_files=check_files)
+        inspect_summary(console, result, show)
+
+
+@app.command()
+def synth(
+    faces: Path = typer.Argument(..., help="Labelled faces: a folder of UTKFace-named photos (age_gender_race_*.jpg, gender 0 male / 1 female) or a CSV with path, age, gender (+ optional person, race)."),
+    out: Path = typer.Argument(..., help="Folder to write (new, empty, or a previous synth output, which is replaced)."),
+    people: Optional[int] = typer.Option(None, help="How many people to write (7 photos each); default: every usable person."),
+    seed: int = typer.Option(0, help="Random seed: the same seed writes the same files."),
+    balance: str = typer.Option("", help="Draw people evenly over these groups so scarce ones are not starved: 'age', 'gender' or 'age,gender'."),
+    inject: str = typer.Option("", help="Known person-level label errors, as fractions of people: e.g. 'gender=0.05,age=0.03,swap=0.03' (swap exchanges incorrect_mask and normal). Listed in injected.csv."),
+    eval_layout: bool = typer.Option(False, "--eval", help="Write the eval layout (info.csv + images/<sha1>.jpg) instead of the train layout; labels go to truth.csv."),
+    detector: str = typer.Option("mtcnn", help="Keypoint detector: mtcnn (most precise keypoints), mediapipe, adaptive, fused or auto (see crop --help)."),
+    device: Optional[str] = typer.Option(None, help="Torch device for MTCNN, e.g. cpu or cuda; default: cuda when present."),
+    age_bins: str = typer.Option("30,60", help="Two age cut points for --balance and the summary: groups are <a, a..b-1, >=b."),
+    contact: int = typer.Option(8, help="People shown in contact.png (0: no contact sheet)."),
+    workers: Optional[int] = typer.Option(None, help="Threads rendering and writing photos; default: min(4, CPU cores)."),
+    quality: int = typer.Option(92, help="JPEG quality of the written photos."),
+    show: int = typer.Option(10, help="How many skipped faces to print (all are in skipped.csv)."),
+) -> None:
+    """Synthesise masked photos (mask1-5, incorrect_mask, normal) from labelled faces into the competition layout."""
+    from ..curate.synth import synthesize
+
+    with stage() as (console, progress):
+        result = synthesize(faces, out, people=people, seed=seed, balance=balance, inject=inject, eval_layout=eval_layout,
+                            detector=detector, device=device, age_bins=age_bins, contact=contact, workers=workers,
+                            quality=quality, progress=progress)
+    synth_summary(console, result, show)

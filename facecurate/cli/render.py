@@ -1,0 +1,171 @@
+"""How the CLI shows what the stages report: rich progress bars for ``Progress`` events and one summary per stage.
+
+The stages never print; everything a user sees on the terminal is rendered here.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichBars
+from rich.table import Table
+
+from ..curate.audit import KIND_TITLES, KINDS, RelabelResult
+from ..curate.crop import CropResult
+from ..curate.inspect import InspectResult
+from ..curate.labels import class_names, head_names
+from ..curate.synth import SynthResult
+
+
+class RichProgress:
+    """A ``curate.progress.Progress`` drawn with rich: one bar per task; a finished task becomes a static line
+    when the next one starts (so a long training run leaves one line per epoch, not a growing live area)."""
+
+    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
+        self.console = console or Console(highlight=False)
+        self.enabled = enabled
+        self.bars = RichBars(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=self.console,
+                             disable=not enabled)
+        self.tasks: dict[str, tuple[int, float]] = {}
+
+    def __enter__(self) -> "RichProgress":
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in list(self.tasks):
+            self._finish(name)
+        self.bars.stop()
+
+    def _finish(self, name: str) -> None:
+        tid, t0 = self.tasks.pop(name)
+        task = self.bars._tasks[tid]  # noqa: SLF001 - rich keeps no public getter by id
+        info = task.fields.get("info", "")
+        self.bars.remove_task(tid)
+        if self.enabled:
+            secs = time.perf_counter() - t0
+            self.console.print(f"{name}  {int(task.completed)}/{int(task.total or 0)}  {secs:.1f} s  {info}".rstrip(),
+                               markup=False, soft_wrap=True)
+
+    def update(self, task: str, done: int, total: int, info: str = "") -> None:
+        if task not in self.tasks:
+            for name in [n for n, (tid, _) in self.tasks.items() if self.bars._tasks[tid].finished]:  # noqa: SLF001
+                self._finish(name)
+            self.tasks[task] = (self.bars.add_task(task, total=total, info=""), time.perf_counter())
+        tid, _ = self.tasks[task]
+        self.bars.update(tid, completed=done, total=total, info=info)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, markup=False, soft_wrap=True)
+
+
+def print_paths(console: Console, label: str, *paths: Path) -> None:
+    """One line naming files, never wrapped mid-path."""
+    console.print(f"{label} " + ", ".join(str(p) for p in paths), markup=False, soft_wrap=True)
+
+
+def inspect_summary(console: Console, r: InspectResult, show: int = 20) -> None:
+    """The data set's counts per class and per head, and its first ``show`` problems."""
+    ds, m = r.dataset, r.dataset.manifest
+    console.print(f"{ds.root}  layout: {ds.layout}  people: {m['person'].nunique()}  photos: {len(m)}", markup=False,
+                  soft_wrap=True)
+    if len(r.classes):
+        t = Table(title="per class")
+        for c in ("class", "name", "people", "photos"):
+            t.add_column(c, justify="right" if c != "name" else "left")
+        for i, n in enumerate(class_names(r.age_bins)):
+            t.add_row(str(i), n, str(r.classes.at[i, "people"]), str(r.classes.at[i, "photos"]))
+        console.print(t)
+        for head, counts in r.heads.items():
+            ht = Table(title=f"per {'age group' if head == 'age' else head}")
+            ht.add_column("value")
+            ht.add_column("photos", justify="right")
+            for name in head_names(head, r.age_bins):
+                ht.add_row(name, str(int(counts.get(name, 0))))
+            console.print(ht)
+    errors = [p for p in ds.problems if p.level == "error"]
+    console.print(f"problems: {len(errors)} errors (skipped), {len(ds.problems) - len(errors)} warnings")
+    for p in ds.problems[:show]:
+        console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
+    if len(ds.problems) > show:
+        console.print(f"  ... and {len(ds.problems) - show} more (see problems.csv)")
+    print_paths(console, "wrote", *r.files.values())
+
+
+def synth_summary(console: Console, r: SynthResult, show: int = 10) -> None:
+    """What ``synth`` wrote (people per group, photos, skipped, injected) and the first skipped faces."""
+    t = Table(title=f"synth -> {r.out} ({r.layout} layout)", show_header=False)
+    t.add_row("people", f"{r.people} written" + (f" of {r.wanted} wanted" if r.wanted != r.people else ""))
+    t.add_row("photos", f"{r.photos} (384 x 512)")
+    names = head_names("age", r.age_bins)
+    for g, row in r.groups.iterrows():
+        t.add_row(f"  {g}", ", ".join(f"{names[int(a)]}: {n}" for a, n in row.items()))
+    t.add_row("skipped faces", f"{len(r.skipped)} (skipped.csv)")
+    kinds = r.injected["kind"].value_counts().to_dict() if len(r.injected) else {}
+    t.add_row("injected errors", (", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none") + " (injected.csv)")
+    t.add_row("detector", r.detector)
+    t.add_row("contact sheet", str(r.contact) if r.contact else "-")
+    t.add_row("time", f"{r.seconds:.1f} s")
+    console.print(t)
+    for p in r.skipped[:show]:
+        console.print(f"skipped: {p.path}: {p.what}", markup=False, soft_wrap=True)
+    if len(r.skipped) > show:
+        console.print(f"... and {len(r.skipped) - show} more in skipped.csv")
+
+
+def crop_summary(console: Console, r: CropResult) -> None:
+    """Photos per box source, speed, and where the cache and its contact sheet are."""
+    out = r.cache.path
+    if r.state != "complete":
+        t = Table(title=f"crop -> {out}")
+        for col in ("photos", "detected", "person", "prior", "failed", "seconds", "photos/s"):
+            t.add_column(col, justify="right")
+        c = r.counts
+        t.add_row(str(len(r.cache.manifest)), str(c.get("detected", 0)), str(c.get("person", 0)), str(c.get("prior", 0)),
+                  str(c.get("failed", 0)), f"{r.seconds:.1f}", f"{r.photos_per_s:.1f}")
+        console.print(t)
+    if r.contact is not None:
+        console.print(f"contact sheet: {r.contact}" + (f" ({r.left_out} fallback crops not shown)" if r.left_out else ""),
+                      markup=False, soft_wrap=True)
+    usable = len(r.cache.usable())
+    console.print(f"cache: {out} ({len(r.cache.manifest)} photos, {usable} usable, images {tuple(r.cache.images.shape)})",
+                  markup=False, soft_wrap=True)
+
+
+def relabel_summary(console: Console, r: RelabelResult) -> None:
+    """Flags and flagged people per kind, and the files written."""
+    t = Table(title=f"relabel-report: {r.people} people checked")
+    t.add_column("kind")
+    t.add_column("flags", justify="right")
+    t.add_column("people", justify="right")
+    for k in KINDS:
+        n, p = r.counts.get(k, (0, 0))
+        t.add_row(KIND_TITLES[k], str(n), str(p))
+    t.add_row("all", str(len(r.flags)), str(r.flags["person"].nunique() if len(r.flags) else 0), end_section=True)
+    console.print(t)
+    console.print(f"{r.fixes} suggested fix(es) in {r.paths['overrides']}", markup=False, soft_wrap=True)
+    console.print(f"every flag in {r.paths['issues']}", markup=False, soft_wrap=True)
+    console.print(f"open {r.paths['html']}", markup=False, soft_wrap=True)
+
+
+def train_summary(console: Console, run: Path) -> None:
+    """Per-fold best epoch and F1 (with flip TTA), the out-of-fold line, and where the run is."""
+    s = json.loads((run / "summary.json").read_text())
+    nan = float("nan")
+    t = Table(title=f"run {run}")
+    for c in ("fold", "best epoch", "epochs", "F1 (18)", "F1 mask", "F1 gender", "F1 age", "acc (18)"):
+        t.add_column(c, justify="right")
+    for f in s["per_fold"]:
+        t.add_row(str(f["fold"]), str(f.get("best_epoch", "")), str(f["epochs_run"]), f"{f['tta_f1']:.3f}",
+                  f"{f.get('tta_f1_mask', nan):.3f}", f"{f.get('tta_f1_gender', nan):.3f}",
+                  f"{f.get('tta_f1_age', nan):.3f}", f"{f['tta_acc']:.3f}")
+    t.add_row("OOF", "", "", f"{s['oof_f1']:.3f}", f"{s['oof_f1_mask']:.3f}", f"{s['oof_f1_gender']:.3f}",
+              f"{s['oof_f1_age']:.3f}", f"{s['oof_acc']:.3f}", style="bold")
+    console.print(t)
+    console.print(f"run: {run}  out-of-fold macro F1 {s['oof_f1']:.4f} (mask {s['oof_f1_mask']:.3f}, gender "
+                  f"{s['oof_f1_gender']:.3f}, age {s['oof_f1_age']:.3f}) on {s['n_oof']} photos", markup=False, soft_wrap=True)

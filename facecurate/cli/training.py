@@ -1,0 +1,98 @@
+"""`train` and `predict`: a person-grouped K-fold run from the cache, and its fold ensemble on new photos."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import DATA_HELP, app, stage
+from .render import print_paths, train_summary
+
+
+@app.command()
+def train(
+    cache: Path = typer.Argument(..., help="A cache folder written by `crop`."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default: artifacts/runs/<name>)."),
+    name: Optional[str] = typer.Option(None, help="Run name (default: <cache name>-<model>; -2, -3... when taken, unless --resume)."),
+    model: str = typer.Option("mobilenetv3_small_100", help="Any timm model name (trained from scratch unless --pretrained/--weights)."),
+    task: str = typer.Option("multi", help="multi: mask (3) / gender (2) / age (3) heads combined into 18 classes; single: one 18-way head."),
+    img_size: Optional[str] = typer.Option(None, help="Model input HEIGHT,WIDTH or HEIGHT (width keeps the cache's aspect) (default: the cache's size)."),
+    epochs: int = typer.Option(15, help="Epochs per fold (the cosine schedule spans them)."),
+    batch_size: int = typer.Option(32, help="Photos per training batch."),
+    lr: float = typer.Option(2e-3, help="Peak AdamW learning rate (after warm-up)."),
+    weight_decay: float = typer.Option(0.05, help="AdamW weight decay (not applied to biases and norm layers)."),
+    warmup: float = typer.Option(1.0, help="Warm-up length in epochs (linear), then cosine decay."),
+    loss: str = typer.Option("smooth", help="ce, smooth (label smoothing), focal (gamma 2) or f1 (soft macro F1 + CE); per head's own class count."),
+    smoothing: float = typer.Option(0.1, help="Label smoothing of --loss smooth."),
+    class_weights: bool = typer.Option(False, help="Weight each head's classes by sqrt inverse frequency in the training fold."),
+    head_weights: str = typer.Option("1,1,1", help="Loss weights of the mask, gender and age heads (--task multi)."),
+    sampler: str = typer.Option("none", help="none, class (balanced over the 18 classes) or age (balanced over age groups)."),
+    folds: int = typer.Option(5, help="K of the person-grouped stratified K-fold."),
+    fold: str = typer.Option("all", help="Which fold(s) to train: all or one id 0..K-1."),
+    val_ratio: Optional[float] = typer.Option(None, help="Instead of K-fold: one person-grouped split with this share of people for validation."),
+    patience: int = typer.Option(5, help="Stop a fold after this many epochs without a better validation macro F1 (0 = never)."),
+    ema: float = typer.Option(0.998, help="EMA decay of the evaluated/saved weights (0 = off)."),
+    clip_grad: float = typer.Option(1.0, help="Gradient norm clipping (0 = off)."),
+    drop_rate: float = typer.Option(0.2, help="Dropout before the classifier."),
+    augment: bool = typer.Option(True, help="Flip, random resized crop, small rotation and colour jitter on the training batches."),
+    rotate: float = typer.Option(10.0, help="Largest rotation of the augmentation, degrees."),
+    mixup: float = typer.Option(0.0, help="Mixup Beta alpha (0 = off)."),
+    cutmix: float = typer.Option(0.0, help="CutMix Beta alpha (0 = off)."),
+    seed: int = typer.Option(0, help="Seed of splits, initialisation, order and augmentation."),
+    amp: str = typer.Option("auto", help="Mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16 or off. The CPU runs fp32."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
+    pretrained: bool = typer.Option(False, help="Start from timm's weights in the local Hugging Face cache (never downloaded)."),
+    weights: Optional[Path] = typer.Option(None, help="Start the backbone from a local weights file (.safetensors/.pth)."),
+    overrides: Optional[Path] = typer.Option(None, help="overrides.csv from relabel-report: label fixes applied for this run only."),
+    resume: bool = typer.Option(False, help="Continue the run in --out/--name from its last saved epoch."),
+) -> None:
+    """Train a timm classifier from the cache with person-grouped K-fold; writes a run folder."""
+    from ..train.augment import AugmentParams
+    from ..train.config import (
+        TrainConfig,
+        default_run_dir,
+        parse_head_weights,
+        parse_img_size,
+    )
+    from ..train.fit import train as fit
+
+    out = out or default_run_dir(cache, model, name, resume)
+    with stage(f"interrupted; the last finished epoch is saved: add --resume --out {out} to continue") as (console, progress):
+        cfg = TrainConfig(model=model, task=task, img_size=parse_img_size(img_size, cache), epochs=epochs,
+                          batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup, loss=loss,
+                          smoothing=smoothing, class_weights=class_weights, head_weights=parse_head_weights(head_weights),
+                          sampler=sampler, folds=folds, fold=fold, val_ratio=val_ratio, patience=patience, ema=ema,
+                          clip_grad=clip_grad, drop_rate=drop_rate, seed=seed, amp=amp, device=device, threads=threads,
+                          pretrained=pretrained, weights=str(weights) if weights else None,
+                          overrides=str(overrides) if overrides else None, resume=resume,
+                          augment=AugmentParams(enabled=augment, rotate=rotate, mixup=mixup, cutmix=cutmix))
+        run = fit(cache, out, cfg, progress=progress)
+    train_summary(console, run)
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="A run folder written by `train`."),
+    data: Path = typer.Argument(..., help=DATA_HELP),
+    out: Optional[Path] = typer.Option(None, help="Submission CSV to write (default: RUN/predict-<data name>/submission.csv); probs.parquet goes beside it."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N for cropping and the model (default: cuda when present)."),
+    cache_root: Path = typer.Option(Path("artifacts/cache"), help="Where the crop cache of DATA is looked for and written."),
+    batch_size: int = typer.Option(128, help="Photos per inference batch."),
+    tta: bool = typer.Option(True, help="Average each photo with its mirror image."),
+) -> None:
+    """Crop new photos with the run's settings, ensemble folds + flip TTA, write submission.csv."""
+    import json
+
+    from ..train.predict import predict as run_predict
+
+    with stage() as (console, progress):
+        path = run_predict(run, data, out=out, device=device, cache_root=cache_root, batch_size=batch_size, tta=tta,
+                           progress=progress)
+    info = json.loads((path.parent / "predict.json").read_text())
+    console.print(f"submission: {path} ({info['rows']} rows, {info['folds']} fold(s){' x flip' if tta else ''})"
+                  + (f"; {info['missing_photos']} listed photo(s) missing, given the most frequent class" if info['missing_photos'] else "")
+                  + (f"; {info['crop_errors']} unreadable photo(s)" if info['crop_errors'] else ""), markup=False, soft_wrap=True)
+    print_paths(console, "probabilities:", path.parent / "probs.parquet")
+    print_paths(console, "cache:", Path(info["cache"]))

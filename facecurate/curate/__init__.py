@@ -1,0 +1,10 @@
+"""facecurate's curation package: read, inspect, crop, cache, synthesize and audit face-photo data sets.
+
+It never imports ``facecurate.train``. The trainer reads it only through this public surface:
+``cache`` (``Cache``, ``load_cache``, ``save_cache``), ``labels`` (the label model), ``errors``
+(``InputError``), ``overrides`` (label fixes), ``progress`` (the reporting protocol) and ``crop``
+(for predict's re-crop). Stages: ``inspect``, ``crop``, ``synth``, ``audit`` (relabel-report).
+"""
+
+#: The modules ``facecurate.train`` may import (checked by tests/test_architecture.py).
+PUBLIC_SURFACE = ("cache", "labels", "errors", "overrides", "progress", "crop")

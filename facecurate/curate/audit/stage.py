@@ -1,0 +1,94 @@
+"""The ``relabel-report`` stage: out-of-fold probabilities + the cache -> report.html, issues.csv, overrides.csv.
+
+The probabilities come from a ``train`` run's ``oof.parquet`` (the CLI trains a quick one first when
+none is given: ``facecurate.train.quick_oof``). The stage reads the cache and writes only into ``out``:
+the user's data is never touched.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..cache import Cache, load_cache
+from ..errors import InputError
+from ..labels import parse_age_bins
+from ..progress import QUIET, Progress
+from .checks import find_issues
+from .flags import KINDS, sort_flags
+from .near_duplicates import near_duplicate_flags
+from .oof import read_oof
+from .report_html import overrides_from_flags, write_report
+
+
+@dataclass
+class RelabelResult:
+    """What the stage wrote (``paths``), every flag, and where the out-of-fold probabilities came from."""
+
+    out: Path
+    paths: dict[str, Path]
+    flags: pd.DataFrame
+    oof_path: Path
+    people: int = 0
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (flags, people)
+    fixes: int = 0  # rows of overrides.csv
+
+
+def _age_bins(cache: Cache, oof_path: Path | None, age_bins) -> tuple[int, ...]:
+    """The age bins the labels were cut with: given, else the run's config.json, else the cache's."""
+    if age_bins is not None:
+        return parse_age_bins(age_bins)
+    if oof_path is not None and (oof_path.parent / "config.json").is_file():
+        try:
+            bins = json.loads((oof_path.parent / "config.json").read_text()).get("age_bins")
+            if bins:
+                return parse_age_bins(bins)
+        except (InputError, json.JSONDecodeError):
+            pass  # an unreadable run config: fall back on the cache's bins
+    return cache.age_bins
+
+
+def default_report_dir(cache: str | Path, root: str | Path = "artifacts/relabel") -> Path:
+    """``root/<cache folder name>``: where a report goes when ``out`` is not given."""
+    return Path(root) / Path(cache).resolve().name
+
+
+def relabel_report(cache: str | Path, oof: str | Path, out: str | Path | None = None, pool: str = "mean",
+                   near_duplicates: bool = True, max_hash_distance: int = 4, min_corr: float = 0.97,
+                   max_cards: int = 1000, age_bins=None, progress: Progress | None = None) -> RelabelResult:
+    """Flag likely label errors in a cache and write report.html, issues.csv and overrides.csv into ``out``.
+
+    ``oof``: a run's oof.parquet (out-of-fold probabilities). ``pool``: how a person's photo probabilities
+    are combined (``mean`` or ``log``). Near-duplicates: pHash distance <= ``max_hash_distance`` confirmed
+    by thumbnail correlation >= ``min_corr``. ``age_bins``: for the names shown (default: the run's, else the cache's).
+    """
+    progress = progress or QUIET
+    c = load_cache(cache)
+    out = Path(out) if out is not None else default_report_dir(c.path)
+    manifest = c.manifest.reset_index(drop=True)
+    if "label" not in manifest or manifest["label"].isna().all():
+        raise InputError(f"{c.path}: the cache holds no labels (an eval-layout or unlabelled dataset); nothing to check")
+    oof_path = Path(oof)
+    frame = read_oof(oof_path)
+    known = set(manifest["image_id"].astype(str))
+    unknown = ~frame["image_id"].isin(known)
+    if unknown.all():
+        raise InputError(f"{oof_path}: none of its image_ids are in {c.path}; is it from a run on another cache?")
+    if unknown.any():
+        progress.note(f"warning: {int(unknown.sum())} oof row(s) not in the cache are ignored")
+        frame = frame[~unknown].reset_index(drop=True)
+    bins = _age_bins(c, oof_path, age_bins)
+    labelled = manifest[manifest["label"].notna()]
+    flags = find_issues(frame, manifest=labelled, pool=pool, age_bins=bins)
+    if near_duplicates:
+        progress.note(f"near-duplicates: hashing {len(manifest)} cached photos")
+        nd = near_duplicate_flags(c.images, manifest, max_distance=max_hash_distance, min_corr=min_corr, age_bins=bins)
+        flags = sort_flags(pd.concat([x for x in (flags, nd) if len(x)], ignore_index=True)) if len(nd) else flags
+    note = f"Cache: {c.path}. Out-of-fold probabilities: {oof_path}. Person pooling: {pool}."
+    paths = write_report(out, flags, manifest, c.images, title=f"relabel report: {c.path.resolve().name}",
+                         age_bins=bins, max_cards=max_cards, note=note)
+    counts = {k: (int((flags["kind"] == k).sum()), int(flags.loc[flags["kind"] == k, "person"].nunique())) for k in KINDS}
+    return RelabelResult(out=out, paths=paths, flags=flags, oof_path=oof_path, people=int(manifest["person"].nunique()),
+                         counts=counts, fixes=len(overrides_from_flags(flags)))

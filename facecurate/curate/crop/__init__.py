@@ -1,0 +1,12 @@
+"""`crop`: photos -> the subject's face -> head-and-shoulders crops -> a resumable tensor cache.
+
+``crop_dataset(data, out, CropParams(...))`` is the stage. Inside: ``params`` (every option),
+``subject`` (which face is the person's), ``fallback`` (boxes for photos without a face),
+``geometry`` (box -> crop region -> pixels), ``background`` (optional removal), ``contact``
+(the contact sheet), ``stage`` (the whole run).
+"""
+from .params import DEFAULT_CACHE_ROOT, CropParams, default_cache_dir, package_versions
+from .stage import CropResult, CropStopped, crop_dataset
+
+__all__ = ["DEFAULT_CACHE_ROOT", "CropParams", "CropResult", "CropStopped", "crop_dataset", "default_cache_dir",
+           "package_versions"]

@@ -1,0 +1,258 @@
+"""The `crop` stage: photos -> subject face -> head-and-shoulders crop -> resumable tensor cache.
+
+read -> decode in threads (ahead of detection) -> detect in batches -> pick the subject -> fall back
+on the person's / data set's boxes where no face was found -> crop region -> optional background
+removal -> resize to ``size`` x ``round(size * aspect)`` -> write into the cache chunk by chunk.
+The stage prints nothing: it reports through ``progress`` and returns a ``CropResult``.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cache import Cache, load_cache
+from ..cache_writer import CacheWriter, fingerprint
+from ..decode import BadImage, check_image_file, read_rgb
+from ..errors import InputError
+from ..progress import QUIET, Progress, Steps
+from ..readers import Dataset, Problem, read_dataset
+from .background import find_rembg_model, make_remover
+from .contact import crop_contact_sheet
+from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
+from .geometry import crop_region, cut, output_shape
+from .params import CropParams, package_versions
+from .subject import pick_subject
+
+FACE_COLS = ["face_x1", "face_y1", "face_x2", "face_y2"]
+CROP_COLS = ["crop_x1", "crop_y1", "crop_x2", "crop_y2"]
+#: Columns `crop` adds to the manifest beyond the contract's CROP_COLUMNS.
+EXTRA_COLS = ["width", "height", "n_faces", "detector"]
+
+
+@dataclass
+class CropResult:
+    """What a `crop` run did: the opened ``cache``, how it was obtained and what the photos needed.
+
+    ``state``: "complete" (reused as it was), "resume" (continued an interrupted run) or "fresh";
+    ``counts``: photos per box source (detected / person / prior) and failed; ``computed``: photos
+    cropped by this call; ``contact``: the contact sheet, ``left_out`` fallback crops not drawn on it.
+    """
+
+    cache: Cache
+    state: str
+    counts: dict[str, int]
+    seconds: float
+    computed: int
+    chunks: int = 0
+    chunks_resumed: int = 0
+    contact: Path | None = None
+    left_out: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def photos_per_s(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else float("nan")
+
+
+class CropStopped(RuntimeError):
+    """Raised when ``stop_after_chunks`` chunks are done: the run stops as if interrupted and can be resumed."""
+
+
+def _read(path: str) -> tuple[np.ndarray | None, str]:
+    """(RGB image, "") or (None, why it cannot be read)."""
+    why = check_image_file(path)
+    if why is not None:
+        return None, why
+    try:
+        return read_rgb(path), ""
+    except BadImage as e:
+        return None, str(e)
+
+
+def _decoded(pool: ThreadPoolExecutor, indices: Sequence[int], paths: Sequence[str], ahead: int) -> Iterator[tuple[int, np.ndarray | None, str]]:
+    """Yield (row, image, error) in order while up to ``ahead`` photos decode in ``pool`` threads."""
+    it = iter(indices)
+    queue: deque[tuple[int, Future]] = deque((i, pool.submit(_read, paths[i])) for i in itertools.islice(it, ahead))
+    while queue:
+        i, fut = queue.popleft()
+        nxt = next(it, None)
+        if nxt is not None:
+            queue.append((nxt, pool.submit(_read, paths[nxt])))
+        img, err = fut.result()
+        yield i, img, err
+
+
+def _empty_row() -> dict:
+    row = {c: np.nan for c in FACE_COLS + CROP_COLS}
+    row.update(score=np.nan, box_source="", error="", width=0, height=0, n_faces=0, detector="")
+    return row
+
+
+def _resolve_device(device: str | None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams = CropParams(), device: str | None = None,
+                 progress: Progress | None = None, stop_after_chunks: int | None = None) -> CropResult:
+    """Crop every photo of ``data`` (a path any reader knows, or a ``Dataset``) into the cache folder ``out``.
+
+    A complete cache with the same inputs and shaping parameters is reused as it is; a partial one
+    resumes from its last finished chunk. A photo that cannot be read is kept as a row with ``error``
+    and an all-zero image. ``stop_after_chunks`` stops (``CropStopped``) after that many chunks of
+    this call, leaving a resumable cache, as an interruption would.
+    """
+    progress = progress or QUIET
+    params = CropParams.from_dict(params.to_dict()).validate()
+    ds = data if isinstance(data, Dataset) else read_dataset(data, age_bins=params.age_bins, check_files=False)
+    manifest = ds.manifest.reset_index(drop=True)
+    if ds.problems:
+        progress.note(f"{len(ds.problems)} problem(s) in the data, e.g. {ds.problems[0]}; `inspect` lists them all")
+    n = len(manifest)
+    if n == 0:
+        raise InputError(f"{ds.root or data}: no photos to crop")
+    out = Path(out)
+    dev = _resolve_device(device)
+    out_hw = output_shape(params.size, params.aspect)
+    detector_key = params.detector if params.detector != "auto" else f"auto@{'cuda' if dev.startswith('cuda') else 'cpu'}"
+    # package versions are part of the key: a new mediapipe/torch/facecurate may detect or crop differently
+    key = fingerprint({**params.shaping(), "detector_key": detector_key, "versions": package_versions()}, manifest)
+    if params.background == "rembg":
+        find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
+    writer = CacheWriter.open(out, n, (*out_hw, 3), key, params.chunk)
+    if writer.state == "complete":
+        progress.note(f"cache reused: {out} ({n} photos; same inputs and parameters, nothing recomputed)")
+        cache = load_cache(out)
+        counts = dict(cache.meta.get("counts", {}))
+        return CropResult(cache, "complete", counts, 0.0, 0, writer.n_chunks, problems=ds.problems,
+                          contact=out / "contact.png" if (out / "contact.png").is_file() else None)
+    if writer.state == "resume":
+        progress.note(f"resuming {out}: {len(writer.done)} of {writer.n_chunks} chunks already done")
+    paths = manifest["path"].astype(str).tolist()
+    t0 = time.perf_counter()
+    done_now = 0
+    detector_name = ""
+    pool = ThreadPoolExecutor(max_workers=max(1, params.workers), thread_name_prefix="decode")
+    background = make_remover(params.background, params.fill, params.rembg_model)
+    detector = None
+    try:
+        pending = writer.pending_chunks()
+        steps = Steps(progress, "crop", n, done=n - sum(len(writer.chunk_range(c)) for c in pending))
+        if pending:
+            from ..detect import (  # torch: imported only when photos need detecting
+                default_threads,
+                make_detector,
+            )
+
+            threads = params.detect_threads or default_threads(params.detector, device)
+            detector = make_detector(params.detector, device=device, min_face=params.min_face, threads=threads)
+            detector_name = detector.name
+            order = [i for c in pending for i in writer.chunk_range(c)]
+            stream = _decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers))
+            for c in pending:
+                rows = _crop_chunk(writer, c, stream, detector, background, params, out_hw, steps)
+                writer.finish_chunk(c, rows)
+                done_now += 1
+                if stop_after_chunks is not None and done_now >= stop_after_chunks and c != pending[-1]:
+                    raise CropStopped(f"stopped after {done_now} chunk(s) as asked; run again to resume")
+        rows = writer.finished_rows()
+        rows = _fallback_pass(writer, rows, manifest, pool, background, params, out_hw, progress)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if detector is not None:
+            detector.close()
+        if background is not None:
+            background.close()
+    seconds = time.perf_counter() - t0
+    crop_cols = {c: rows[c].to_numpy() for c in FACE_COLS + CROP_COLS + ["score", "box_source", "error"] + EXTRA_COLS}
+    full = manifest.drop(columns=[c for c in crop_cols if c in manifest.columns]).assign(**crop_cols)
+    counts = {s: int((full["box_source"] == s).sum()) for s in (DETECTED, PERSON, PRIOR)}
+    counts["failed"] = int((full["error"] != "").sum())
+    meta = {
+        "params": params.to_dict(), "versions": package_versions(), "source": str(Path(ds.root).resolve()) if ds.root else "", "layout": ds.layout,
+        "detector": detector_name or "(resumed; see the first run)", "device": dev, "image_shape": [*out_hw, 3],
+        "counts": counts, "problems": len(ds.problems), "chunks": writer.n_chunks, "chunk": writer.chunk,
+        "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
+    }
+    cache = writer.finalize(full, meta)
+    contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png")
+    return CropResult(cache, writer.state, counts, seconds, n - writer.resumed_rows, writer.n_chunks, writer.resumed,
+                      contact, left_out, ds.problems)
+
+
+def _crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, background, params: CropParams,
+                out_hw: tuple[int, int], steps: Steps) -> pd.DataFrame:
+    """Decode, detect, pick and crop the photos of chunk ``c``; photos without a face are left for the fallback pass."""
+    idx = list(writer.chunk_range(c))
+    recs = [_empty_row() for _ in idx]
+    start = idx[0]
+    for b in range(0, len(idx), params.batch):
+        batch = [next(stream) for _ in idx[b:b + params.batch]]
+        good = []
+        for i, img, err in batch:
+            rec = recs[i - start]
+            if img is None:
+                rec["error"] = err
+                writer.images[i] = 0
+            else:
+                rec["width"], rec["height"] = int(img.shape[1]), int(img.shape[0])
+                good.append((i, img))
+        faces = detector.detect([img for _, img in good]) if good else []
+        for (i, img), found in zip(good, faces):
+            rec = recs[i - start]
+            rec["n_faces"] = len(found)
+            if not found:
+                writer.images[i] = 0
+                continue
+            k = pick_subject(np.array([f.box for f in found]), [f.score for f in found], img.shape[1], img.shape[0])
+            face = found[k]
+            region = crop_region(face.box, img.shape[1], img.shape[0], params.margins, params.aspect, params.edge)
+            writer.images[i] = _render(img, region, out_hw, params.pad, background)
+            rec.update(zip(FACE_COLS, (float(v) for v in face.box)))
+            rec.update(zip(CROP_COLS, region))
+            rec.update(score=float(face.score), box_source=DETECTED, detector=face.source or detector.name)
+        steps.advance(len(batch))
+    return pd.DataFrame(recs)
+
+
+def _render(img: np.ndarray, region, out_hw: tuple[int, int], pad: str, background) -> np.ndarray:
+    crop = cut(img, region, out_hw, pad)
+    return background.apply(crop) if background is not None else crop
+
+
+def _fallback_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, pool: ThreadPoolExecutor,
+                   background, params: CropParams, out_hw: tuple[int, int], progress: Progress) -> pd.DataFrame:
+    """Give every readable photo without a detected face the person's or the data set's box, and crop it."""
+    rows = rows.copy()
+    usable = (rows["error"] == "").to_numpy()
+    boxes = rows[FACE_COLS].to_numpy(dtype=np.float64, copy=True)
+    boxes[rows["box_source"].to_numpy() != DETECTED] = np.nan
+    sizes = rows[["width", "height"]].to_numpy(dtype=np.float64)
+    new_boxes, source = assign_boxes(boxes, sizes, manifest["person"].astype(str).tolist(), usable,
+                                     use_person=params.person_fallback)
+    todo = np.flatnonzero(usable & (source != DETECTED))
+    paths = manifest["path"].astype(str).tolist()
+    steps = Steps(progress, "fallback", len(todo)) if len(todo) else None
+    for i, (img, err) in zip(todo, pool.map(_read, [paths[i] for i in todo])):
+        steps.advance()
+        if img is None:  # changed since the first pass
+            rows.loc[i, "error"] = err
+            writer.images[i] = 0
+            continue
+        region = crop_region(new_boxes[i], img.shape[1], img.shape[0], params.margins, params.aspect, params.edge)
+        writer.images[i] = _render(img, region, out_hw, params.pad, background)
+        rows.loc[i, FACE_COLS] = new_boxes[i]
+        rows.loc[i, CROP_COLS] = region
+        rows.loc[i, "box_source"] = source[i]
+    return rows

@@ -1,0 +1,88 @@
+"""Face detectors behind one interface, built by name: ``make_detector("auto")``.
+
+Every detector takes RGB uint8 photos and returns, per photo, ``Face`` records sorted by score.
+Names: ``mtcnn`` (batched MTCNN), ``mp-full`` / ``mp-short`` (BlazeFace), ``mediapipe`` (both
+BlazeFace models fused), ``fused`` (all three), ``adaptive`` (BlazeFace first, MTCNN where unsure:
+``auto`` on the CPU), ``mtcnn-first`` (``auto`` on CUDA). Measured trade-offs: docs/crop.md.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import InputError
+from .combine import AdaptiveDetector, FusedDetector, ThreadedDetector
+from .faces import (
+    BOX_CALIBRATION,
+    Detector,
+    Face,
+    box_iou,
+    calibrate_box,
+    default_min_face,
+    fuse_faces,
+    make_face,
+    nms_faces,
+)
+
+DETECTOR_NAMES = ("auto", "mtcnn", "mediapipe", "mp-full", "mp-short", "fused", "adaptive", "mtcnn-first")
+RECALL_THRESHOLDS = (0.5, 0.5, 0.5)  # MTCNN stage thresholds inside the combinations (facenet: 0.6, 0.7, 0.7)
+
+__all__ = ["DETECTOR_NAMES", "RECALL_THRESHOLDS", "AdaptiveDetector", "BOX_CALIBRATION", "Detector", "Face", "FusedDetector",
+           "ThreadedDetector", "box_iou", "calibrate_box", "default_min_face", "default_threads", "fuse_faces",
+           "make_detector", "make_face", "nms_faces", "on_cuda", "MediaPipeDetector", "MTCNNDetector"]
+
+
+def __getattr__(name: str):
+    """The two detector classes load on first use: MTCNN pulls in torch, MediaPipe its native graphs."""
+    if name == "MTCNNDetector":
+        from .mtcnn import MTCNNDetector
+        return MTCNNDetector
+    if name == "MediaPipeDetector":
+        from .blazeface import MediaPipeDetector
+        return MediaPipeDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def on_cuda(device: str | None = None) -> bool:
+    """True when ``device`` (None: the default, CUDA when present) is a CUDA device."""
+    import torch
+
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
+
+
+def default_threads(name: str, device: str | None = None) -> int:
+    """Detector copies run side by side: one per core (at most 4) for the CPU detectors, one on CUDA or for MTCNN,
+    whose torch ops already use every core."""
+    if name == "mtcnn" or on_cuda(device):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def make_detector(name: str = "auto", device: str | None = None, min_face: int | None = None,
+                  threads: int = 1) -> Detector:
+    """Build a detector by name (see DETECTOR_NAMES and the module doc): "auto" is "adaptive" on the CPU
+    and "mtcnn-first" on CUDA; ``min_face`` (px, None = 10% of the shorter side) bounds MTCNN's pyramid;
+    ``threads`` > 1 runs that many copies side by side (``ThreadedDetector``; see ``default_threads``)."""
+    if threads > 1:
+        return ThreadedDetector([make_detector(name, device, min_face) for _ in range(threads)])
+    if name not in DETECTOR_NAMES:
+        raise InputError(f"detector {name!r}: expected one of {', '.join(DETECTOR_NAMES)}")
+    if name == "auto":
+        name = "mtcnn-first" if on_cuda(device) else "adaptive"
+    from .blazeface import MediaPipeDetector
+    from .mtcnn import MTCNNDetector
+    if name == "mtcnn":
+        return MTCNNDetector(device=device, min_face=min_face)
+    if name == "mp-full":
+        return MediaPipeDetector("full")
+    if name == "mp-short":
+        return MediaPipeDetector("short")
+    if name == "mediapipe":
+        return FusedDetector([MediaPipeDetector("full"), MediaPipeDetector("short", tile=True)], name="mediapipe")
+    recall_mtcnn = MTCNNDetector(device=device, min_face=min_face, thresholds=RECALL_THRESHOLDS)
+    if name == "fused":
+        return FusedDetector([MediaPipeDetector("full"), MediaPipeDetector("short", tile=True), recall_mtcnn], name="fused")
+    if name == "mtcnn-first":
+        return AdaptiveDetector([recall_mtcnn], [MediaPipeDetector("full"), MediaPipeDetector("short", tile=True)],
+                                name="mtcnn-first")
+    return AdaptiveDetector([MediaPipeDetector("full"), MediaPipeDetector("short")],
+                            [MediaPipeDetector("short", tile=True), recall_mtcnn], name="adaptive")

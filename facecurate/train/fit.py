@@ -1,0 +1,183 @@
+"""A training run: person-grouped folds over the cache, one timm model per fold, a run folder on disk.
+
+``train(cache, out, cfg)`` writes ``out/``: ``config.json``, ``fold_<i>/{best,last}.safetensors`` (+
+``state.pt`` to resume), ``metrics.csv``, ``tensorboard/``, ``oof.parquet``, ``confusion.png``,
+``curves.png`` and ``summary.json``, and returns ``out``. The fold loop itself is ``fold.fit_fold``.
+``quick_oof`` is the short preset relabel-report's CLI trains when it is given no out-of-fold table.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..curate.cache import Cache, load_cache
+from ..curate.errors import InputError
+from ..curate.overrides import apply_overrides, read_overrides
+from ..curate.progress import QUIET, Progress
+from .augment import Norm
+from .checkpoint import BEST, load_weights
+from .config import (
+    RESUME_KEYS,
+    TrainConfig,
+    folds_to_run,
+    quick_config,
+    validate_config,
+)
+from .data import LABEL_COLUMN, CacheImages, label_array
+from .fold import fit_fold, new_model
+from .infer import infer_probs, probs_frame, probs_from_frame
+from .metrics import confusion, head_metrics
+from .model import build_model
+from .runtime import amp_dtype, pick_device, torch_threads
+from .splits import holdout_persons, kfold_persons, split_indices
+
+
+def data_norm(model: torch.nn.Module) -> Norm:
+    """The model's own input normalisation (mean, std) from timm's data config (0.5/0.5 for many ViTs, ImageNet's for most CNNs)."""
+    from timm.data import resolve_model_data_config
+
+    dc = resolve_model_data_config(model)
+    return tuple(float(v) for v in dc["mean"]), tuple(float(v) for v in dc["std"])
+
+
+def training_labels(cache: Cache, cfg: TrainConfig, age_bins) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """(labelled usable manifest rows after overrides, their cache row numbers, photos changed by overrides)."""
+    manifest = cache.manifest
+    changed = 0
+    if cfg.overrides:
+        manifest, changed = apply_overrides(manifest, read_overrides(cfg.overrides), age_bins)
+    rows = cache.usable()
+    labelled = label_array(manifest.iloc[rows])[:, LABEL_COLUMN["class"]] >= 0
+    rows = rows[labelled]
+    if len(rows) < 4:
+        raise InputError(f"{cache.path}: only {len(rows)} labelled photos without errors; training needs a labelled cache")
+    return manifest.iloc[rows].reset_index(drop=True), rows, changed
+
+
+def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainConfig(), progress: Progress | None = None,
+          on_epoch_end: Callable[[int, int, dict], None] | None = None) -> Path:
+    """Train ``cfg`` on the cache and write the run folder ``out`` (see module doc); returns ``out``.
+
+    ``on_epoch_end(fold, epoch, metrics_row)`` is called after each epoch's checkpoint is saved.
+    """
+    cache = cache if isinstance(cache, Cache) else load_cache(cache)
+    validate_config(cfg)
+    device = pick_device(cfg.device)
+    with torch_threads(cfg.threads):
+        return _train(cache, Path(out), cfg, device, progress or QUIET, on_epoch_end)
+
+
+def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
+    cfg_path = out / "config.json"
+    if cfg.resume and cfg_path.is_file():
+        old = json.loads(cfg_path.read_text())
+        diff = [k for k in RESUME_KEYS if json.dumps(old.get(k)) != json.dumps(config.get(k))]
+        if diff:
+            raise InputError(f"{cfg_path}: --resume with different {', '.join(diff)} than the run it continues")
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(json.dumps(config, indent=2))
+
+
+def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.ndarray, probs: dict) -> pd.DataFrame:
+    """The out-of-fold rows of fold ``f``: ids, labels trained on, probabilities, prediction."""
+    meta = manifest.iloc[val_pos]
+    part = pd.DataFrame({"image_id": meta["image_id"].astype(str).to_numpy(), "person": meta["person"].astype(str).to_numpy(),
+                         "photo": meta["photo"].astype(str).to_numpy(), "fold": f,
+                         "label": labels[val_pos, LABEL_COLUMN["class"]], "mask": labels[val_pos, LABEL_COLUMN["mask"]],
+                         "gender": labels[val_pos, LABEL_COLUMN["gender"]], "age_group": labels[val_pos, LABEL_COLUMN["age"]]})
+    part = pd.concat([part, probs_frame(probs)], axis=1)
+    part["pred"] = probs["class"].argmax(1)
+    return part
+
+
+def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, progress: Progress, on_epoch_end) -> Path:
+    # CPU kernels used here are deterministic (the tests check it); on CUDA speed wins over bit-exact repeats
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    age_bins = cache.age_bins
+    manifest, rows, changed = training_labels(cache, cfg, age_bins)
+    labels = label_array(manifest)
+    fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
+                else kfold_persons(manifest, cfg.folds, cfg.seed))
+    size = tuple(cfg.img_size) if cfg.img_size else tuple(int(s) for s in cache.images.shape[1:3])
+    norm = data_norm(build_model(cfg.model, cfg.task))
+    _write_config(out, cfg, {**asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
+                             "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins),
+                             "overrides_changed": changed, "n_photos": int(len(rows)),
+                             "n_people": int(manifest["person"].nunique()), "device": str(device),
+                             "norm": {"mean": list(norm[0]), "std": list(norm[1])}})
+
+    images = CacheImages(cache.images, device, rows)
+    labels_t = torch.as_tensor(labels, device=device)
+    history = pd.read_csv(out / "metrics.csv") if cfg.resume and (out / "metrics.csv").is_file() else pd.DataFrame()
+    oof_old = pd.read_parquet(out / "oof.parquet") if cfg.resume and (out / "oof.parquet").is_file() else pd.DataFrame()
+    from torch.utils.tensorboard import SummaryWriter
+
+    summaries, oof_parts = [], []
+    for f in folds_to_run(cfg):
+        train_pos, val_pos = split_indices(fold_ids, f)
+        if len(val_pos) == 0 or len(train_pos) < 2:
+            raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
+        with SummaryWriter(str(out / "tensorboard" / f"fold_{f}")) as tb:
+            fold_rows, best = fit_fold(f, cfg, out, images, labels, labels_t, train_pos, val_pos, size, device,
+                                       history, tb, norm, progress, on_epoch_end)
+        history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
+                            ignore_index=True)
+        history.to_csv(out / "metrics.csv", index=False)
+        # out-of-fold probabilities of the best checkpoint, with the flipped photo averaged in (as predict does)
+        model = load_weights(new_model(cfg, device), out / f"fold_{f}" / BEST)
+        probs = infer_probs(model, images, val_pos, size, cfg.task, cfg.eval_batch_size, flip_tta=True,
+                            dtype=amp_dtype(cfg.amp, device), channels_last=device.type == "cuda" and cfg.channels_last,
+                            norm=norm)
+        oof_parts.append(_oof_part(f, manifest, labels, val_pos, probs))
+        done = list(oof_parts)
+        if len(oof_old):
+            done.insert(0, oof_old[~oof_old["fold"].isin([q["fold"].iloc[0] for q in oof_parts])])
+        pd.concat(done, ignore_index=True).to_parquet(out / "oof.parquet", index=False)
+        summaries.append({"fold": f, **best, **{f"tta_{k}": v for k, v in head_metrics(probs, labels[val_pos]).items()}})
+
+    _finish(out, pd.read_parquet(out / "oof.parquet"), history, summaries, age_bins, cfg)
+    return out
+
+
+def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list[dict], age_bins, cfg: TrainConfig) -> dict:
+    """Plots and summary.json from the out-of-fold table and the metric history."""
+    from .plots import plot_confusion, plot_curves
+
+    probs = probs_from_frame(oof)
+    labels = oof[["mask", "gender", "age_group", "label"]].to_numpy()
+    m = head_metrics(probs, labels, prefix="oof_")
+    if cfg.plots:
+        mats = {h: confusion(labels[:, LABEL_COLUMN[h]], probs[h].argmax(1), h) for h in probs}
+        plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs}, age_bins)
+        if len(history):
+            plot_curves(out / "curves.png", history)
+    summary = {**m, "n_oof": int(len(oof)), "folds": sorted(int(x) for x in oof["fold"].unique()), "per_fold": summaries}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def quick_oof(cache: str | Path | Cache, out: str | Path, folds: int = 5, epochs: int = 6, model: str | None = None,
+              image_size: int = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
+              threads: int | None = None, progress: Progress | None = None) -> Path:
+    """Train the short K-fold preset (``quick_config``) on the cache into ``out`` and return its ``oof.parquet``.
+
+    The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default.
+    """
+    cache = cache if isinstance(cache, Cache) else load_cache(cache)
+    h, w = (int(s) for s in cache.images.shape[1:3])
+    size = (int(image_size), max(8, round(image_size * w / h)))
+    changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
+    if model:
+        changes["model"] = model
+    run = train(cache, out, cfg=quick_config(**changes), progress=progress)
+    oof = Path(run) / "oof.parquet"
+    if not oof.is_file():
+        raise InputError(f"{run}: the quick training run wrote no oof.parquet")
+    return oof

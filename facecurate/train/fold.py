@@ -1,0 +1,235 @@
+"""One fold of training: model, optimizer and EMA from timm, the epoch loop, validation, checkpoints, resume.
+
+timm supplies the parts (``create_optimizer_v2``: AdamW with no weight decay on biases, norms and the
+model's ``no_weight_decay()`` names; ``ModelEmaV3``: the weight average that is validated and saved);
+this module only wires them to the cache-fed batches and the run folder.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..curate.progress import QUIET, Progress
+from .augment import Norm, mix_batch
+from .checkpoint import (
+    BEST,
+    LAST,
+    STATE,
+    load_state,
+    load_weights,
+    save_state,
+    save_weights,
+)
+from .config import TrainConfig
+from .data import LABEL_COLUMN, OUTPUT_CLASSES, CacheImages, iter_train, sampler_weights
+from .infer import infer_probs
+from .losses import inverse_frequency, make_loss
+from .metrics import head_metrics, macro_f1
+from .model import build_model, head_logits, probabilities
+from .runtime import amp_dtype, seed_everything
+
+EMA_WARMUP_POWER = 0.75  # timm's advice for short runs (2/3 for long ones): the average follows early epochs closely
+
+
+def new_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
+    """The run's timm model on ``device`` (channels-last on CUDA), from ``cfg.weights`` / ``cfg.pretrained`` if set."""
+    model = build_model(cfg.model, cfg.task, pretrained=cfg.pretrained, weights=cfg.weights, drop_rate=cfg.drop_rate)
+    model = model.to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """lr multiplier per step: linear warm-up from ~0 to 1, then cosine down to ``min_ratio``."""
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return f
+
+
+def _losses(cfg: TrainConfig, labels: np.ndarray, train_pos: np.ndarray, device: torch.device) -> dict[str, tuple[torch.nn.Module, float]]:
+    """{output: (loss module, weight)}: the three heads for ``multi``, the 18 classes for ``single``."""
+    heads = dict(zip(("mask", "gender", "age"), cfg.head_weights)) if cfg.task == "multi" else {"class": 1.0}
+    out = {}
+    for h, w in heads.items():
+        n = OUTPUT_CLASSES[h]
+        cw = inverse_frequency(labels[train_pos, LABEL_COLUMN[h]], n).to(device) if cfg.class_weights else None
+        out[h] = (make_loss(cfg.loss, n, cw, smoothing=cfg.smoothing, gamma=cfg.focal_gamma).to(device), w)
+    return out
+
+
+@dataclass
+class FoldState:
+    """Everything one fold's loop carries from epoch to epoch, and what ``state.pt`` saves of it."""
+
+    model: torch.nn.Module
+    ema: object | None
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    g: torch.Generator              # order of the photos (CPU)
+    gd: torch.Generator             # augmentation draws (on the device)
+    progress: dict = field(default_factory=lambda: {"epoch": 0, "best_f1": -1.0, "best": {}, "bad": 0, "stopped": False})
+
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated and saved as best: the EMA when it is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def state_dict(self) -> dict:
+        s = {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+             "g": self.g.get_state(), "gd": self.gd.get_state(), "torch_rng": torch.get_rng_state(), "progress": self.progress}
+        if self.ema is not None:
+            s["ema"] = self.ema.state_dict()
+        return s
+
+    def load_state_dict(self, s: dict) -> None:
+        if self.ema is not None and "ema" in s:
+            self.ema.load_state_dict(s["ema"])
+        self.opt.load_state_dict(s["opt"])
+        self.sched.load_state_dict(s["sched"])
+        self.scaler.load_state_dict(s["scaler"])
+        self.g.set_state(s["g"])
+        if self.gd is not self.g:
+            self.gd.set_state(s["gd"])
+        torch.set_rng_state(s["torch_rng"])
+        self.progress = s["progress"]
+
+
+def _setup(f: int, cfg: TrainConfig, device: torch.device, steps_per_epoch: int) -> FoldState:
+    from timm.optim import create_optimizer_v2
+    from timm.utils import ModelEmaV3
+
+    seed_everything(cfg.seed * 1000 + f)
+    model = new_model(cfg, device)
+    ema = ModelEmaV3(model, decay=cfg.ema, use_warmup=True, warmup_power=EMA_WARMUP_POWER) if cfg.ema else None
+    opt = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(
+        cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch)), cfg.min_lr_ratio))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(cfg.amp, device) == torch.float16)
+    g = torch.Generator().manual_seed(cfg.seed * 1000 + f)
+    gd = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(cfg.seed * 1000 + f + 1)
+    return FoldState(model, ema, opt, sched, scaler, g, gd)
+
+
+def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels_t: torch.Tensor, train_pos: np.ndarray,
+                 size: tuple[int, int], losses: dict, weights, norm: Norm, device: torch.device, task: str,
+                 progress: Progress, steps_per_epoch: int) -> dict:
+    """One pass over the training photos; returns train_loss, train_f1 and the number of photos seen."""
+    model, dtype = fs.model, amp_dtype(cfg.amp, device)
+    chl = device.type == "cuda" and cfg.channels_last
+    model.train()
+    t0 = time.perf_counter()
+    seen, loss_sum, preds, trues = 0, 0.0, [], []
+    progress.update(task, 0, steps_per_epoch)
+    for step, (x, y) in enumerate(iter_train(images, train_pos, labels_t, cfg.batch_size, size, cfg.augment, fs.g, fs.gd,
+                                              weights, channels_last=chl, norm=norm), start=1):
+        x, order, lam = mix_batch(x, cfg.augment, fs.gd)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(x)
+        parts = head_logits(logits.float(), cfg.task)
+        loss = 0.0
+        for h, (fn, w) in losses.items():
+            yh = y[:, LABEL_COLUMN[h]]
+            lh = fn(parts[h], yh)
+            if order is not None:
+                lh = lam * lh + (1 - lam) * fn(parts[h], yh[order])
+            loss = loss + w * lh
+        fs.opt.zero_grad(set_to_none=True)
+        fs.scaler.scale(loss).backward()
+        if cfg.clip_grad:
+            fs.scaler.unscale_(fs.opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        fs.scaler.step(fs.opt)
+        fs.scaler.update()
+        fs.sched.step()
+        if fs.ema is not None:
+            fs.ema.update(model, step=fs.sched.last_epoch)
+        n = x.shape[0]
+        seen += n
+        loss_sum += float(loss.detach()) * n
+        if order is None:
+            preds.append(probabilities(logits.detach(), cfg.task)["class"].argmax(1).cpu().numpy())
+            trues.append(y[:, LABEL_COLUMN["class"]].cpu().numpy())
+        progress.update(task, step, steps_per_epoch, f"loss {loss_sum / seen:.3f} {seen / (time.perf_counter() - t0):.0f} img/s")
+    train_time = time.perf_counter() - t0
+    return {"train_loss": loss_sum / max(seen, 1),
+            "train_f1": macro_f1(np.concatenate(trues), np.concatenate(preds)) if preds else float("nan"),
+            "images_per_s": seen / train_time}
+
+
+def _validate(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels: np.ndarray, val_pos: np.ndarray,
+              size: tuple[int, int], norm: Norm, device: torch.device) -> dict:
+    """Validation metrics of the evaluated weights: 18-class NLL, macro F1 and accuracy per head."""
+    probs = infer_probs(fs.eval_model(), images, val_pos, size, cfg.task, cfg.eval_batch_size, dtype=amp_dtype(cfg.amp, device),
+                        channels_last=device.type == "cuda" and cfg.channels_last, norm=norm)
+    y_val = labels[val_pos, LABEL_COLUMN["class"]]
+    val_loss = float(-np.log(probs["class"][np.arange(len(y_val)), y_val] + 1e-8).mean())
+    return {"val_loss": val_loss, **head_metrics(probs, labels[val_pos], prefix="val_")}
+
+
+def epoch_info(row: dict) -> str:
+    """The status text of a finished epoch: loss, validation F1 (18 classes and per head), speed."""
+    nan = float("nan")
+    return (f"loss {row['train_loss']:.3f} F1 {row['val_f1']:.3f} m/g/a {row.get('val_f1_mask', nan):.2f}/"
+            f"{row.get('val_f1_gender', nan):.2f}/{row.get('val_f1_age', nan):.2f} {row['images_per_s']:.0f} img/s")
+
+
+def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: np.ndarray, labels_t: torch.Tensor,
+             train_pos: np.ndarray, val_pos: np.ndarray, size: tuple[int, int], device: torch.device, history: pd.DataFrame,
+             tb, norm: Norm, progress: Progress | None = None,
+             on_epoch_end: Callable[[int, int, dict], None] | None = None) -> tuple[list[dict], dict]:
+    """Train fold ``f`` (or continue it from ``state.pt``); returns its metric rows and its best epoch's metrics."""
+    progress = progress or QUIET
+    fold_dir = out / f"fold_{f}"
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    steps_per_epoch = max(1, len(train_pos) // cfg.batch_size)
+    fs = _setup(f, cfg, device, steps_per_epoch)
+    losses = _losses(cfg, labels, train_pos, device)
+    weights = sampler_weights(labels[train_pos], cfg.sampler)
+    rows: list[dict] = []
+    if cfg.resume and (fold_dir / STATE).is_file():
+        load_weights(fs.model, fold_dir / LAST)
+        fs.load_state_dict(load_state(fold_dir / STATE))
+        done = fs.progress["epoch"]
+        rows = [r for r in history.to_dict("records") if r["fold"] == f and r["epoch"] <= done] if len(history) else []
+    st = fs.progress
+    for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
+        if st["stopped"]:
+            break
+        t0 = time.perf_counter()
+        task = f"f{f} ep {epoch}/{cfg.epochs}"
+        trained = _train_epoch(fs, cfg, images, labels_t, train_pos, size, losses, weights, norm, device, task,
+                               progress, steps_per_epoch)
+        row = {"fold": f, "epoch": epoch, "train_loss": trained["train_loss"], "train_f1": trained["train_f1"],
+               **_validate(fs, cfg, images, labels, val_pos, size, norm, device), "lr": fs.opt.param_groups[0]["lr"],
+               "images_per_s": trained["images_per_s"], "epoch_s": time.perf_counter() - t0}
+        rows.append(row)
+        progress.update(task, steps_per_epoch, steps_per_epoch, epoch_info(row))
+        if row["val_f1"] > st["best_f1"]:
+            st.update(best_f1=row["val_f1"], bad=0, best={"best_epoch": epoch, **{k: v for k, v in row.items() if k.startswith("val_")}})
+            save_weights(fs.eval_model(), fold_dir / BEST)
+        else:
+            st["bad"] += 1
+        st["epoch"] = epoch
+        if cfg.patience and st["bad"] >= cfg.patience:
+            st["stopped"] = True
+        save_weights(fs.model, fold_dir / LAST)
+        save_state(fs.state_dict(), fold_dir / STATE)
+        pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(rows)],
+                  ignore_index=True).to_csv(out / "metrics.csv", index=False)
+        for k, v in row.items():
+            if k not in ("fold", "epoch") and isinstance(v, float) and math.isfinite(v):
+                tb.add_scalar(k, v, epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(f, epoch, row)
+    return rows, {"epochs_run": st["epoch"], **st["best"]}

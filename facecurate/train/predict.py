@@ -1,0 +1,134 @@
+"""Predict with a run: crop new photos with the run's own crop settings, average every fold's best checkpoint
+and the mirrored photo, write ``submission.csv`` (``ImageID,ans`` in info.csv order) and ``probs.parquet``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..curate.cache import Cache, load_cache
+from ..curate.crop import DEFAULT_CACHE_ROOT, CropParams, crop_dataset
+from ..curate.errors import InputError
+from ..curate.progress import Progress, Steps
+from .checkpoint import load_weights
+from .config import TrainConfig
+from .data import CacheImages
+from .fit import data_norm
+from .infer import infer_probs, probs_frame
+from .model import build_model
+from .runtime import amp_dtype, pick_device
+
+
+def read_run(run: str | Path) -> tuple[dict, TrainConfig, list[Path]]:
+    """(config.json as saved, the TrainConfig, the best checkpoint of every fold); InputError when it is not a run."""
+    run = Path(run)
+    cfg_path = run / "config.json"
+    if not cfg_path.is_file():
+        raise InputError(f"{run}: not a run folder (config.json missing); run `train` first")
+    config = json.loads(cfg_path.read_text())
+    ckpts = sorted(run.glob("fold_*/best.safetensors"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not ckpts:
+        raise InputError(f"{run}: no fold_*/best.safetensors; the run has not finished an epoch")
+    return config, TrainConfig.from_dict(config), ckpts
+
+
+def run_norm(config: dict, model: torch.nn.Module):
+    """The input normalisation the run trained with (``config.json``'s ``norm``; older runs: the model's data config)."""
+    if config.get("norm"):
+        return tuple(config["norm"]["mean"]), tuple(config["norm"]["std"])
+    return data_norm(model)
+
+
+def predict_cache(run: str | Path, cache: str | Path | Cache, device: str | None = None, batch_size: int = 128,
+                  tta: bool = True, progress: Progress | None = None) -> pd.DataFrame:
+    """Fold- and flip-averaged probabilities for every row of ``cache``: image_id, person, error, p_* columns, pred."""
+    config, cfg, ckpts = read_run(run)
+    cache = cache if isinstance(cache, Cache) else load_cache(cache)
+    dev = pick_device(device)
+    size = tuple(config["img_size"])
+    images = CacheImages(cache.images, dev)
+    positions = np.arange(len(images))
+    dtype = amp_dtype(cfg.amp, dev)
+    chl = dev.type == "cuda" and cfg.channels_last
+    total: dict[str, np.ndarray] = {}
+    steps = Steps(progress, f"predict {len(positions)} photos x {len(ckpts)} fold(s){' x 2 flips' if tta else ''}", len(ckpts))
+    for ck in ckpts:
+        model = build_model(cfg.model, cfg.task, drop_rate=0.0).to(dev)  # weights come from the checkpoint
+        if chl:
+            model = model.to(memory_format=torch.channels_last)
+        load_weights(model, ck)
+        probs = infer_probs(model, images, positions, size, cfg.task, batch_size, flip_tta=tta, dtype=dtype, channels_last=chl,
+                            norm=run_norm(config, model))
+        for k, v in probs.items():
+            total[k] = total.get(k, 0) + v / len(ckpts)
+        steps.advance()
+    m = cache.manifest
+    err = m["error"].fillna("").astype(str).to_numpy() if "error" in m else np.full(len(m), "")
+    frame = pd.DataFrame({"image_id": m["image_id"].astype(str).to_numpy(), "person": m["person"].astype(str).to_numpy(),
+                          "error": err})
+    frame = pd.concat([frame, probs_frame(total)], axis=1)
+    frame["pred"] = total["class"].argmax(1).astype(np.int64)
+    return frame
+
+
+def _cache_folder(data: Path, crop: dict, root: Path = DEFAULT_CACHE_ROOT) -> Path:
+    """`crop`'s default folder for ``data`` when it holds a cache with the run's crop settings, else a folder named by them."""
+    name = data.parent.name if data.name in ("train.csv", "info.csv") else data.stem if data.is_file() else data.name
+    shaping = CropParams.from_dict(crop).shaping()
+    default = root / name
+    try:
+        meta = json.loads((default / "meta.json").read_text())
+        if meta.get("complete") and CropParams.from_dict(meta.get("params", {})).shaping() == shaping:
+            return default
+    except (OSError, json.JSONDecodeError, TypeError):
+        pass
+    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return root / f"{name}-{digest}"
+
+
+def submission_frame(probs: pd.DataFrame, data: Path, layout: str) -> tuple[pd.DataFrame, int]:
+    """``ImageID,ans`` in info.csv's order for the eval layout (image_id,ans otherwise); (frame, rows filled for missing photos)."""
+    if layout != "eval":
+        return pd.DataFrame({"image_id": probs["image_id"], "ans": probs["pred"]}), 0
+    root = data.parent if data.name == "info.csv" else data.parent if data.name == "images" else data
+    ids = pd.read_csv(root / "info.csv", dtype=str, keep_default_na=False, skipinitialspace=True)["ImageID"].str.strip()
+    pred = dict(zip(probs["image_id"], probs["pred"]))
+    fallback = int(probs["pred"].mode().iloc[0]) if len(probs) else 0
+    ans = [pred.get(i, fallback) for i in ids]
+    missing = int(sum(i not in pred for i in ids))
+    return pd.DataFrame({"ImageID": ids, "ans": np.asarray(ans, dtype=np.int64)}), missing
+
+
+def predict(run: str | Path, data: str | Path, out: str | Path | None = None, device: str | None = None,
+            cache_root: str | Path = DEFAULT_CACHE_ROOT, batch_size: int = 128, tta: bool = True,
+            progress: Progress | None = None) -> Path:
+    """Crop ``data`` with the run's crop settings (reusing a matching cache), ensemble, write the submission; returns its path.
+
+    ``out``: the submission CSV (default ``RUN/predict-<data name>/submission.csv``); ``probs.parquet`` goes beside it.
+    Photos listed in info.csv that cannot be found get the most frequent predicted class (and are counted in the summary).
+    """
+    config, _, _ = read_run(run)
+    data = Path(data)
+    if not data.exists():
+        raise InputError(f"{data}: no such file or folder")
+    params = CropParams.from_dict(config.get("crop") or {})
+    folder = _cache_folder(data.resolve(), config.get("crop") or {}, Path(cache_root))
+    cache = crop_dataset(data, folder, params, device=device, progress=progress).cache
+    probs = predict_cache(run, cache, device=device, batch_size=batch_size, tta=tta, progress=progress)
+    layout = str((cache.meta or {}).get("layout", ""))
+    sub, missing = submission_frame(probs, data, layout)
+    name = data.parent.name if data.name in ("info.csv", "images") else data.stem if data.is_file() else data.name
+    out = Path(out) if out else Path(run) / f"predict-{name}" / "submission.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sub.to_csv(out, index=False)
+    probs.assign(cache=str(cache.path)).to_parquet(out.parent / "probs.parquet", index=False)
+    (out.parent / "predict.json").write_text(json.dumps({"run": str(Path(run).resolve()), "data": str(data.resolve()),
+                                                         "cache": str(cache.path), "rows": int(len(sub)),
+                                                         "missing_photos": missing, "crop_errors": int((probs["error"] != "").sum()),
+                                                         "folds": len(read_run(run)[2]), "tta": tta}, indent=2))
+    return out

@@ -1,0 +1,58 @@
+"""Where and how a run computes: the device, mixed precision, CPU threads and seeds."""
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..curate.errors import InputError
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+def pick_device(device: str | None) -> torch.device:
+    """``device`` or CUDA when present, else the CPU; InputError when CUDA is asked for and absent."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    return dev
+
+
+def amp_dtype(cfg_amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (CUDA only): bf16 where supported for 'auto', else fp16; None = fp32."""
+    if cfg_amp not in AMP_MODES:
+        raise InputError(f"--amp must be auto, bf16, fp16 or off, got {cfg_amp!r}")
+    if device.type != "cuda" or cfg_amp == "off":
+        return None
+    if cfg_amp == "fp16":
+        return torch.float16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (None: leave torch's choice), restoring the old count after."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,1 +1,0 @@
-"""facecurate's trainer: timm backbone fed straight from the crop cache, person-grouped K-fold, fold ensemble."""
