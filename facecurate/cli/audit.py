@@ -30,7 +30,7 @@ def relabel_report(
     seed: int = typer.Option(0, help="Quick training (no --oof): random seed."),
 ) -> None:
     """Flag likely mislabels from per-person consistency and out-of-fold predictions; propose overrides.csv."""
-    from ..curate.audit import default_report_dir
+    from ..curate.audit import QUICK_RUN, prepare_report_dir
     from ..curate.audit import relabel_report as run_relabel_report
     from ..curate.labels import parse_age_bins
     from ..train import quick_oof
@@ -38,11 +38,11 @@ def relabel_report(
     with stage() as (console, progress):
         if age_bins is not None:
             parse_age_bins(age_bins)  # a bad --age-bins fails before any training
-        report_dir = out or default_report_dir(cache)
+        report_dir = prepare_report_dir(cache, out)  # refused before any training when it is not a place to write
         if oof is None:
             progress.note(f"relabel-report: no --oof given; training a quick {folds}-fold {model or 'default'} model "
                           f"({epochs} epoch(s), {image_size} px high) on {cache} for out-of-fold probabilities")
-            oof = quick_oof(cache, report_dir / "quick_run", folds=folds, epochs=epochs, model=model, image_size=image_size,
+            oof = quick_oof(cache, report_dir / QUICK_RUN, folds=folds, epochs=epochs, model=model, image_size=image_size,
                             batch_size=batch_size, device=device, seed=seed, progress=progress)
         result = run_relabel_report(cache, oof=oof, out=report_dir, pool=pool, near_duplicates=near_duplicates,
                                     max_hash_distance=max_hash_distance, min_corr=min_corr, max_cards=max_cards,

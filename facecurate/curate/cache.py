@@ -3,25 +3,33 @@
 - ``images.npy``: uint8 N x H x W x 3 RGB, opened memory-mapped; row i is manifest row i.
 - ``manifest.parquet``: the reader's manifest plus what `crop` learned (see ``CROP_COLUMNS``);
   rows whose ``error`` is not empty hold an all-zero image and are skipped by training.
-- ``meta.json``: every parameter and package version that shaped the cache, and ``complete``.
+- ``meta.json``: every parameter and package version that shaped the cache, ``complete``, and the
+  ``checksums`` of all three files (``checksums.py``), verified whenever a cache is opened.
 
-``cache_writer.CacheWriter`` fills a cache chunk by chunk; this module only opens and checks one.
+``cache_writer.CacheWriter`` fills a cache chunk by chunk; this module opens, checks and, for small
+caches, writes one.
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .checksums import chunk_hashes, file_hash, meta_hash
 from .errors import InputError
-from .labels import DEFAULT_AGE_BINS
+from .labels import DEFAULT_AGE_BINS, age_group, encode
+from .locks import writer_of
 
 IMAGES, MANIFEST, META = "images.npy", "manifest.parquet", "meta.json"
 CROP_COLUMNS = ["face_x1", "face_y1", "face_x2", "face_y2", "crop_x1", "crop_y1", "crop_x2", "crop_y2",
                 "score", "box_source", "error"]
+VERIFY = ("quick", "full", "off")
+CHECK_CHUNK = 512  # rows per image checksum of caches written whole (`save_cache`)
+FIX = "run `crop` again to rebuild it"
 
 
 @dataclass
@@ -46,28 +54,113 @@ class Cache:
         return np.flatnonzero(self.manifest["error"].fillna("").astype(str).to_numpy() == "")
 
 
-def load_cache(path: str | Path, mmap: bool = True) -> Cache:
-    """Open the cache in ``path``; InputError naming the folder when it is missing, partial or inconsistent."""
+def checksums_of(path: Path, images: np.ndarray, meta: dict, chunk: int) -> dict:
+    """The ``checksums`` entry of meta.json for the files now in ``path``."""
+    return {"chunk": int(chunk), "images": chunk_hashes(images, chunk), "images_bytes": os.path.getsize(path / IMAGES),
+            "manifest": file_hash(path / MANIFEST), "meta": meta_hash(meta)}
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads((path / META).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path / META}: not readable JSON ({type(e).__name__}); the cache is damaged: {FIX}") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path / META}: not a cache's meta.json; {FIX}")
+    return meta
+
+
+def _verify(path: Path, images: np.ndarray, manifest: pd.DataFrame, meta: dict, level: str) -> None:
+    sums = meta.get("checksums")
+    if not isinstance(sums, dict):
+        raise InputError(f"{path / META}: no checksums (written by an older facecurate); {FIX}")
+    if sums.get("meta") != meta_hash(meta):
+        raise InputError(f"{path / META}: its content was changed after the cache was written; {FIX}")
+    if sums.get("images_bytes") != os.path.getsize(path / IMAGES):
+        raise InputError(f"{path / IMAGES}: {os.path.getsize(path / IMAGES)} bytes, expected {sums.get('images_bytes')}; {FIX}")
+    if sums.get("manifest") != file_hash(path / MANIFEST):
+        raise InputError(f"{path / MANIFEST}: checksum mismatch (the file was changed or damaged); {FIX}")
+    got = chunk_hashes(images, int(sums.get("chunk", CHECK_CHUNK)))
+    bad = [i for i, (a, b) in enumerate(zip(got, sums.get("images", []))) if a != b]
+    if bad or len(got) != len(sums.get("images", [])):
+        chunk = int(sums.get("chunk", CHECK_CHUNK))
+        where = f"rows {bad[0] * chunk}..{min(len(images), (bad[0] + 1) * chunk) - 1}" if bad else "chunk count"
+        raise InputError(f"{path / IMAGES}: checksum mismatch in {len(bad) or 1} chunk(s) ({where}); the file is damaged; {FIX}")
+    if level == "full":
+        _verify_content(path, images, manifest, meta)
+
+
+def _verify_content(path: Path, images: np.ndarray, manifest: pd.DataFrame, meta: dict) -> None:
+    """``--verify full``: what the checksums cannot know: labels that agree with each other, crops where rows say so."""
+    if {"mask", "gender", "age_group", "label"} <= set(manifest.columns):
+        lab = manifest.dropna(subset=["mask", "gender", "age_group", "label"])
+        want = encode(lab["mask"].astype(int), lab["gender"].astype(int), lab["age_group"].astype(int))
+        if (want != lab["label"].astype(int)).any():
+            raise InputError(f"{path / MANIFEST}: labels disagree with mask/gender/age_group; {FIX}")
+        if "age" in lab:
+            aged = lab.dropna(subset=["age"])
+            bins = meta.get("params", {}).get("age_bins") or DEFAULT_AGE_BINS
+            if len(aged) and (age_group(aged["age"].astype(int).to_numpy(), bins) != aged["age_group"].astype(int).to_numpy()).any():
+                raise InputError(f"{path / MANIFEST}: age groups disagree with the ages and the cache's age bins; {FIX}")
+    if "error" in manifest:
+        err = manifest["error"].fillna("").astype(str).to_numpy() != ""
+        for i in range(len(images)):
+            if err[i] == bool(images[i].any()):
+                raise InputError(f"{path / IMAGES}: row {i} {'holds a crop although its photo failed' if err[i] else 'is blank'}; {FIX}")
+
+
+def load_cache(path: str | Path, mmap: bool = True, verify: str = "quick") -> Cache:
+    """Open the cache in ``path`` and check it; InputError naming the file and the fix when it is not sound.
+
+    ``verify``: ``quick`` (default) checks sizes, the .npy header and the checksums of every file (every
+    byte, xxh3); ``full`` also checks the manifest's labels and that failed rows are blank; ``off`` only
+    sizes and header (for a cache known to be sound, e.g. just after writing it).
+    """
     path = Path(path)
+    if verify not in VERIFY:
+        raise InputError(f"--verify {verify!r}: expected one of {', '.join(VERIFY)}")
     for name in (IMAGES, MANIFEST, META):
         if not (path / name).is_file():
             raise InputError(f"{path}: not a cache ({name} missing); run `crop` first")
-    meta = json.loads((path / META).read_text())
+    holder = writer_of(path)
+    if holder is not None:
+        raise InputError(f"{path}: this cache is being written by {holder}; wait for it to finish, then run again")
+    meta = _read_meta(path)
     if not meta.get("complete", False):
         raise InputError(f"{path}: the cache is incomplete (interrupted run); run `crop` again to resume it")
-    images = np.load(path / IMAGES, mmap_mode="r" if mmap else None)
-    manifest = pd.read_parquet(path / MANIFEST)
-    if images.ndim != 4 or images.shape[0] != len(manifest) or images.dtype != np.uint8:
-        raise InputError(f"{path}: images.npy {images.shape} {images.dtype} does not match manifest.parquet ({len(manifest)} rows)")
+    try:
+        images = np.load(path / IMAGES, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{path / IMAGES}: not a readable .npy array ({type(e).__name__}: truncated or damaged); {FIX}") from None
+    try:
+        manifest = pd.read_parquet(path / MANIFEST)
+    except Exception as e:  # pyarrow raises ArrowInvalid, OSError and others for a damaged file
+        raise InputError(f"{path / MANIFEST}: not a readable parquet file ({type(e).__name__}); {FIX}") from None
+    if images.ndim != 4 or images.shape[0] != len(manifest) or images.dtype != np.uint8 or images.shape[-1] != 3:
+        raise InputError(f"{path / IMAGES}: {images.shape} {images.dtype} does not match {MANIFEST} ({len(manifest)} rows); {FIX}")
+    shape = meta.get("image_shape")
+    if meta.get("n", len(manifest)) != len(manifest) or (shape and list(images.shape[1:]) != list(shape)):
+        raise InputError(f"{path / META}: says {meta.get('n')} photos of {shape}, the files hold {images.shape}; {FIX}")
+    if verify != "off":
+        _verify(path, images, manifest, meta, verify)
     return Cache(path, images, manifest, meta)
 
 
+def write_meta(path: Path, meta: dict) -> None:
+    """meta.json, written atomically."""
+    tmp = path / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str))
+    os.replace(tmp, path / META)
+
+
 def save_cache(path: str | Path, images: np.ndarray, manifest: pd.DataFrame, meta: dict) -> Cache:
-    """Write a whole cache at once (small caches, tests); `crop` writes its large ones chunk by chunk."""
+    """Write a whole cache at once (small caches, tests), with its checksums; `crop` writes large ones chunk by chunk."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     images = np.ascontiguousarray(images, dtype=np.uint8)
     np.save(path / IMAGES, images)
     manifest.reset_index(drop=True).to_parquet(path / MANIFEST, index=False)
-    (path / META).write_text(json.dumps({**meta, "n": int(len(images)), "complete": True}, indent=2, default=str))
+    meta = {**meta, "n": int(len(images)), "image_shape": list(images.shape[1:]), "complete": True}
+    meta["checksums"] = checksums_of(path, images, meta, CHECK_CHUNK)
+    write_meta(path, meta)
     return load_cache(path)

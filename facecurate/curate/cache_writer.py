@@ -2,8 +2,10 @@
 
 `crop` fills a preallocated images.npy (np.lib.format.open_memmap) chunk by chunk. After each
 finished chunk the images are flushed, the chunk's manifest rows are saved under .partial/ and
-.partial/progress.json lists the finished chunks, so an interrupted run resumes from its last
-finished chunk. A fingerprint of parameters + inputs decides whether a cache can be reused.
+.partial/progress.json lists the finished chunks with their checksums, so an interrupted run resumes
+from its last finished chunk (a finished chunk whose bytes changed since is redone). A fingerprint
+of parameters + inputs decides whether a cache can be reused; a reused cache must also pass its
+checksums, else it is rebuilt. The caller holds the folder's lock (``locks.folder_lock``) throughout.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import IMAGES, MANIFEST, META, Cache, load_cache
+from .cache import IMAGES, MANIFEST, META, Cache, checksums_of, load_cache, write_meta
+from .checksums import hash_bytes
+from .errors import InputError
 
 PARTIAL, PROGRESS = ".partial", "progress.json"
 
@@ -62,9 +66,11 @@ class CacheWriter:
     """
 
     def __init__(self, path: Path, n: int, shape: tuple[int, int, int], key: str, chunk: int, state: str,
-                 done: list[int], images: np.ndarray | None) -> None:
+                 done: list[int], images: np.ndarray | None, hashes: dict[int, str] | None = None, reason: str = "") -> None:
         self.path, self.n, self.shape, self.key, self.chunk = path, n, shape, key, chunk
         self.state, self.done, self.images = state, sorted(done), images
+        self.hashes = dict(hashes or {})
+        self.reason = reason  # why an existing cache was not reused or not fully resumed ("" when it was)
         self.resumed = len(self.done) if state == "resume" else 0
         self.resumed_rows = sum(len(self.chunk_range(c)) for c in self.done) if state == "resume" else 0
 
@@ -72,30 +78,45 @@ class CacheWriter:
     def open(cls, path: str | Path, n: int, shape: tuple[int, int, int], key: str, chunk: int = 512) -> "CacheWriter":
         """Open ``path`` for a cache of ``n`` images of ``shape`` (H, W, 3) with fingerprint ``key``.
 
-        A complete cache with the same key is left as it is ("complete"); a partial one with the same
-        key, size and shape is reopened where it stopped ("resume", keeping its chunk size); anything
-        else of ours in the folder is replaced ("fresh"). Nothing but the cache's own files is touched.
+        A complete cache with the same key that passes its checksums is left as it is ("complete"); a
+        partial one with the same key, size and shape is reopened where it stopped ("resume", keeping its
+        chunk size, redoing any finished chunk whose checksum no longer matches); anything else is
+        replaced ("fresh"). The folder must already be claimed as a cache (``outputs.claim_folder``):
+        only the cache's own files are ever replaced.
         """
         path = Path(path)
         shape = tuple(int(s) for s in shape)
         meta_p, prog_p = path / META, path / PARTIAL / PROGRESS
+        reason = ""
         if meta_p.is_file() and (path / IMAGES).is_file() and (path / MANIFEST).is_file():
             try:
                 meta = json.loads(meta_p.read_text())
-            except json.JSONDecodeError:
-                meta = {}
-            if meta.get("complete") and meta.get("fingerprint") == key and meta.get("n") == n:
-                return cls(path, n, shape, key, chunk, "complete", [], None)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                meta, reason = {}, "its meta.json was unreadable"
+            if isinstance(meta, dict) and meta.get("complete") and meta.get("fingerprint") == key and meta.get("n") == n:
+                try:
+                    load_cache(path)
+                    return cls(path, n, shape, key, chunk, "complete", [], None)
+                except InputError as e:
+                    reason = f"it failed its check ({e}); rebuilding"
         if prog_p.is_file() and (path / IMAGES).is_file():
             try:
                 prog = json.loads(prog_p.read_text())
                 images = np.lib.format.open_memmap(path / IMAGES, mode="r+")
-            except (json.JSONDecodeError, ValueError, OSError):
+            except (json.JSONDecodeError, UnicodeDecodeError, ValueError, OSError):
                 prog, images = {}, None
             if (images is not None and prog.get("fingerprint") == key and prog.get("n") == n
                     and images.shape == (n, *shape) and images.dtype == np.uint8):
-                done = [int(c) for c in prog.get("done", [])]
-                return cls(path, n, shape, key, int(prog["chunk"]), "resume", done, images)
+                c_size = int(prog["chunk"])
+                hashes = {int(c): h for c, h in prog.get("hashes", {}).items()}
+                done, damaged = [], []
+                for c in (int(c) for c in prog.get("done", [])):
+                    rows = range(c * c_size, min(n, (c + 1) * c_size))
+                    ok = hashes.get(c) == hash_bytes(images[rows.start:rows.stop]) and (path / PARTIAL / f"chunk_{c:06d}.parquet").is_file()
+                    (done if ok else damaged).append(c)
+                if damaged:
+                    reason = f"finished chunk(s) {', '.join(map(str, damaged))} changed since they were written; redoing them"
+                return cls(path, n, shape, key, c_size, "resume", done, images, {c: hashes[c] for c in done}, reason)
             del images
         # fresh: mark the folder incomplete first, then replace our files
         path.mkdir(parents=True, exist_ok=True)
@@ -106,7 +127,7 @@ class CacheWriter:
             shutil.rmtree(path / PARTIAL)
         (path / PARTIAL).mkdir()
         images = np.lib.format.open_memmap(path / IMAGES, mode="w+", dtype=np.uint8, shape=(n, *shape))
-        writer = cls(path, n, shape, key, int(chunk), "fresh", [], images)
+        writer = cls(path, n, shape, key, int(chunk), "fresh", [], images, reason=reason)
         writer._save_progress()
         return writer
 
@@ -125,14 +146,19 @@ class CacheWriter:
 
     def _save_progress(self) -> None:
         _write_json_atomic(self.path / PARTIAL / PROGRESS, {"fingerprint": self.key, "n": self.n, "chunk": self.chunk,
-                                                            "shape": list(self.shape), "done": self.done})
+                                                            "shape": list(self.shape), "done": self.done,
+                                                            "hashes": {str(c): self.hashes[c] for c in self.done}})
 
     def finish_chunk(self, c: int, rows: pd.DataFrame) -> None:
         """Record chunk ``c`` as finished: flush its images, save its rows (one per image, in order), update progress."""
         if len(rows) != len(self.chunk_range(c)):
             raise ValueError(f"chunk {c}: {len(rows)} rows for {len(self.chunk_range(c))} images")
         self.images.flush()
-        rows.reset_index(drop=True).to_parquet(self.path / PARTIAL / f"chunk_{c:06d}.parquet", index=False)
+        part = self.path / PARTIAL / f"chunk_{c:06d}.parquet"
+        rows.reset_index(drop=True).to_parquet(part.with_suffix(".tmp"), index=False)
+        os.replace(part.with_suffix(".tmp"), part)
+        r = self.chunk_range(c)
+        self.hashes[c] = hash_bytes(self.images[r.start:r.stop])
         self.done = sorted(set(self.done) | {c})
         self._save_progress()
 
@@ -142,13 +168,18 @@ class CacheWriter:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def finalize(self, manifest: pd.DataFrame, meta: dict) -> Cache:
-        """Write manifest.parquet and the complete meta.json (with the fingerprint), drop .partial/, open the cache."""
+        """Write manifest.parquet and the complete meta.json (fingerprint + checksums), drop .partial/, open the cache."""
         if len(manifest) != self.n:
             raise ValueError(f"manifest has {len(manifest)} rows for {self.n} images")
         if self.images is not None:
             self.images.flush()
-            self.images = None
-        manifest.reset_index(drop=True).to_parquet(self.path / MANIFEST, index=False)
-        _write_json_atomic(self.path / META, {**meta, "fingerprint": self.key, "n": self.n, "complete": True})
+        tmp = self.path / (MANIFEST + ".tmp")
+        manifest.reset_index(drop=True).to_parquet(tmp, index=False)
+        os.replace(tmp, self.path / MANIFEST)
+        images = self.images if self.images is not None else np.load(self.path / IMAGES, mmap_mode="r")
+        meta = {**meta, "fingerprint": self.key, "n": self.n, "image_shape": list(self.shape), "complete": True}
+        meta["checksums"] = checksums_of(self.path, images, meta, self.chunk)  # after the fallback pass rewrote rows
+        self.images = None
+        write_meta(self.path, meta)
         shutil.rmtree(self.path / PARTIAL, ignore_errors=True)
-        return load_cache(self.path)
+        return load_cache(self.path, verify="off")

@@ -1,17 +1,28 @@
 """Read any photo the datasets hold into RGB uint8, and check files cheaply before decoding.
 
 Real data brings EXIF-rotated JPEGs, grayscale, RGBA, palette and 16-bit PNGs, 0-byte and truncated
-files; everything readable becomes an H x W x 3 uint8 array, everything else a ``BadImage``.
+files, photos too small to hold a face and photos of hundreds of megapixels; everything readable
+becomes an H x W x 3 uint8 array (huge ones downscaled while decoding to ``MAX_SIDE``), everything
+else a ``BadImage`` with a reason.
 """
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+MAX_SIDE = 4096                  # longer side of a decoded photo: larger ones are decoded downscaled
+MAX_PIXELS = 30_000 * 30_000     # beyond this a file is refused rather than decoded (about 2.7 GB as RGB)
+DEFAULT_MIN_SIDE = 32            # a photo whose shorter side is smaller holds no usable face
+_UNCHECKED = threading.Lock()
+# PIL warns about (and above 2x refuses) large images as possible decompression bombs; this module
+# decodes them downscaled and refuses only beyond MAX_PIXELS, so PIL's warning is noise here.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class BadImage(Exception):
@@ -23,8 +34,26 @@ def is_photo_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def check_image_file(path: str | Path) -> str | None:
-    """Cheap check without a full decode: None when the file looks like a whole image, else the reason."""
+def open_image(path: str | Path) -> Image.Image:
+    """``Image.open`` (header only) that lets through images above PIL's decompression-bomb limit, up to ``MAX_PIXELS``."""
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError:
+        with _UNCHECKED:  # PIL reads the limit from a module global: lift it for this one open
+            old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    if im.width * im.height > MAX_PIXELS:
+        size = f"{im.width}x{im.height}"
+        im.close()
+        raise BadImage(f"too large to decode ({size} px, more than {MAX_PIXELS // 1_000_000} megapixels)")
+    return im
+
+
+def check_image_file(path: str | Path, min_side: int = DEFAULT_MIN_SIDE) -> str | None:
+    """Cheap check without a full decode: None when the file looks like a whole, usable image, else the reason."""
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -32,14 +61,18 @@ def check_image_file(path: str | Path) -> str | None:
     if size == 0:
         return "empty file (0 bytes)"
     try:
-        with Image.open(path) as im:
-            fmt = im.format
+        with open_image(path) as im:
+            fmt, (w, h) = im.format, im.size
             if fmt == "PNG":
                 im.verify()  # walks the chunks and their CRCs: catches truncation
+    except BadImage as e:
+        return str(e)
     except UnidentifiedImageError:
         return "not an image"
     except (OSError, SyntaxError, ValueError) as e:
         return f"broken image ({e})"
+    if min(w, h) < min_side:
+        return f"too small ({w}x{h} px; photos need a shorter side of at least {min_side} px, --min-photo-size)"
     if fmt == "JPEG":
         with open(path, "rb") as f:
             f.seek(max(0, size - 4096))
@@ -62,11 +95,19 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an H x W x 3 uint8 RGB array, EXIF orientation applied; ``BadImage`` if it cannot."""
+def read_rgb(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Decode ``path`` to an H x W x 3 uint8 RGB array, EXIF orientation applied; ``BadImage`` if it cannot.
+
+    A photo longer than ``max_side`` is decoded downscaled (JPEG: in the DCT, at 1/2 to 1/8 the cost),
+    then resized so its longer side is ``max_side``; boxes found on it are in the decoded pixels.
+    """
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
+            if max(im.size) > max_side and im.format == "JPEG":
+                im.draft("RGB", (max_side, max_side))  # decodes at the smallest DCT scale still >= max_side
             im.load()
+            if max(im.size) > max_side:
+                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
             im = ImageOps.exif_transpose(im)
             arr = _to_rgb(im)
     except FileNotFoundError as e:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .decode import DEFAULT_MIN_SIDE
 from .labels import (
     DEFAULT_AGE_BINS,
     HEAD_FIELDS,
@@ -22,7 +23,10 @@ from .labels import (
     head_names,
     parse_age_bins,
 )
+from .outputs import OWN_NAMES, check_separate, claim_folder
 from .readers import Dataset, read_dataset
+
+INSPECT_FILES = ("manifest.parquet", "problems.csv", "distributions.png")
 
 
 @dataclass
@@ -99,12 +103,14 @@ def default_inspect_dir(data: str | Path, root: str | Path = "artifacts/inspect"
 
 
 def inspect_dataset(data: str | Path, out: str | Path | None = None, age_bins=DEFAULT_AGE_BINS,
-                    check_files: bool = True) -> InspectResult:
+                    check_files: bool = True, min_photo_size: int = DEFAULT_MIN_SIDE) -> InspectResult:
     """Read ``data``, count it and write ``manifest.parquet``, ``problems.csv`` and ``distributions.png`` into ``out``."""
     bins = parse_age_bins(age_bins)
-    ds = read_dataset(data, age_bins=bins, check_files=check_files)
     out = Path(out) if out else default_inspect_dir(data)
-    out.mkdir(parents=True, exist_ok=True)
+    check_separate(out, [data])
+    ds = read_dataset(data, age_bins=bins, check_files=check_files, min_side=min_photo_size)
+    check_separate(out, [ds.root])
+    claim_folder(out, "inspect", recognise=lambda p: {e.name for e in p.iterdir()} <= {*INSPECT_FILES, *OWN_NAMES})
     files = {"manifest": out / "manifest.parquet", "problems": out / "problems.csv"}
     ds.manifest.to_parquet(files["manifest"], index=False)
     pd.DataFrame([vars(p) for p in ds.problems], columns=["path", "what", "level"]).to_csv(files["problems"], index=False)

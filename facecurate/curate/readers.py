@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .decode import check_image_file, is_photo_name
+from .decode import DEFAULT_MIN_SIDE, check_image_file, is_photo_name
 from .errors import InputError
 from .labels import (
     DEFAULT_AGE_BINS,
@@ -74,12 +74,12 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
     return df
 
 
-def _check_files(rows: list[dict], problems: list[Problem], check: bool) -> list[dict]:
-    """Drop rows whose file is empty, truncated or not an image, each listed as a problem."""
+def _check_files(rows: list[dict], problems: list[Problem], check: bool, min_side: int = DEFAULT_MIN_SIDE) -> list[dict]:
+    """Drop rows whose file is empty, truncated, not an image or too small, each listed as a problem."""
     if not check or not rows:
         return rows
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        reasons = list(pool.map(lambda r: check_image_file(r["path"]), rows))
+        reasons = list(pool.map(lambda r: check_image_file(r["path"], min_side), rows))
     kept = []
     for row, why in zip(rows, reasons):
         if why is None:
@@ -131,7 +131,8 @@ def find_train_root(path: Path) -> Path | None:
     return None
 
 
-def read_train(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = True) -> Dataset:
+def read_train(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = True,
+               min_side: int = DEFAULT_MIN_SIDE) -> Dataset:
     """Read the competition train layout; ``path`` is the folder with ``train.csv``, its ``images/`` or the CSV."""
     root = find_train_root(Path(path))
     if root is None:
@@ -199,13 +200,13 @@ def read_train(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = 
     for pid, folders in by_id.items():
         if len(folders) > 1:
             problems.append(Problem(str(images), f"id {pid} is used by {len(folders)} folders ({', '.join(folders)}); each folder is its own person", "warning"))
-    rows = _check_files(rows, problems, check_files)
+    rows = _check_files(rows, problems, check_files, min_side)
     order = {s: i for i, s in enumerate(PHOTO_STEMS)}
     rows.sort(key=lambda r: (r["person"], order[r["photo"]], r["path"]))
     return Dataset(_frame(rows, ["id", "race"], age_bins), problems, "train", str(root))
 
 
-def read_eval(path: str | Path, check_files: bool = True) -> Dataset:
+def read_eval(path: str | Path, check_files: bool = True, min_side: int = DEFAULT_MIN_SIDE) -> Dataset:
     """Read the eval layout: ``info.csv`` (ImageID, ans) beside ``images/``; rows keep info.csv's order."""
     root = Path(path)
     if root.name == "info.csv":
@@ -230,7 +231,7 @@ def read_eval(path: str | Path, check_files: bool = True) -> Dataset:
     for entry in os.scandir(images):
         if is_photo_name(entry.name) and entry.name not in listed and entry.is_file():
             problems.append(Problem(entry.path, "photo not listed in info.csv; ignored", "warning"))
-    rows = _check_files(rows, problems, check_files)
+    rows = _check_files(rows, problems, check_files, min_side)
     return Dataset(_frame(rows, ["order"], DEFAULT_AGE_BINS), problems, "eval", str(root))
 
 
@@ -246,7 +247,7 @@ def _parse_mask(text: str) -> int | None:
 
 def read_plain_csv(path: str | Path, path_col: str = "path", person_col: str = "person", mask_col: str = "mask",
                    gender_col: str = "gender", age_col: str = "age", age_bins=DEFAULT_AGE_BINS,
-                   check_files: bool = True) -> Dataset:
+                   check_files: bool = True, min_side: int = DEFAULT_MIN_SIDE) -> Dataset:
     """Read a CSV with a photo path per row (relative to the CSV's folder) and, optionally, labels.
 
     Label columns that are absent leave the labels empty; a person column that is absent makes each
@@ -273,11 +274,11 @@ def read_plain_csv(path: str | Path, path_col: str = "path", person_col: str = "
         person = r[person_col].strip() if has[person_col] and r[person_col].strip() else rel
         rows.append({"image_id": rel, "person": person, "path": str(p.resolve()), "photo": "",
                      "mask": mask, "gender": gender, "age": age})
-    rows = _check_files(rows, problems, check_files)
+    rows = _check_files(rows, problems, check_files, min_side)
     return Dataset(_frame(rows, [], age_bins), problems, "csv", str(base))
 
 
-def read_folder(path: str | Path, check_files: bool = True) -> Dataset:
+def read_folder(path: str | Path, check_files: bool = True, min_side: int = DEFAULT_MIN_SIDE) -> Dataset:
     """Every photo under ``path`` (recursively, sorted), no labels; a photo's person is its folder."""
     root = Path(path)
     rows = []
@@ -293,7 +294,7 @@ def read_folder(path: str | Path, check_files: bool = True) -> Dataset:
                          "mask": None, "gender": None, "age": None})
     if not rows:
         raise InputError(f"{root}: no photos (.jpg, .jpeg, .png) found in this folder")
-    rows = _check_files(rows, problems, check_files)
+    rows = _check_files(rows, problems, check_files, min_side)
     return Dataset(_frame(rows, [], DEFAULT_AGE_BINS), problems, "folder", str(root))
 
 
@@ -317,13 +318,18 @@ def detect_layout(path: str | Path) -> str:
     return "folder"
 
 
-def read_dataset(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = True, **csv_columns) -> Dataset:
-    """Read whatever layout ``path`` holds (see ``detect_layout``) into a ``Dataset``."""
+def read_dataset(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = True,
+                 min_side: int = DEFAULT_MIN_SIDE, **csv_columns) -> Dataset:
+    """Read whatever layout ``path`` holds (see ``detect_layout``) into a ``Dataset``.
+
+    ``check_files`` opens every photo's header (empty, truncated, non-image files and photos whose
+    shorter side is under ``min_side`` px are listed as problems and left out).
+    """
     layout = detect_layout(path)
     if layout == "train":
-        return read_train(path, age_bins, check_files)
+        return read_train(path, age_bins, check_files, min_side)
     if layout == "eval":
-        return read_eval(path, check_files)
+        return read_eval(path, check_files, min_side)
     if layout == "csv":
-        return read_plain_csv(path, age_bins=age_bins, check_files=check_files, **csv_columns)
-    return read_folder(path, check_files)
+        return read_plain_csv(path, age_bins=age_bins, check_files=check_files, min_side=min_side, **csv_columns)
+    return read_folder(path, check_files, min_side)

@@ -134,6 +134,24 @@ def validate_config(cfg: TrainConfig) -> None:
         raise InputError(f"--val-ratio must be between 0 and 1, got {cfg.val_ratio}")
     if cfg.epochs < 1 or cfg.batch_size < 2:
         raise InputError("--epochs must be >= 1 and --batch-size >= 2")
+    aug = cfg.augment
+    checks = [  # (option, value, ok)
+        ("--lr", cfg.lr, 0 < cfg.lr <= 10), ("--weight-decay", cfg.weight_decay, 0 <= cfg.weight_decay <= 10),
+        ("--warmup", cfg.warmup_epochs, 0 <= cfg.warmup_epochs <= cfg.epochs),
+        ("--smoothing", cfg.smoothing, 0 <= cfg.smoothing < 1), ("--drop-rate", cfg.drop_rate, 0 <= cfg.drop_rate < 1),
+        ("--ema", cfg.ema, 0 <= cfg.ema < 1), ("--clip-grad", cfg.clip_grad, cfg.clip_grad >= 0),
+        ("--patience", cfg.patience, cfg.patience >= 0), ("--threads", cfg.threads, cfg.threads is None or cfg.threads >= 1),
+        ("--head-weights", cfg.head_weights, len(cfg.head_weights) == 3 and min(cfg.head_weights) >= 0 and sum(cfg.head_weights) > 0),
+        ("--img-size", cfg.img_size, cfg.img_size is None or (len(cfg.img_size) == 2 and min(cfg.img_size) >= 8)),
+        ("--rotate", aug.rotate, 0 <= aug.rotate <= 180), ("--mixup", aug.mixup, aug.mixup >= 0),
+        ("--cutmix", aug.cutmix, aug.cutmix >= 0), ("--eval-batch-size", cfg.eval_batch_size, cfg.eval_batch_size >= 1),
+        ("--min-lr-ratio", cfg.min_lr_ratio, 0 <= cfg.min_lr_ratio <= 1),
+    ]
+    for option, value, ok in checks:
+        if not ok:
+            raise InputError(f"{option} {value}: out of range (see `facecurate train --help`)")
+    if cfg.amp not in ("auto", "bf16", "fp16", "off"):
+        raise InputError(f"--amp must be auto, bf16, fp16 or off, got {cfg.amp!r}")
     folds_to_run(cfg)
     import timm
 
@@ -144,7 +162,7 @@ def validate_config(cfg: TrainConfig) -> None:
         raise InputError(f"{cfg.weights}: weights file not found (nothing is downloaded; give a local .safetensors/.pth file)")
     if cfg.pretrained and not cfg.weights and local_pretrained_file(cfg.model) is None:
         raise InputError(f"--pretrained {cfg.model}: weights are not in the local Hugging Face cache and nothing is downloaded "
-                         f"(HF_HUB_OFFLINE=1); put them there or pass --weights FILE")
+                         f"here; put them there or pass --weights FILE")
 
 
 def folds_to_run(cfg: TrainConfig) -> list[int]:

@@ -18,6 +18,8 @@ import torch
 
 from ..curate.cache import Cache, load_cache
 from ..curate.errors import InputError
+from ..curate.locks import folder_lock
+from ..curate.outputs import check_separate, claim_folder
 from ..curate.overrides import apply_overrides, read_overrides
 from ..curate.progress import QUIET, Progress
 from .augment import Norm
@@ -60,17 +62,44 @@ def training_labels(cache: Cache, cfg: TrainConfig, age_bins) -> tuple[pd.DataFr
     return manifest.iloc[rows].reset_index(drop=True), rows, changed
 
 
+def _is_run(path: Path) -> bool:
+    """A run folder written before folder markers existed: its config.json names a model and a cache."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and "model" in config and "cache" in config
+
+
+def check_heads(manifest: pd.DataFrame, labels: np.ndarray, progress: Progress) -> None:
+    """Refuse data with fewer than two classes (nothing to tell apart); say loudly when one head has a single class."""
+    present = {h: np.unique(labels[:, LABEL_COLUMN[h]]) for h in LABEL_COLUMN}
+    if len(present["class"]) < 2:
+        raise InputError(f"the training photos hold a single class ({int(present['class'][0])}); a classifier needs at "
+                         f"least two: nothing to learn and every score would be meaningless")
+    for head in ("mask", "gender", "age"):
+        if len(present[head]) < 2:
+            progress.note(f"warning: every training photo has the same {head} ({int(present[head][0])}); the {head} head "
+                          f"cannot learn and its F1 is reported as n/a")
+
+
 def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainConfig(), progress: Progress | None = None,
-          on_epoch_end: Callable[[int, int, dict], None] | None = None) -> Path:
+          on_epoch_end: Callable[[int, int, dict], None] | None = None,
+          on_save: Callable[[str, int, int], None] | None = None) -> Path:
     """Train ``cfg`` on the cache and write the run folder ``out`` (see module doc); returns ``out``.
 
-    ``on_epoch_end(fold, epoch, metrics_row)`` is called after each epoch's checkpoint is saved.
+    ``on_epoch_end(fold, epoch, metrics_row)`` is called after each epoch's files are saved; ``on_save``
+    after each file (see ``fold.fit_fold``). The run folder is locked while the run writes it, and the
+    cache locked against rewriting while it is read.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     validate_config(cfg)
     device = pick_device(cfg.device)
-    with torch_threads(cfg.threads):
-        return _train(cache, Path(out), cfg, device, progress or QUIET, on_epoch_end)
+    out = Path(out)
+    check_separate(out, [cache.path], option="--out")
+    claim_folder(out, "run", recognise=_is_run)
+    with folder_lock(out, "run"), folder_lock(cache.path, "cache", shared=True), torch_threads(cfg.threads):
+        return _train(cache, out, cfg, device, progress or QUIET, on_epoch_end, on_save)
 
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
@@ -96,13 +125,18 @@ def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.nd
     return part
 
 
-def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, progress: Progress, on_epoch_end) -> Path:
+def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, progress: Progress, on_epoch_end,
+           on_save) -> Path:
     # CPU kernels used here are deterministic (the tests check it); on CUDA speed wins over bit-exact repeats
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     age_bins = cache.age_bins
     manifest, rows, changed = training_labels(cache, cfg, age_bins)
     labels = label_array(manifest)
+    check_heads(manifest, labels, progress)
+    people = manifest["person"].nunique()
+    if cfg.val_ratio is None and cfg.folds > people:
+        raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
     fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
                 else kfold_persons(manifest, cfg.folds, cfg.seed))
     size = tuple(cfg.img_size) if cfg.img_size else tuple(int(s) for s in cache.images.shape[1:3])
@@ -126,7 +160,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, prog
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with SummaryWriter(str(out / "tensorboard" / f"fold_{f}")) as tb:
             fold_rows, best = fit_fold(f, cfg, out, images, labels, labels_t, train_pos, val_pos, size, device,
-                                       history, tb, norm, progress, on_epoch_end)
+                                       history, tb, norm, progress, on_epoch_end, on_save)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
         history.to_csv(out / "metrics.csv", index=False)

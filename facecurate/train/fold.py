@@ -7,6 +7,7 @@ this module only wires them to the cache-fed batches and the run folder.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ from .checkpoint import (
     LAST,
     STATE,
     load_state,
-    load_weights,
     save_state,
     save_weights,
 )
@@ -79,20 +79,25 @@ class FoldState:
     scaler: torch.amp.GradScaler
     g: torch.Generator              # order of the photos (CPU)
     gd: torch.Generator             # augmentation draws (on the device)
-    progress: dict = field(default_factory=lambda: {"epoch": 0, "best_f1": -1.0, "best": {}, "bad": 0, "stopped": False})
+    progress: dict = field(default_factory=lambda: {"epoch": 0, "best_f1": -2.0, "best": {}, "bad": 0, "stopped": False})
 
     def eval_model(self) -> torch.nn.Module:
         """The weights that are validated and saved as best: the EMA when it is on."""
         return self.ema.module if self.ema is not None else self.model
 
-    def state_dict(self) -> dict:
-        s = {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
-             "g": self.g.get_state(), "gd": self.gd.get_state(), "torch_rng": torch.get_rng_state(), "progress": self.progress}
+    def state_dict(self, rows: list[dict]) -> dict:
+        """Everything a resumed fold needs, in one file: the last weights and the metric rows too, so that
+        ``state.pt`` alone says which epoch is done (the other files are derived from it)."""
+        s = {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+             "opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+             "g": self.g.get_state(), "gd": self.gd.get_state(), "torch_rng": torch.get_rng_state(),
+             "progress": self.progress, "rows": list(rows)}
         if self.ema is not None:
             s["ema"] = self.ema.state_dict()
         return s
 
     def load_state_dict(self, s: dict) -> None:
+        self.model.load_state_dict(s["model"])
         if self.ema is not None and "ema" in s:
             self.ema.load_state_dict(s["ema"])
         self.opt.load_state_dict(s["opt"])
@@ -105,7 +110,7 @@ class FoldState:
         self.progress = s["progress"]
 
 
-def _setup(f: int, cfg: TrainConfig, device: torch.device, steps_per_epoch: int) -> FoldState:
+def _setup(f: int, cfg: TrainConfig, device: torch.device, n_steps: int) -> FoldState:
     from timm.optim import create_optimizer_v2
     from timm.utils import ModelEmaV3
 
@@ -114,7 +119,7 @@ def _setup(f: int, cfg: TrainConfig, device: torch.device, steps_per_epoch: int)
     ema = ModelEmaV3(model, decay=cfg.ema, use_warmup=True, warmup_power=EMA_WARMUP_POWER) if cfg.ema else None
     opt = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(
-        cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch)), cfg.min_lr_ratio))
+        cfg.epochs * n_steps, max(1, int(cfg.warmup_epochs * n_steps)), cfg.min_lr_ratio))
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(cfg.amp, device) == torch.float16)
     g = torch.Generator().manual_seed(cfg.seed * 1000 + f)
     gd = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(cfg.seed * 1000 + f + 1)
@@ -123,14 +128,14 @@ def _setup(f: int, cfg: TrainConfig, device: torch.device, steps_per_epoch: int)
 
 def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels_t: torch.Tensor, train_pos: np.ndarray,
                  size: tuple[int, int], losses: dict, weights, norm: Norm, device: torch.device, task: str,
-                 progress: Progress, steps_per_epoch: int) -> dict:
+                 progress: Progress, n_steps: int) -> dict:
     """One pass over the training photos; returns train_loss, train_f1 and the number of photos seen."""
     model, dtype = fs.model, amp_dtype(cfg.amp, device)
     chl = device.type == "cuda" and cfg.channels_last
     model.train()
     t0 = time.perf_counter()
     seen, loss_sum, preds, trues = 0, 0.0, [], []
-    progress.update(task, 0, steps_per_epoch)
+    progress.update(task, 0, n_steps)
     for step, (x, y) in enumerate(iter_train(images, train_pos, labels_t, cfg.batch_size, size, cfg.augment, fs.g, fs.gd,
                                               weights, channels_last=chl, norm=norm), start=1):
         x, order, lam = mix_batch(x, cfg.augment, fs.gd)
@@ -160,7 +165,7 @@ def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels_t:
         if order is None:
             preds.append(probabilities(logits.detach(), cfg.task)["class"].argmax(1).cpu().numpy())
             trues.append(y[:, LABEL_COLUMN["class"]].cpu().numpy())
-        progress.update(task, step, steps_per_epoch, f"loss {loss_sum / seen:.3f} {seen / (time.perf_counter() - t0):.0f} img/s")
+        progress.update(task, step, n_steps, f"loss {loss_sum / seen:.3f} {seen / (time.perf_counter() - t0):.0f} img/s")
     train_time = time.perf_counter() - t0
     return {"train_loss": loss_sum / max(seen, 1),
             "train_f1": macro_f1(np.concatenate(trues), np.concatenate(preds)) if preds else float("nan"),
@@ -184,24 +189,62 @@ def epoch_info(row: dict) -> str:
             f"{row.get('val_f1_gender', nan):.2f}/{row.get('val_f1_age', nan):.2f} {row['images_per_s']:.0f} img/s")
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps per epoch: full batches only, and one (smaller) batch when the fold holds less than one."""
+    return max(1, n_train // batch_size)
+
+
+def _save_epoch(fs: FoldState, out: Path, f: int, epoch: int, rows: list[dict], history: pd.DataFrame, improved: bool,
+                on_save: Callable[[str, int, int], None] | None) -> None:
+    """Write one epoch's files as one step: best (if better), last, metrics.csv, then ``state.pt`` last.
+
+    Each file goes to a temporary name and is moved into place; ``state.pt`` is the commit: a run killed
+    anywhere in between resumes from the previous state and writes the same files again, bit for bit.
+    """
+    fold_dir = out / f"fold_{f}"
+    hook = on_save or (lambda what, fold, ep: None)
+    if improved:
+        save_weights(fs.eval_model(), fold_dir / BEST)
+        hook("best", f, epoch)
+    save_weights(fs.model, fold_dir / LAST)
+    hook("last", f, epoch)
+    write_metrics(out, history, f, rows)
+    hook("metrics", f, epoch)
+    save_state(fs.state_dict(rows), fold_dir / STATE)
+    hook("state", f, epoch)
+
+
+def write_metrics(out: Path, history: pd.DataFrame, f: int, rows: list[dict]) -> None:
+    """metrics.csv = the other folds' rows from ``history`` + fold ``f``'s ``rows``, written atomically."""
+    frame = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(rows)], ignore_index=True)
+    tmp = out / "metrics.csv.tmp"
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, out / "metrics.csv")
+
+
 def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: np.ndarray, labels_t: torch.Tensor,
              train_pos: np.ndarray, val_pos: np.ndarray, size: tuple[int, int], device: torch.device, history: pd.DataFrame,
              tb, norm: Norm, progress: Progress | None = None,
-             on_epoch_end: Callable[[int, int, dict], None] | None = None) -> tuple[list[dict], dict]:
-    """Train fold ``f`` (or continue it from ``state.pt``); returns its metric rows and its best epoch's metrics."""
+             on_epoch_end: Callable[[int, int, dict], None] | None = None,
+             on_save: Callable[[str, int, int], None] | None = None) -> tuple[list[dict], dict]:
+    """Train fold ``f`` (or continue it from ``state.pt``); returns its metric rows and its best epoch's metrics.
+
+    ``on_save(what, fold, epoch)`` is called after each file of an epoch is in place (what: best, last,
+    metrics, state): the save points where a kill must leave a resumable run.
+    """
     progress = progress or QUIET
     fold_dir = out / f"fold_{f}"
     fold_dir.mkdir(parents=True, exist_ok=True)
-    steps_per_epoch = max(1, len(train_pos) // cfg.batch_size)
-    fs = _setup(f, cfg, device, steps_per_epoch)
+    n_steps = steps_per_epoch(len(train_pos), cfg.batch_size)
+    fs = _setup(f, cfg, device, n_steps)
     losses = _losses(cfg, labels, train_pos, device)
     weights = sampler_weights(labels[train_pos], cfg.sampler)
     rows: list[dict] = []
     if cfg.resume and (fold_dir / STATE).is_file():
-        load_weights(fs.model, fold_dir / LAST)
-        fs.load_state_dict(load_state(fold_dir / STATE))
-        done = fs.progress["epoch"]
-        rows = [r for r in history.to_dict("records") if r["fold"] == f and r["epoch"] <= done] if len(history) else []
+        state = load_state(fold_dir / STATE)
+        fs.load_state_dict(state)
+        rows = list(state.get("rows", []))
+        write_metrics(out, history, f, rows)  # a row written after the last commit is dropped and recomputed
     st = fs.progress
     for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
         if st["stopped"]:
@@ -209,24 +252,22 @@ def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: n
         t0 = time.perf_counter()
         task = f"f{f} ep {epoch}/{cfg.epochs}"
         trained = _train_epoch(fs, cfg, images, labels_t, train_pos, size, losses, weights, norm, device, task,
-                               progress, steps_per_epoch)
+                               progress, n_steps)
         row = {"fold": f, "epoch": epoch, "train_loss": trained["train_loss"], "train_f1": trained["train_f1"],
                **_validate(fs, cfg, images, labels, val_pos, size, norm, device), "lr": fs.opt.param_groups[0]["lr"],
                "images_per_s": trained["images_per_s"], "epoch_s": time.perf_counter() - t0}
         rows.append(row)
-        progress.update(task, steps_per_epoch, steps_per_epoch, epoch_info(row))
-        if row["val_f1"] > st["best_f1"]:
-            st.update(best_f1=row["val_f1"], bad=0, best={"best_epoch": epoch, **{k: v for k, v in row.items() if k.startswith("val_")}})
-            save_weights(fs.eval_model(), fold_dir / BEST)
+        progress.update(task, n_steps, n_steps, epoch_info(row))
+        score = row["val_f1"] if math.isfinite(row["val_f1"]) else -1.0  # undefined F1 (one class) never wins over a real one
+        improved = score > st["best_f1"]
+        if improved:
+            st.update(best_f1=score, bad=0, best={"best_epoch": epoch, **{k: v for k, v in row.items() if k.startswith("val_")}})
         else:
             st["bad"] += 1
         st["epoch"] = epoch
         if cfg.patience and st["bad"] >= cfg.patience:
             st["stopped"] = True
-        save_weights(fs.model, fold_dir / LAST)
-        save_state(fs.state_dict(), fold_dir / STATE)
-        pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(rows)],
-                  ignore_index=True).to_csv(out / "metrics.csv", index=False)
+        _save_epoch(fs, out, f, epoch, rows, history, improved, on_save)
         for k, v in row.items():
             if k not in ("fold", "epoch") and isinstance(v, float) and math.isfinite(v):
                 tb.add_scalar(k, v, epoch)

@@ -8,8 +8,12 @@ from .data import LABEL_COLUMN, OUTPUT_CLASSES
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro F1 over the classes present in either ``y_true`` or ``y_pred`` (sklearn's default label set)."""
-    if len(y_true) == 0:
+    """Macro F1 over the classes present in either ``y_true`` or ``y_pred`` (sklearn's default label set).
+
+    NaN (undefined, shown as n/a) when ``y_true`` holds fewer than two classes: one class predicted
+    right everywhere would score 1.0 and say nothing.
+    """
+    if len(np.unique(y_true)) < 2:
         return float("nan")
     return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 

@@ -14,6 +14,8 @@ import torch
 from ..curate.cache import Cache, load_cache
 from ..curate.crop import DEFAULT_CACHE_ROOT, CropParams, crop_dataset
 from ..curate.errors import InputError
+from ..curate.locks import folder_lock
+from ..curate.outputs import check_separate, claim_folder
 from ..curate.progress import Progress, Steps
 from .checkpoint import load_weights
 from .config import TrainConfig
@@ -30,11 +32,19 @@ def read_run(run: str | Path) -> tuple[dict, TrainConfig, list[Path]]:
     cfg_path = run / "config.json"
     if not cfg_path.is_file():
         raise InputError(f"{run}: not a run folder (config.json missing); run `train` first")
-    config = json.loads(cfg_path.read_text())
+    try:
+        config = json.loads(cfg_path.read_text())
+        cfg = TrainConfig.from_dict(config)
+        size = config["img_size"]
+        if len(size) != 2 or min(int(v) for v in size) < 8:
+            raise ValueError(size)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{cfg_path}: not a readable run config ({type(e).__name__}); the run folder is damaged, "
+                         f"train it again") from None
     ckpts = sorted(run.glob("fold_*/best.safetensors"), key=lambda p: int(p.parent.name.split("_")[1]))
     if not ckpts:
         raise InputError(f"{run}: no fold_*/best.safetensors; the run has not finished an epoch")
-    return config, TrainConfig.from_dict(config), ckpts
+    return config, cfg, ckpts
 
 
 def run_norm(config: dict, model: torch.nn.Module):
@@ -48,6 +58,8 @@ def predict_cache(run: str | Path, cache: str | Path | Cache, device: str | None
                   tta: bool = True, progress: Progress | None = None) -> pd.DataFrame:
     """Fold- and flip-averaged probabilities for every row of ``cache``: image_id, person, error, p_* columns, pred."""
     config, cfg, ckpts = read_run(run)
+    if batch_size < 1:
+        raise InputError(f"--batch-size {batch_size}: expected 1 or more")
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     dev = pick_device(device)
     size = tuple(config["img_size"])
@@ -104,31 +116,46 @@ def submission_frame(probs: pd.DataFrame, data: Path, layout: str) -> tuple[pd.D
     return pd.DataFrame({"ImageID": ids, "ans": np.asarray(ans, dtype=np.int64)}), missing
 
 
+def default_submission(run: str | Path, data: str | Path) -> Path:
+    """``RUN/predict-<data name>/submission.csv``: where predict writes when ``out`` is not given."""
+    data = Path(data)
+    name = data.parent.name if data.name in ("info.csv", "images") else data.stem if data.is_file() else data.name
+    return Path(run) / f"predict-{name}" / "submission.csv"
+
+
 def predict(run: str | Path, data: str | Path, out: str | Path | None = None, device: str | None = None,
-            cache_root: str | Path = DEFAULT_CACHE_ROOT, batch_size: int = 128, tta: bool = True,
+            cache_root: str | Path | None = None, batch_size: int = 128, tta: bool = True,
             progress: Progress | None = None) -> Path:
     """Crop ``data`` with the run's crop settings (reusing a matching cache), ensemble, write the submission; returns its path.
 
-    ``out``: the submission CSV (default ``RUN/predict-<data name>/submission.csv``); ``probs.parquet`` goes beside it.
+    ``out``: the submission CSV (default ``RUN/predict-<data name>/submission.csv``); ``probs.parquet`` and
+    ``predict.json`` go beside it, and the crop cache under ``cache_root`` (default: a ``cache/`` folder beside it).
     Photos listed in info.csv that cannot be found get the most frequent predicted class (and are counted in the summary).
     """
-    config, _, _ = read_run(run)
+    config, _, ckpts = read_run(run)
     data = Path(data)
     if not data.exists():
         raise InputError(f"{data}: no such file or folder")
-    params = CropParams.from_dict(config.get("crop") or {})
-    folder = _cache_folder(data.resolve(), config.get("crop") or {}, Path(cache_root))
-    cache = crop_dataset(data, folder, params, device=device, progress=progress).cache
-    probs = predict_cache(run, cache, device=device, batch_size=batch_size, tta=tta, progress=progress)
-    layout = str((cache.meta or {}).get("layout", ""))
-    sub, missing = submission_frame(probs, data, layout)
-    name = data.parent.name if data.name in ("info.csv", "images") else data.stem if data.is_file() else data.name
-    out = Path(out) if out else Path(run) / f"predict-{name}" / "submission.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sub.to_csv(out, index=False)
-    probs.assign(cache=str(cache.path)).to_parquet(out.parent / "probs.parquet", index=False)
-    (out.parent / "predict.json").write_text(json.dumps({"run": str(Path(run).resolve()), "data": str(data.resolve()),
-                                                         "cache": str(cache.path), "rows": int(len(sub)),
-                                                         "missing_photos": missing, "crop_errors": int((probs["error"] != "").sum()),
-                                                         "folds": len(read_run(run)[2]), "tta": tta}, indent=2))
+    if batch_size < 1:
+        raise InputError(f"--batch-size {batch_size}: expected 1 or more")
+    out = Path(out) if out else default_submission(run, data)
+    if out.exists() and out.is_dir():
+        raise InputError(f"{out}: --out is a folder; give the submission file's path (e.g. {out / 'submission.csv'})")
+    cache_root = Path(cache_root) if cache_root is not None else out.parent / "cache"
+    check_separate(out.parent, [data])
+    check_separate(cache_root, [data], option="--cache-root")
+    claim_folder(out.parent, "predict", recognise=lambda p: (p / "predict.json").is_file(), option="--out")
+    with folder_lock(out.parent, "predict folder"):
+        params = CropParams.from_dict(config.get("crop") or {})
+        folder = _cache_folder(data.resolve(), config.get("crop") or {}, cache_root)
+        cache = crop_dataset(data, folder, params, device=device, progress=progress).cache
+        probs = predict_cache(run, cache, device=device, batch_size=batch_size, tta=tta, progress=progress)
+        layout = str((cache.meta or {}).get("layout", ""))
+        sub, missing = submission_frame(probs, data, layout)
+        sub.to_csv(out, index=False)
+        probs.assign(cache=str(cache.path)).to_parquet(out.parent / "probs.parquet", index=False)
+        (out.parent / "predict.json").write_text(json.dumps({
+            "run": str(Path(run).resolve()), "data": str(data.resolve()), "cache": str(cache.path), "rows": int(len(sub)),
+            "missing_photos": missing, "crop_errors": int((probs["error"] != "").sum()), "folds": len(ckpts), "tta": tta},
+            indent=2))
     return out

@@ -8,24 +8,15 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from ..curate.devices import resolve_device
 from ..curate.errors import InputError
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
 def pick_device(device: str | None) -> torch.device:
-    """``device`` or CUDA when present, else the CPU; InputError when CUDA is asked for and absent."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise InputError(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"--device {device!r}: expected cpu, cuda or cuda:N")
-    return dev
+    """``device`` or CUDA when present, else the CPU; InputError for an unknown or absent device."""
+    return torch.device(resolve_device(device))
 
 
 def amp_dtype(cfg_amp: str, device: torch.device) -> torch.dtype | None:

@@ -6,6 +6,13 @@
 """
 from .flags import FLAG_COLUMNS, KINDS
 from .report_html import KIND_TITLES
-from .stage import RelabelResult, default_report_dir, relabel_report
+from .stage import (
+           QUICK_RUN,
+           RelabelResult,
+           default_report_dir,
+           prepare_report_dir,
+           relabel_report,
+)
 
-__all__ = ["FLAG_COLUMNS", "KINDS", "KIND_TITLES", "RelabelResult", "default_report_dir", "relabel_report"]
+__all__ = ["FLAG_COLUMNS", "KINDS", "KIND_TITLES", "QUICK_RUN", "RelabelResult", "default_report_dir", "prepare_report_dir",
+           "relabel_report"]

@@ -15,6 +15,8 @@ import pandas as pd
 from ..cache import Cache, load_cache
 from ..errors import InputError
 from ..labels import parse_age_bins
+from ..locks import folder_lock
+from ..outputs import OWN_NAMES, check_separate, claim_folder
 from ..progress import QUIET, Progress
 from .checks import find_issues
 from .flags import KINDS, sort_flags
@@ -50,9 +52,25 @@ def _age_bins(cache: Cache, oof_path: Path | None, age_bins) -> tuple[int, ...]:
     return cache.age_bins
 
 
+QUICK_RUN = "quick_run"  # where the CLI trains the quick out-of-fold model when no --oof is given
+
+
+def _is_report(path: Path) -> bool:
+    """A report folder written before folder markers existed, or one holding only the quick run so far."""
+    names = {e.name for e in path.iterdir()} - OWN_NAMES
+    return names <= {QUICK_RUN} or {"issues.csv", "report.html"} <= names
+
+
 def default_report_dir(cache: str | Path, root: str | Path = "artifacts/relabel") -> Path:
     """``root/<cache folder name>``: where a report goes when ``out`` is not given."""
     return Path(root) / Path(cache).resolve().name
+
+
+def prepare_report_dir(cache: str | Path, out: str | Path | None = None) -> Path:
+    """The report folder for ``cache`` (``out`` or the default), checked and claimed before anything is written there."""
+    out = Path(out) if out is not None else default_report_dir(cache)
+    check_separate(out, [cache], option="--out")
+    return claim_folder(out, "report", recognise=_is_report)
 
 
 def relabel_report(cache: str | Path, oof: str | Path, out: str | Path | None = None, pool: str = "mean",
@@ -66,11 +84,16 @@ def relabel_report(cache: str | Path, oof: str | Path, out: str | Path | None = 
     """
     progress = progress or QUIET
     c = load_cache(cache)
-    out = Path(out) if out is not None else default_report_dir(c.path)
+    out = prepare_report_dir(c.path, out)
+    with folder_lock(out, "report folder"):
+        return _report(c, Path(oof), out, pool, near_duplicates, max_hash_distance, min_corr, max_cards, age_bins, progress)
+
+
+def _report(c: Cache, oof_path: Path, out: Path, pool: str, near_duplicates: bool, max_hash_distance: int,
+            min_corr: float, max_cards: int, age_bins, progress: Progress) -> RelabelResult:
     manifest = c.manifest.reset_index(drop=True)
     if "label" not in manifest or manifest["label"].isna().all():
         raise InputError(f"{c.path}: the cache holds no labels (an eval-layout or unlabelled dataset); nothing to check")
-    oof_path = Path(oof)
     frame = read_oof(oof_path)
     known = set(manifest["image_id"].astype(str))
     unknown = ~frame["image_id"].isin(known)

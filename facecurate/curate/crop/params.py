@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
 
+from ..decode import DEFAULT_MIN_SIDE
 from ..errors import InputError
 from ..labels import DEFAULT_AGE_BINS, parse_age_bins
 from .background import BACKGROUNDS, FILLS
@@ -31,6 +32,7 @@ class CropParams:
     fill: str = "gray"                    # background fill: gray | blur | black
     rembg_model: str = "u2netp"           # rembg model name or .onnx path inside U2NET_HOME
     person_fallback: bool = True          # use the person's other photos before the data-set prior
+    min_photo_size: int = DEFAULT_MIN_SIDE  # photos with a shorter side under this many px become error rows
     age_bins: tuple[int, ...] = DEFAULT_AGE_BINS
     batch: int = 32                       # photos per detector call
     workers: int = 2                      # decoding threads
@@ -67,6 +69,8 @@ class CropParams:
             raise InputError(f"--detector {self.detector!r}: expected one of {', '.join(DETECTOR_NAMES)}")
         if self.min_face is not None and not 8 <= int(self.min_face) <= 4096:
             raise InputError(f"--min-face {self.min_face}: expected 8..4096 pixels")
+        if not 1 <= int(self.min_photo_size) <= 4096:
+            raise InputError(f"--min-photo-size {self.min_photo_size}: expected 1..4096 pixels")
         if not 16 <= int(self.size) <= 4096:
             raise InputError(f"--size {self.size}: expected 16..4096 pixels")
         if not 0.2 <= float(self.aspect) <= 5:

@@ -20,8 +20,11 @@ import pandas as pd
 
 from ..cache import Cache, load_cache
 from ..cache_writer import CacheWriter, fingerprint
-from ..decode import BadImage, check_image_file, read_rgb
+from ..decode import DEFAULT_MIN_SIDE, BadImage, check_image_file, read_rgb
+from ..devices import resolve_device
 from ..errors import InputError
+from ..locks import folder_lock
+from ..outputs import check_separate, claim_folder
 from ..progress import QUIET, Progress, Steps
 from ..readers import Dataset, Problem, read_dataset
 from .background import find_rembg_model, make_remover
@@ -66,9 +69,9 @@ class CropStopped(RuntimeError):
     """Raised when ``stop_after_chunks`` chunks are done: the run stops as if interrupted and can be resumed."""
 
 
-def _read(path: str) -> tuple[np.ndarray | None, str]:
-    """(RGB image, "") or (None, why it cannot be read)."""
-    why = check_image_file(path)
+def _read(path: str, min_side: int = DEFAULT_MIN_SIDE) -> tuple[np.ndarray | None, str]:
+    """(RGB image, "") or (None, why it cannot be read or used)."""
+    why = check_image_file(path, min_side)
     if why is not None:
         return None, why
     try:
@@ -77,15 +80,16 @@ def _read(path: str) -> tuple[np.ndarray | None, str]:
         return None, str(e)
 
 
-def _decoded(pool: ThreadPoolExecutor, indices: Sequence[int], paths: Sequence[str], ahead: int) -> Iterator[tuple[int, np.ndarray | None, str]]:
+def _decoded(pool: ThreadPoolExecutor, indices: Sequence[int], paths: Sequence[str], ahead: int,
+             min_side: int = DEFAULT_MIN_SIDE) -> Iterator[tuple[int, np.ndarray | None, str]]:
     """Yield (row, image, error) in order while up to ``ahead`` photos decode in ``pool`` threads."""
     it = iter(indices)
-    queue: deque[tuple[int, Future]] = deque((i, pool.submit(_read, paths[i])) for i in itertools.islice(it, ahead))
+    queue: deque[tuple[int, Future]] = deque((i, pool.submit(_read, paths[i], min_side)) for i in itertools.islice(it, ahead))
     while queue:
         i, fut = queue.popleft()
         nxt = next(it, None)
         if nxt is not None:
-            queue.append((nxt, pool.submit(_read, paths[nxt])))
+            queue.append((nxt, pool.submit(_read, paths[nxt], min_side)))
         img, err = fut.result()
         yield i, img, err
 
@@ -94,14 +98,6 @@ def _empty_row() -> dict:
     row = {c: np.nan for c in FACE_COLS + CROP_COLS}
     row.update(score=np.nan, box_source="", error="", width=0, height=0, n_faces=0, detector="")
     return row
-
-
-def _resolve_device(device: str | None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams = CropParams(), device: str | None = None,
@@ -115,25 +111,35 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     """
     progress = progress or QUIET
     params = CropParams.from_dict(params.to_dict()).validate()
+    dev = resolve_device(device)
     ds = data if isinstance(data, Dataset) else read_dataset(data, age_bins=params.age_bins, check_files=False)
+    out = Path(out)
+    check_separate(out, [ds.root] + ([] if isinstance(data, Dataset) else [data]))
+    if params.background == "rembg":
+        find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
+    claim_folder(out, "cache", recognise=lambda p: (p / "meta.json").is_file() and "fingerprint" in (p / "meta.json").read_text())
+    with folder_lock(out, "cache"):
+        return _crop_locked(ds, out, params, dev, device, progress, stop_after_chunks)
+
+
+def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: str | None, progress: Progress,
+                 stop_after_chunks: int | None) -> CropResult:
     manifest = ds.manifest.reset_index(drop=True)
     if ds.problems:
         progress.note(f"{len(ds.problems)} problem(s) in the data, e.g. {ds.problems[0]}; `inspect` lists them all")
     n = len(manifest)
     if n == 0:
-        raise InputError(f"{ds.root or data}: no photos to crop")
-    out = Path(out)
-    dev = _resolve_device(device)
+        raise InputError(f"{ds.root}: no photos to crop")
     out_hw = output_shape(params.size, params.aspect)
     detector_key = params.detector if params.detector != "auto" else f"auto@{'cuda' if dev.startswith('cuda') else 'cpu'}"
     # package versions are part of the key: a new mediapipe/torch/facecurate may detect or crop differently
     key = fingerprint({**params.shaping(), "detector_key": detector_key, "versions": package_versions()}, manifest)
-    if params.background == "rembg":
-        find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
     writer = CacheWriter.open(out, n, (*out_hw, 3), key, params.chunk)
+    if writer.reason:
+        progress.note(f"{out}: {writer.reason}")
     if writer.state == "complete":
         progress.note(f"cache reused: {out} ({n} photos; same inputs and parameters, nothing recomputed)")
-        cache = load_cache(out)
+        cache = load_cache(out, verify="off")  # CacheWriter.open verified it
         counts = dict(cache.meta.get("counts", {}))
         return CropResult(cache, "complete", counts, 0.0, 0, writer.n_chunks, problems=ds.problems,
                           contact=out / "contact.png" if (out / "contact.png").is_file() else None)
@@ -159,7 +165,7 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
             detector = make_detector(params.detector, device=device, min_face=params.min_face, threads=threads)
             detector_name = detector.name
             order = [i for c in pending for i in writer.chunk_range(c)]
-            stream = _decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers))
+            stream = _decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers), min_side=params.min_photo_size)
             for c in pending:
                 rows = _crop_chunk(writer, c, stream, detector, background, params, out_hw, steps)
                 writer.finish_chunk(c, rows)
@@ -181,7 +187,7 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     counts["failed"] = int((full["error"] != "").sum())
     meta = {
         "params": params.to_dict(), "versions": package_versions(), "source": str(Path(ds.root).resolve()) if ds.root else "", "layout": ds.layout,
-        "detector": detector_name or "(resumed; see the first run)", "device": dev, "image_shape": [*out_hw, 3],
+        "detector": detector_name or "(resumed; see the first run)", "device": dev,
         "counts": counts, "problems": len(ds.problems), "chunks": writer.n_chunks, "chunk": writer.chunk,
         "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
     }
@@ -244,7 +250,7 @@ def _fallback_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFra
     todo = np.flatnonzero(usable & (source != DETECTED))
     paths = manifest["path"].astype(str).tolist()
     steps = Steps(progress, "fallback", len(todo)) if len(todo) else None
-    for i, (img, err) in zip(todo, pool.map(_read, [paths[i] for i in todo])):
+    for i, (img, err) in zip(todo, pool.map(lambda p: _read(p, params.min_photo_size), [paths[i] for i in todo])):
         steps.advance()
         if img is None:  # changed since the first pass
             rows.loc[i, "error"] = err
