@@ -273,3 +273,41 @@ def test_timm_optimizer_and_data_config_follow_the_model():
     assert "pos_embed" in no_decay and "cls_token" in no_decay and "blocks.0.attn.qkv.weight" not in no_decay
     assert data_norm(fs.model) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # not ImageNet's numbers
     assert data_norm(build_model("resnet10t")) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+_CHILD = """
+import json, os, signal, sys
+from facecurate.train import TrainConfig, train
+cfg, cache, out, kill_at = json.loads(sys.argv[1])
+seen = []
+def on_save(what, fold, epoch):
+    seen.append((what, epoch))
+    if [what, epoch] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+train(cache, out, TrainConfig(**cfg), on_save=on_save)
+print(json.dumps(seen))
+"""
+
+
+def test_a_kill_at_any_save_point_resumes_bit_identical(work, cache):
+    """SIGKILL the real process right after each file of epoch 2 is written; the resumed run equals the straight one."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    cfg = dict(TINY, epochs=2, val_ratio=0.25)
+    seen = []
+    straight = train(cache, work / "kill_straight", TrainConfig(**cfg), on_save=lambda what, f, e: seen.append([what, e]))
+    points = [p for p in seen if p[1] == 2]
+    assert [p[0] for p in points][-3:] == ["last", "metrics", "state"]  # every epoch ends with these, state last
+    root = Path(__file__).resolve().parents[1]
+    for what, epoch in points:
+        out = work / f"kill_{what}"
+        r = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([cfg, str(cache.path), str(out), [what, epoch]])],
+                           cwd=root, capture_output=True, text=True, timeout=300)
+        assert r.returncode == -9, (what, r.stderr[-500:])
+        train(cache, out, TrainConfig(**cfg, resume=True))
+        pd.testing.assert_frame_equal(_metrics(straight), _metrics(out), obj=f"killed after {what}")
+        want, got = load_file(str(straight / "fold_0" / "last.safetensors")), load_file(str(out / "fold_0" / "last.safetensors"))
+        assert all(torch.equal(want[k], got[k]) for k in want), what

@@ -28,23 +28,28 @@ def relabel_report(
     batch_size: int = typer.Option(64, help="Quick training (no --oof): batch size."),
     device: Optional[str] = typer.Option(None, help="Quick training (no --oof): cpu, cuda or cuda:N [default: cuda when present]."),
     seed: int = typer.Option(0, help="Quick training (no --oof): random seed."),
+    verify: str = typer.Option("quick", help="Check the cache before use: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
 ) -> None:
     """Flag likely mislabels from per-person consistency and out-of-fold predictions; propose overrides.csv."""
     from ..curate.audit import QUICK_RUN, prepare_report_dir
     from ..curate.audit import relabel_report as run_relabel_report
+    from ..curate.cache import load_cache
     from ..curate.labels import parse_age_bins
-    from ..train import quick_oof
+    from ..train import quick_oof, quick_plan
 
     with stage() as (console, progress):
+        # every option and the output folder are checked before any training
         if age_bins is not None:
-            parse_age_bins(age_bins)  # a bad --age-bins fails before any training
-        report_dir = prepare_report_dir(cache, out)  # refused before any training when it is not a place to write
-        if oof is None:
+            parse_age_bins(age_bins)
+        opened = load_cache(cache, verify=verify)
+        quick = None if oof is not None else quick_plan(opened, folds=folds, epochs=epochs, model=model, image_size=image_size,
+                                                        batch_size=batch_size, device=device, seed=seed)
+        report_dir = prepare_report_dir(cache, out)
+        if quick is not None:
             progress.note(f"relabel-report: no --oof given; training a quick {folds}-fold {model or 'default'} model "
                           f"({epochs} epoch(s), {image_size} px high) on {cache} for out-of-fold probabilities")
-            oof = quick_oof(cache, report_dir / QUICK_RUN, folds=folds, epochs=epochs, model=model, image_size=image_size,
-                            batch_size=batch_size, device=device, seed=seed, progress=progress)
-        result = run_relabel_report(cache, oof=oof, out=report_dir, pool=pool, near_duplicates=near_duplicates,
+            oof = quick_oof(opened, report_dir / QUICK_RUN, quick, progress=progress)
+        result = run_relabel_report(opened, oof=oof, out=report_dir, pool=pool, near_duplicates=near_duplicates,
                                     max_hash_distance=max_hash_distance, min_corr=min_corr, max_cards=max_cards,
                                     age_bins=age_bins, progress=progress)
     relabel_summary(console, result)

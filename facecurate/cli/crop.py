@@ -14,7 +14,7 @@ from .render import crop_summary
 def crop(
     data: Path = typer.Argument(..., help=DATA_HELP),
     out: Optional[Path] = typer.Option(None, help="Cache folder to write (default: artifacts/cache/<data name>)."),
-    detector: str = typer.Option("auto", help="Face detector (any name curate.detect.make_detector takes): auto (mtcnn-first on CUDA, adaptive on CPU), mtcnn, mediapipe, mp-full, mp-short, fused, adaptive, mtcnn-first."),
+    detector: str = typer.Option("auto", help="Face detector (see docs/crop.md): auto (mtcnn-first on CUDA, adaptive on CPU), mtcnn, mediapipe, mp-full, mp-short, fused, adaptive, mtcnn-first."),
     min_face: Optional[int] = typer.Option(None, help="Smallest face searched, in pixels (default: 10% of the photo's shorter side)."),
     size: int = typer.Option(256, help="Crop height in pixels; the width is round(size * aspect)."),
     aspect: float = typer.Option(0.75, help="Crop width / height (0.75 = a 3:4 head-and-shoulders portrait)."),
@@ -31,6 +31,7 @@ def crop(
     chunk: int = typer.Option(512, help="Photos per resumable chunk: an interrupted run resumes from its last finished chunk."),
     detect_threads: int = typer.Option(0, help="Detector copies run side by side (0: one per CPU core, at most 4; 1 on CUDA)."),
     age_bins: str = typer.Option("30,60", help="Two age cut points: groups are <a, a..b-1, >=b."),
+    min_photo_size: int = typer.Option(32, help="Photos whose shorter side has fewer pixels become error rows (too small to hold a usable face)."),
 ) -> None:
     """Detect and crop faces (batched MTCNN / MediaPipe), fall back on the person's other photos, cache tensors."""
     from ..curate.crop import CropParams, crop_dataset, default_cache_dir
@@ -44,7 +45,8 @@ def crop(
             params = CropParams(detector=detector, min_face=min_face, size=size, aspect=aspect,
                                 margins=parse_margins(margins), edge=edge, pad=pad, background=background, fill=fill,
                                 rembg_model=rembg_model, person_fallback=person_fallback,
-                                age_bins=parse_age_bins(age_bins), batch=batch, workers=workers, chunk=chunk,
+                                age_bins=parse_age_bins(age_bins), min_photo_size=min_photo_size, batch=batch,
+                                workers=workers, chunk=chunk,
                                 detect_threads=detect_threads)
         except ValueError as e:
             raise InputError(str(e)) from None

@@ -17,12 +17,13 @@ def inspect(
     age_bins: str = typer.Option("30,60", help="Two age cut points: groups are <a, a..b-1, >=b."),
     check_files: bool = typer.Option(True, help="Open every photo's header to find empty, truncated or non-image files."),
     show: int = typer.Option(20, help="How many problems to print (all are written to problems.csv)."),
+    min_photo_size: int = typer.Option(32, help="Photos whose shorter side has fewer pixels are listed as problems (too small to hold a usable face)."),
 ) -> None:
     """Count people and photos per class, list the data's problems, and plot the class and age distributions."""
     from ..curate.inspect import inspect_dataset
 
     with stage() as (console, progress):
-        result = inspect_dataset(data, out=out, age_bins=age_bins, check_files=check_files)
+        result = inspect_dataset(data, out=out, age_bins=age_bins, check_files=check_files, min_photo_size=min_photo_size)
         inspect_summary(console, result, show)
 
 

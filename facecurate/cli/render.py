@@ -31,15 +31,16 @@ class RichProgress:
                              TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=self.console,
                              disable=not enabled)
         self.tasks: dict[str, tuple[int, float]] = {}
+        self.started = False
 
     def __enter__(self) -> "RichProgress":
-        self.bars.start()
-        return self
+        return self  # the live display starts with the first task: a command that fails early prints only its error
 
     def __exit__(self, *exc: object) -> None:
         for name in list(self.tasks):
             self._finish(name)
-        self.bars.stop()
+        if self.started:
+            self.bars.stop()
 
     def _finish(self, name: str) -> None:
         tid, t0 = self.tasks.pop(name)
@@ -52,6 +53,9 @@ class RichProgress:
                                markup=False, soft_wrap=True)
 
     def update(self, task: str, done: int, total: int, info: str = "") -> None:
+        if not self.started:
+            self.bars.start()
+            self.started = True
         if task not in self.tasks:
             for name in [n for n, (tid, _) in self.tasks.items() if self.bars._tasks[tid].finished]:  # noqa: SLF001
                 self._finish(name)

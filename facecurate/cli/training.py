@@ -47,8 +47,10 @@ def train(
     weights: Optional[Path] = typer.Option(None, help="Start the backbone from a local weights file (.safetensors/.pth)."),
     overrides: Optional[Path] = typer.Option(None, help="overrides.csv from relabel-report: label fixes applied for this run only."),
     resume: bool = typer.Option(False, help="Continue the run in --out/--name from its last saved epoch."),
+    verify: str = typer.Option("quick", help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
 ) -> None:
     """Train a timm classifier from the cache with person-grouped K-fold; writes a run folder."""
+    from ..curate.cache import load_cache
     from ..train.augment import AugmentParams
     from ..train.config import (
         TrainConfig,
@@ -68,7 +70,7 @@ def train(
                           pretrained=pretrained, weights=str(weights) if weights else None,
                           overrides=str(overrides) if overrides else None, resume=resume,
                           augment=AugmentParams(enabled=augment, rotate=rotate, mixup=mixup, cutmix=cutmix))
-        run = fit(cache, out, cfg, progress=progress)
+        run = fit(load_cache(cache, verify=verify), out, cfg, progress=progress)
     train_summary(console, run)
 
 
@@ -78,7 +80,7 @@ def predict(
     data: Path = typer.Argument(..., help=DATA_HELP),
     out: Optional[Path] = typer.Option(None, help="Submission CSV to write (default: RUN/predict-<data name>/submission.csv); probs.parquet goes beside it."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N for cropping and the model (default: cuda when present)."),
-    cache_root: Path = typer.Option(Path("artifacts/cache"), help="Where the crop cache of DATA is looked for and written."),
+    cache_root: Optional[Path] = typer.Option(None, help="Where the crop cache of DATA is looked for and written [default: a cache/ folder beside the submission]."),
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = typer.Option(True, help="Average each photo with its mirror image."),
 ) -> None:

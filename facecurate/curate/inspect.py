@@ -24,7 +24,7 @@ from .labels import (
     parse_age_bins,
 )
 from .outputs import OWN_NAMES, check_separate, claim_folder
-from .readers import Dataset, read_dataset
+from .readers import Dataset, dataset_name, read_dataset
 
 INSPECT_FILES = ("manifest.parquet", "problems.csv", "distributions.png")
 
@@ -98,8 +98,8 @@ def head_counts(manifest: pd.DataFrame, age_bins=DEFAULT_AGE_BINS) -> dict[str, 
 
 
 def default_inspect_dir(data: str | Path, root: str | Path = "artifacts/inspect") -> Path:
-    """``root/<data folder name>``: where inspect writes when ``out`` is not given."""
-    return Path(root) / (Path(data).resolve().name or "data")
+    """``root/<data name>`` (``readers.dataset_name``, as `crop` names its cache): where inspect writes by default."""
+    return Path(root) / dataset_name(data)
 
 
 def inspect_dataset(data: str | Path, out: str | Path | None = None, age_bins=DEFAULT_AGE_BINS,

@@ -298,6 +298,16 @@ def read_folder(path: str | Path, check_files: bool = True, min_side: int = DEFA
     return Dataset(_frame(rows, [], DEFAULT_AGE_BINS), problems, "folder", str(root))
 
 
+def dataset_name(path: str | Path) -> str:
+    """A short name for the data set at ``path``, for default output folders: the folder holding train.csv /
+    info.csv (also when ``path`` is that CSV or its ``images/``), a CSV's stem, else the folder's name."""
+    p = Path(path).resolve()
+    if p.name in ("train.csv", "info.csv") or (p.name == "images" and ((p.parent / "train.csv").is_file()
+                                                                       or (p.parent / "info.csv").is_file())):
+        return p.parent.name
+    return p.stem if p.is_file() else (p.name or "data")
+
+
 def detect_layout(path: str | Path) -> str:
     """'train', 'eval', 'csv' or 'folder' for ``path``; InputError when it does not exist."""
     p = Path(path)

@@ -7,7 +7,7 @@
 It reads ``facecurate.curate`` only through its public surface (``curate.PUBLIC_SURFACE``).
 """
 from .config import TrainConfig, quick_config
-from .fit import quick_oof, train
+from .fit import quick_oof, quick_plan, train
 from .predict import predict, predict_cache
 
-__all__ = ["TrainConfig", "predict", "predict_cache", "quick_config", "quick_oof", "train"]
+__all__ = ["TrainConfig", "predict", "predict_cache", "quick_config", "quick_oof", "quick_plan", "train"]

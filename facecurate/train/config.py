@@ -94,7 +94,7 @@ def parse_img_size(text: str | None, cache: str | Path | None = None) -> tuple[i
     if len(hw) == 1:
         if cache is None:
             return hw[0], hw[0]
-        h, w = load_cache(cache).images.shape[1:3]
+        h, w = load_cache(cache, verify="off").images.shape[1:3]
         return hw[0], max(8, round(hw[0] * w / h))
     return hw[0], hw[1]
 

@@ -93,13 +93,27 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     cache locked against rewriting while it is read.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
+    progress = progress or QUIET
     validate_config(cfg)
     device = pick_device(cfg.device)
+    plan = plan_run(cache, cfg, progress)  # every check that needs the data, before anything is written
     out = Path(out)
     check_separate(out, [cache.path], option="--out")
     claim_folder(out, "run", recognise=_is_run)
     with folder_lock(out, "run"), folder_lock(cache.path, "cache", shared=True), torch_threads(cfg.threads):
-        return _train(cache, out, cfg, device, progress or QUIET, on_epoch_end, on_save)
+        return _train(cache, out, cfg, device, plan, progress, on_epoch_end, on_save)
+
+
+def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray]:
+    """(training manifest after overrides, its cache rows, photos changed by overrides, fold id per row), checked."""
+    manifest, rows, changed = training_labels(cache, cfg, cache.age_bins)
+    check_heads(manifest, label_array(manifest), progress)
+    people = manifest["person"].nunique()
+    if cfg.val_ratio is None and cfg.folds > people:
+        raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
+    fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
+                else kfold_persons(manifest, cfg.folds, cfg.seed))
+    return manifest, rows, changed, fold_ids
 
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
@@ -125,20 +139,14 @@ def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.nd
     return part
 
 
-def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, progress: Progress, on_epoch_end,
-           on_save) -> Path:
+def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan: tuple, progress: Progress,
+           on_epoch_end, on_save) -> Path:
     # CPU kernels used here are deterministic (the tests check it); on CUDA speed wins over bit-exact repeats
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     age_bins = cache.age_bins
-    manifest, rows, changed = training_labels(cache, cfg, age_bins)
+    manifest, rows, changed, fold_ids = plan
     labels = label_array(manifest)
-    check_heads(manifest, labels, progress)
-    people = manifest["person"].nunique()
-    if cfg.val_ratio is None and cfg.folds > people:
-        raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
-    fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
-                else kfold_persons(manifest, cfg.folds, cfg.seed))
     size = tuple(cfg.img_size) if cfg.img_size else tuple(int(s) for s in cache.images.shape[1:3])
     norm = data_norm(build_model(cfg.model, cfg.task))
     _write_config(out, cfg, {**asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
@@ -197,20 +205,32 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     return summary
 
 
-def quick_oof(cache: str | Path | Cache, out: str | Path, folds: int = 5, epochs: int = 6, model: str | None = None,
-              image_size: int = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
-              threads: int | None = None, progress: Progress | None = None) -> Path:
-    """Train the short K-fold preset (``quick_config``) on the cache into ``out`` and return its ``oof.parquet``.
+def quick_plan(cache: str | Path | Cache, folds: int = 5, epochs: int = 6, model: str | None = None,
+               image_size: int = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
+               threads: int | None = None) -> TrainConfig:
+    """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
     The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default.
     """
-    cache = cache if isinstance(cache, Cache) else load_cache(cache)
+    cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
+    if not 8 <= int(image_size) <= 4096:
+        raise InputError(f"--image-size {image_size}: expected 8..4096 pixels")
     h, w = (int(s) for s in cache.images.shape[1:3])
     size = (int(image_size), max(8, round(image_size * w / h)))
     changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
     if model:
         changes["model"] = model
-    run = train(cache, out, cfg=quick_config(**changes), progress=progress)
+    cfg = quick_config(**changes)
+    validate_config(cfg)
+    pick_device(cfg.device)
+    return cfg
+
+
+def quick_oof(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig | None = None,
+              progress: Progress | None = None, **quick) -> Path:
+    """Train the quick K-fold (``cfg`` from ``quick_plan``, or ``quick_plan(cache, **quick)``) into ``out``; its ``oof.parquet``."""
+    cfg = cfg or quick_plan(cache, **quick)
+    run = train(cache, out, cfg=cfg, progress=progress)
     oof = Path(run) / "oof.parquet"
     if not oof.is_file():
         raise InputError(f"{run}: the quick training run wrote no oof.parquet")

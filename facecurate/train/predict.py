@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from ..curate.cache import Cache, load_cache
-from ..curate.crop import DEFAULT_CACHE_ROOT, CropParams, crop_dataset
+from ..curate.crop import DEFAULT_CACHE_ROOT, CropParams, crop_dataset, dataset_name
 from ..curate.errors import InputError
 from ..curate.locks import folder_lock
 from ..curate.outputs import check_separate, claim_folder
@@ -90,7 +90,7 @@ def predict_cache(run: str | Path, cache: str | Path | Cache, device: str | None
 
 def _cache_folder(data: Path, crop: dict, root: Path = DEFAULT_CACHE_ROOT) -> Path:
     """`crop`'s default folder for ``data`` when it holds a cache with the run's crop settings, else a folder named by them."""
-    name = data.parent.name if data.name in ("train.csv", "info.csv") else data.stem if data.is_file() else data.name
+    name = dataset_name(data)
     shaping = CropParams.from_dict(crop).shaping()
     default = root / name
     try:
@@ -118,9 +118,7 @@ def submission_frame(probs: pd.DataFrame, data: Path, layout: str) -> tuple[pd.D
 
 def default_submission(run: str | Path, data: str | Path) -> Path:
     """``RUN/predict-<data name>/submission.csv``: where predict writes when ``out`` is not given."""
-    data = Path(data)
-    name = data.parent.name if data.name in ("info.csv", "images") else data.stem if data.is_file() else data.name
-    return Path(run) / f"predict-{name}" / "submission.csv"
+    return Path(run) / f"predict-{dataset_name(data)}" / "submission.csv"
 
 
 def predict(run: str | Path, data: str | Path, out: str | Path | None = None, device: str | None = None,

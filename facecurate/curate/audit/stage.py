@@ -73,7 +73,7 @@ def prepare_report_dir(cache: str | Path, out: str | Path | None = None) -> Path
     return claim_folder(out, "report", recognise=_is_report)
 
 
-def relabel_report(cache: str | Path, oof: str | Path, out: str | Path | None = None, pool: str = "mean",
+def relabel_report(cache: str | Path | Cache, oof: str | Path, out: str | Path | None = None, pool: str = "mean",
                    near_duplicates: bool = True, max_hash_distance: int = 4, min_corr: float = 0.97,
                    max_cards: int = 1000, age_bins=None, progress: Progress | None = None) -> RelabelResult:
     """Flag likely label errors in a cache and write report.html, issues.csv and overrides.csv into ``out``.
@@ -83,7 +83,7 @@ def relabel_report(cache: str | Path, oof: str | Path, out: str | Path | None = 
     by thumbnail correlation >= ``min_corr``. ``age_bins``: for the names shown (default: the run's, else the cache's).
     """
     progress = progress or QUIET
-    c = load_cache(cache)
+    c = cache if isinstance(cache, Cache) else load_cache(cache)
     out = prepare_report_dir(c.path, out)
     with folder_lock(out, "report folder"):
         return _report(c, Path(oof), out, pool, near_duplicates, max_hash_distance, min_corr, max_cards, age_bins, progress)

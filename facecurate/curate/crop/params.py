@@ -8,6 +8,7 @@ from pathlib import Path
 from ..decode import DEFAULT_MIN_SIDE
 from ..errors import InputError
 from ..labels import DEFAULT_AGE_BINS, parse_age_bins
+from ..readers import dataset_name
 from .background import BACKGROUNDS, FILLS
 from .geometry import DEFAULT_MARGINS, EDGES, parse_margins
 
@@ -93,10 +94,8 @@ class CropParams:
 
 
 def default_cache_dir(data: str | Path, root: str | Path = DEFAULT_CACHE_ROOT) -> Path:
-    """``root/<data name>``: the folder's name, a CSV's stem, or the folder holding train.csv / info.csv."""
-    src = Path(data).resolve()
-    name = src.parent.name if src.name in ("train.csv", "info.csv") else src.stem if src.is_file() else src.name
-    return Path(root) / name
+    """``root/<data name>`` (``readers.dataset_name``): where `crop` writes when ``--out`` is not given."""
+    return Path(root) / dataset_name(data)
 
 
 def package_versions() -> dict[str, str]:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..labels import DEFAULT_AGE_BINS, GENDER_NAMES, age_group, parse_age_bins
+from ..outputs import check_separate, claim_folder
 from ..progress import Progress, Steps
 from ..readers import Problem
 from .keypoints import detect_people
@@ -51,17 +52,12 @@ class SynthResult:
 
 
 def _prepare_out(out: Path, sources: Sequence[FaceSource]) -> None:
-    """Create ``out``; a previous synth output there is replaced, anything else there is refused."""
-    if out.exists() and any(out.iterdir()):
-        if not (out / "synth.json").is_file():
-            raise InputError(f"{out}: the folder is not empty and not a previous synth output; choose an empty or new folder")
-        for name in OUTPUT_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "images", ignore_errors=True)
-    srcs = {Path(s.path).resolve().parent for s in sources if s.image is None}
-    if any(out.resolve() == s or out.resolve() in s.parents for s in srcs):
-        raise InputError(f"{out}: the output folder must not be the input folder or inside it")
-    out.mkdir(parents=True, exist_ok=True)
+    """Claim ``out`` (never the input folder, inside it or around it); a previous synth output there is replaced."""
+    check_separate(out, {Path(s.path).resolve().parent for s in sources if s.image is None}, option="OUT")
+    claim_folder(out, "synth", recognise=lambda p: (p / "synth.json").is_file(), option="OUT")
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "images", ignore_errors=True)
 
 
 def synthesize_sources(sources: Sequence[FaceSource], out: str | Path, people: int | None = None, seed: int = 0,
