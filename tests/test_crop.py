@@ -244,3 +244,57 @@ def test_the_stage_prints_nothing_and_reports_through_progress(tmp_path, capsys)
     again = crop_dataset(root, tmp_path / "cache", CropParams(**FAST), progress=rec)
     assert again.state == "complete" and any("cache reused" in n for n in rec.notes)
     assert capsys.readouterr().out == ""
+
+
+def _crowded_person(hidden=(2, 5)):
+    """One person's 7 photos with two smaller copies of the face in the backdrop (passers-by, a poster);
+    in the ``hidden`` photos the subject's own face is blurred away, so only the background faces are found."""
+    import cv2
+    from skimage.data import astronaut
+
+    src = astronaut()[0:330, 100:340]
+    small = cv2.resize(src, (src.shape[1] // 2, src.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    offsets = [(72, 80), (60, 90), (84, 74), (66, 70), (78, 92), (70, 84), (80, 78)]  # one person's framing
+    photos, faces = [], []
+    stems = ["mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"]
+    for k, (stem, off) in enumerate(zip(stems, offsets)):
+        img, face, _ = paste_face(off)
+        for x, y in ((6, 4), (378 - small.shape[1], 10)):
+            img[y:y + small.shape[0], x:x + small.shape[1]] = small
+        if k in hidden:
+            x1, y1, x2, y2 = (int(v) for v in face)
+            img[y1:y2, x1:x2] = cv2.GaussianBlur(img[y1:y2, x1:x2], (0, 0), 25)
+        photos.append((f"{stem}.jpg", img))
+        faces.append(face)
+    return photos, faces
+
+
+def test_the_persons_other_photos_decide_which_face_is_theirs(tmp_path):
+    """Background faces lose to the person's consensus; a photo whose only faces are in the background gets the
+    person box (the rejected box kept for review); without the consensus those crops miss the subject."""
+    photos, faces = _crowded_person()
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    result = crop_dataset(root, tmp_path / "cache", CropParams(**FAST))
+    m = result.cache.manifest
+    assert all(_crop_box_contains(r, f) for r, f in zip(m.itertuples(), faces))  # the whole face in every crop
+    hidden = m["image_id"].str.contains("mask3|incorrect_mask")
+    assert (m.loc[hidden, "box_source"] == "person").all() and (m.loc[~hidden, "box_source"] == "detected").all()
+    assert m.loc[hidden, "rejected_x1"].notna().all() and m.loc[~hidden, "rejected_x1"].isna().all()
+    assert result.rejected == 2 and result.off_person == 0
+    plain = crop_dataset(root, tmp_path / "plain", CropParams(person_consensus=False, **FAST)).cache.manifest
+    missed = [not _crop_box_contains(r, f) for r, f in zip(plain.itertuples(), faces)]
+    assert sum(missed) == 2 and all(np.array(missed) == hidden.to_numpy())
+
+
+def test_single_photos_keep_the_large_and_central_rule(tmp_path):
+    """Eval layout: every photo is its own person; the big central face wins over the passers-by."""
+    from PIL import Image
+
+    photos, faces = _crowded_person(hidden=())
+    (tmp_path / "ev" / "images").mkdir(parents=True)
+    for name, img in photos:
+        Image.fromarray(img).save(tmp_path / "ev" / "images" / name)
+    pd.DataFrame({"ImageID": [n for n, _ in photos], "ans": 0}).to_csv(tmp_path / "ev" / "info.csv", index=False)
+    m = crop_dataset(tmp_path / "ev", tmp_path / "c", CropParams(**FAST)).cache.manifest.set_index("image_id")
+    for (name, _), face in zip(photos, faces):
+        assert _crop_box_contains(m.loc[name], face) and m.loc[name, "box_source"] == "detected"

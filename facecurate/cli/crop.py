@@ -25,6 +25,7 @@ def crop(
     fill: str = typer.Option("gray", help="What replaces the background: gray, blur or black."),
     rembg_model: str = typer.Option("u2netp", help="rembg model name (its .onnx must be in U2NET_HOME) or a .onnx path inside U2NET_HOME."),
     person_fallback: bool = typer.Option(True, help="When no face is found, use the median box of the person's other photos before the data-set prior."),
+    person_consensus: bool = typer.Option(True, help="Let the person's other photos decide which face is theirs (a face in the background loses; none agreeing: the person box). Off: the large-and-central rule alone."),
     device: Optional[str] = typer.Option(None, help="Torch device for MTCNN: cpu, cuda, cuda:1 (default: cuda when present)."),
     batch: int = typer.Option(32, help="Photos per detector call."),
     workers: int = typer.Option(2, help="Decoding threads (they run ahead of detection)."),
@@ -44,7 +45,7 @@ def crop(
         try:
             params = CropParams(detector=detector, min_face=min_face, size=size, aspect=aspect,
                                 margins=parse_margins(margins), edge=edge, pad=pad, background=background, fill=fill,
-                                rembg_model=rembg_model, person_fallback=person_fallback,
+                                rembg_model=rembg_model, person_fallback=person_fallback, person_consensus=person_consensus,
                                 age_bins=parse_age_bins(age_bins), min_photo_size=min_photo_size, batch=batch,
                                 workers=workers, chunk=chunk,
                                 detect_threads=detect_threads)

@@ -133,8 +133,12 @@ def crop_summary(console: Console, r: CropResult) -> None:
         t.add_row(str(len(r.cache.manifest)), str(c.get("detected", 0)), str(c.get("person", 0)), str(c.get("prior", 0)),
                   str(c.get("failed", 0)), f"{r.seconds:.1f}", f"{r.photos_per_s:.1f}")
         console.print(t)
+    if r.state != "complete" and (r.rejected or r.off_person):
+        console.print(f"{r.rejected} photo(s) showed only faces that disagree with their person's other photos and got the "
+                      f"person box (the rejected box is kept in the manifest); {r.off_person} crop(s) still differ from "
+                      f"their person's: review them on the contact sheet", markup=False, soft_wrap=True)
     if r.contact is not None:
-        console.print(f"contact sheet: {r.contact}" + (f" ({r.left_out} fallback crops not shown)" if r.left_out else ""),
+        console.print(f"contact sheet: {r.contact}" + (f" ({r.left_out} crops to review not shown)" if r.left_out else ""),
                       markup=False, soft_wrap=True)
     usable = len(r.cache.usable())
     console.print(f"cache: {out} ({len(r.cache.manifest)} photos, {usable} usable, images {tuple(r.cache.images.shape)})",

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 SOURCE_COLOURS = {"detected": (60, 170, 60), "person": (230, 140, 20), "prior": (210, 40, 40)}
+OFF_PERSON_COLOUR = (200, 40, 200)
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -63,28 +64,32 @@ def _short_id(image_id: str, width: int = 16) -> str:
     return f"{folder[:width]}\n{stem[:width]}" if folder else stem[:width]
 
 
-def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_random: int = 32, max_fallback: int = 400,
+def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_random: int = 32, max_review: int = 400,
                        seed: int = 0, cols: int = 10, thumb_h: int = 128) -> tuple[Path, int]:
-    """Contact sheet of a crop cache: ``n_random`` random detected crops, then every fallback crop (person/prior).
+    """Contact sheet of a crop cache: ``n_random`` random detected crops, then every crop to review.
 
-    At most ``max_fallback`` fallback crops are drawn (the rest are counted in the title); returns
-    (path, number of fallback crops left out). Captions: box_source, score and the image id.
+    To review: every fallback crop (person / prior box) and every crop that still disagrees with its
+    person's other photos (``off_person``, framed in magenta). At most ``max_review`` are drawn (the rest
+    are counted in the title); returns (path, crops to review left out). Captions: box_source, score, image id.
     """
     src = manifest["box_source"].fillna("").astype(str).to_numpy()
     err = manifest["error"].fillna("").astype(str).to_numpy() if "error" in manifest else np.full(len(src), "")
+    off = manifest["off_person"].fillna(False).astype(bool).to_numpy() if "off_person" in manifest else np.zeros(len(src), bool)
     rng = np.random.default_rng(seed)
-    detected = np.flatnonzero((src == "detected") & (err == ""))
-    fallback = np.flatnonzero(np.isin(src, ["person", "prior"]) & (err == ""))
+    review = np.flatnonzero((np.isin(src, ["person", "prior"]) | off) & (err == ""))
+    detected = np.setdiff1d(np.flatnonzero((src == "detected") & (err == "")), review)
     pick = rng.choice(detected, size=min(n_random, len(detected)), replace=False) if len(detected) else detected
-    left_out = max(0, len(fallback) - max_fallback)
-    idx = list(np.sort(pick)) + list(fallback[:max_fallback])
+    left_out = max(0, len(review) - max_review)
+    idx = list(np.sort(pick)) + list(review[:max_review])
     scores = manifest["score"].to_numpy(dtype=float)
     ids = manifest["image_id"].astype(str).to_numpy()
-    captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}\n{_short_id(ids[i])}" for i in idx]
-    colours = [SOURCE_COLOURS.get(src[i], (70, 70, 70)) for i in idx]
-    title = (f"{len(pick)} random detected crops, then {len(fallback) - left_out} fallback crops"
-             + (f" ({left_out} more not shown)" if left_out else "")
-             + " - green: detected, orange: person, red: prior")
+    captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}{' OFF' if off[i] else ''}\n{_short_id(ids[i])}"
+                for i in idx]
+    colours = [OFF_PERSON_COLOUR if off[i] else SOURCE_COLOURS.get(src[i], (70, 70, 70)) for i in idx]
+    n_fallback, n_off = int(np.isin(src[review], ["person", "prior"]).sum()), int(off[review].sum())
+    title = (f"{len(pick)} random detected crops, then {len(review) - left_out} to review: {n_fallback} fallback, "
+             f"{n_off} off their person's box" + (f" ({left_out} more not shown)" if left_out else "")
+             + " - green: detected, orange: person, red: prior, magenta: off")
     imgs = [np.asarray(images[i]) for i in idx]
     if not imgs:
         imgs, captions, colours, title = [np.zeros((thumb_h, thumb_h, 3), np.uint8)], ["no crops"], None, "no usable crops"

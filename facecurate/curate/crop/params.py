@@ -33,6 +33,7 @@ class CropParams:
     fill: str = "gray"                    # background fill: gray | blur | black
     rembg_model: str = "u2netp"           # rembg model name or .onnx path inside U2NET_HOME
     person_fallback: bool = True          # use the person's other photos before the data-set prior
+    person_consensus: bool = True         # the person's other photos decide which face is theirs
     min_photo_size: int = DEFAULT_MIN_SIDE  # photos with a shorter side under this many px become error rows
     age_bins: tuple[int, ...] = DEFAULT_AGE_BINS
     batch: int = 32                       # photos per detector call

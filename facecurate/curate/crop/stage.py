@@ -1,9 +1,13 @@
 """The `crop` stage: photos -> subject face -> head-and-shoulders crop -> resumable tensor cache.
 
-read -> decode in threads (ahead of detection) -> detect in batches -> pick the subject -> fall back
-on the person's / data set's boxes where no face was found -> crop region -> optional background
-removal -> resize to ``size`` x ``round(size * aspect)`` -> write into the cache chunk by chunk.
-The stage prints nothing: it reports through ``progress`` and returns a ``CropResult``.
+Pass 1, chunk by chunk (resumable): decode in threads (ahead of detection) -> the detector's quick look
+in batches -> every candidate face kept -> a provisional pick (large and central) -> crop region ->
+optional background removal -> resize to ``size`` x ``round(size * aspect)`` -> the cache chunk.
+Pass 2 (``person_pass``): each person's consensus box decides the subject (a face in the background
+or a spurious box loses; all candidates disagreeing -> the person box); single photos the detector was
+unsure about get its full look; photos without a face fall back on the person's or the data set's box;
+whatever changed is cropped again. The stage prints nothing: it reports through ``progress`` and
+returns a ``CropResult``.
 """
 from __future__ import annotations
 
@@ -32,12 +36,15 @@ from .contact import crop_contact_sheet
 from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
 from .geometry import crop_region, cut, output_shape
 from .params import CropParams, package_versions
+from .person_pass import REJECTED_COLS, candidates_json, dataset_consensus, decide_subjects, off_person, pick_single
 from .subject import pick_subject
 
 FACE_COLS = ["face_x1", "face_y1", "face_x2", "face_y2"]
 CROP_COLS = ["crop_x1", "crop_y1", "crop_x2", "crop_y2"]
 #: Columns `crop` adds to the manifest beyond the contract's CROP_COLUMNS.
-EXTRA_COLS = ["width", "height", "n_faces", "detector"]
+EXTRA_COLS = ["width", "height", "n_faces", "detector", *REJECTED_COLS, "off_person"]
+#: Pass-1 bookkeeping, kept in the chunk files (not in the manifest).
+PASS1_COLS = ["candidates", "clear"]
 
 
 @dataclass
@@ -46,7 +53,9 @@ class CropResult:
 
     ``state``: "complete" (reused as it was), "resume" (continued an interrupted run) or "fresh";
     ``counts``: photos per box source (detected / person / prior) and failed; ``computed``: photos
-    cropped by this call; ``contact``: the contact sheet, ``left_out`` fallback crops not drawn on it.
+    cropped by this call; ``rejected``: photos whose every face disagreed with the person's other
+    photos (given the person box); ``off_person``: photos whose final crop still disagrees with their
+    person's (all on the contact sheet); ``contact``: the sheet, ``left_out`` crops not drawn on it.
     """
 
     cache: Cache
@@ -59,6 +68,8 @@ class CropResult:
     contact: Path | None = None
     left_out: int = 0
     problems: list[Problem] = field(default_factory=list)
+    rejected: int = 0
+    off_person: int = 0
 
     @property
     def photos_per_s(self) -> float:
@@ -95,8 +106,9 @@ def _decoded(pool: ThreadPoolExecutor, indices: Sequence[int], paths: Sequence[s
 
 
 def _empty_row() -> dict:
-    row = {c: np.nan for c in FACE_COLS + CROP_COLS}
-    row.update(score=np.nan, box_source="", error="", width=0, height=0, n_faces=0, detector="")
+    row = {c: np.nan for c in FACE_COLS + CROP_COLS + REJECTED_COLS}
+    row.update(score=np.nan, box_source="", error="", width=0, height=0, n_faces=0, detector="", off_person=False,
+               candidates="", clear=False)
     return row
 
 
@@ -147,37 +159,34 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
         progress.note(f"resuming {out}: {len(writer.done)} of {writer.n_chunks} chunks already done")
     paths = manifest["path"].astype(str).tolist()
     t0 = time.perf_counter()
-    done_now = 0
-    detector_name = ""
     pool = ThreadPoolExecutor(max_workers=max(1, params.workers), thread_name_prefix="decode")
     background = make_remover(params.background, params.fill, params.rembg_model)
-    detector = None
+    detectors: list = []
+
+    def detector():
+        if not detectors:
+            from ..detect import default_threads, make_detector  # MediaPipe graphs; torch only for MTCNN
+
+            threads = params.detect_threads or default_threads(params.detector, device)
+            detectors.append(make_detector(params.detector, device=device, min_face=params.min_face, threads=threads))
+        return detectors[0]
+
     try:
         pending = writer.pending_chunks()
         steps = Steps(progress, "crop", n, done=n - sum(len(writer.chunk_range(c)) for c in pending))
         if pending:
-            from ..detect import (  # torch: imported only when photos need detecting
-                default_threads,
-                make_detector,
-            )
-
-            threads = params.detect_threads or default_threads(params.detector, device)
-            detector = make_detector(params.detector, device=device, min_face=params.min_face, threads=threads)
-            detector_name = detector.name
             order = [i for c in pending for i in writer.chunk_range(c)]
             stream = _decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers), min_side=params.min_photo_size)
-            for c in pending:
-                rows = _crop_chunk(writer, c, stream, detector, background, params, out_hw, steps)
-                writer.finish_chunk(c, rows)
-                done_now += 1
+            for done_now, c in enumerate(pending, start=1):
+                writer.finish_chunk(c, _crop_chunk(writer, c, stream, detector(), background, params, out_hw, steps))
                 if stop_after_chunks is not None and done_now >= stop_after_chunks and c != pending[-1]:
                     raise CropStopped(f"stopped after {done_now} chunk(s) as asked; run again to resume")
-        rows = writer.finished_rows()
-        rows = _fallback_pass(writer, rows, manifest, pool, background, params, out_hw, progress)
+        rows = _second_pass(writer, writer.finished_rows(), manifest, ds.layout, pool, detector, background, params,
+                            out_hw, progress)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        if detector is not None:
-            detector.close()
+        for d in detectors:
+            d.close()
         if background is not None:
             background.close()
     seconds = time.perf_counter() - t0
@@ -185,21 +194,23 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
     full = manifest.drop(columns=[c for c in crop_cols if c in manifest.columns]).assign(**crop_cols)
     counts = {s: int((full["box_source"] == s).sum()) for s in (DETECTED, PERSON, PRIOR)}
     counts["failed"] = int((full["error"] != "").sum())
+    rejected = int(np.isfinite(full["rejected_x1"].to_numpy(np.float64)).sum())
     meta = {
-        "params": params.to_dict(), "versions": package_versions(), "source": str(Path(ds.root).resolve()) if ds.root else "", "layout": ds.layout,
-        "detector": detector_name or "(resumed; see the first run)", "device": dev,
-        "counts": counts, "problems": len(ds.problems), "chunks": writer.n_chunks, "chunk": writer.chunk,
+        "params": params.to_dict(), "versions": package_versions(), "source": str(Path(ds.root).resolve()) if ds.root else "",
+        "layout": ds.layout, "detector": detectors[0].name if detectors else params.detector, "device": dev,
+        "counts": {**counts, "rejected": rejected, "off_person": int(full["off_person"].sum())},
+        "problems": len(ds.problems), "chunks": writer.n_chunks, "chunk": writer.chunk,
         "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
     }
     cache = writer.finalize(full, meta)
     contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png")
     return CropResult(cache, writer.state, counts, seconds, n - writer.resumed_rows, writer.n_chunks, writer.resumed,
-                      contact, left_out, ds.problems)
+                      contact, left_out, ds.problems, rejected, int(full["off_person"].sum()))
 
 
 def _crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, background, params: CropParams,
                 out_hw: tuple[int, int], steps: Steps) -> pd.DataFrame:
-    """Decode, detect, pick and crop the photos of chunk ``c``; photos without a face are left for the fallback pass."""
+    """Pass 1 of chunk ``c``: decode, the detector's quick look, every candidate kept, a provisional pick cropped."""
     idx = list(writer.chunk_range(c))
     recs = [_empty_row() for _ in idx]
     start = idx[0]
@@ -214,16 +225,17 @@ def _crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, backgro
             else:
                 rec["width"], rec["height"] = int(img.shape[1]), int(img.shape[0])
                 good.append((i, img))
-        faces = detector.detect([img for _, img in good]) if good else []
+        faces = detector.detect_quick([img for _, img in good]) if good else []
         for (i, img), found in zip(good, faces):
             rec = recs[i - start]
-            rec["n_faces"] = len(found)
-            if not found:
+            h, w = img.shape[:2]
+            rec.update(n_faces=len(found), candidates=candidates_json(found), clear=bool(detector.is_clear(found, h, w)))
+            k = pick_subject(np.array([f.box for f in found]), [f.score for f in found], w, h) if found else None
+            if k is None:
                 writer.images[i] = 0
                 continue
-            k = pick_subject(np.array([f.box for f in found]), [f.score for f in found], img.shape[1], img.shape[0])
             face = found[k]
-            region = crop_region(face.box, img.shape[1], img.shape[0], params.margins, params.aspect, params.edge)
+            region = crop_region(face.box, w, h, params.margins, params.aspect, params.edge)
             writer.images[i] = _render(img, region, out_hw, params.pad, background)
             rec.update(zip(FACE_COLS, (float(v) for v in face.box)))
             rec.update(zip(CROP_COLS, region))
@@ -237,28 +249,59 @@ def _render(img: np.ndarray, region, out_hw: tuple[int, int], pad: str, backgrou
     return background.apply(crop) if background is not None else crop
 
 
-def _fallback_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, pool: ThreadPoolExecutor,
-                   background, params: CropParams, out_hw: tuple[int, int], progress: Progress) -> pd.DataFrame:
-    """Give every readable photo without a detected face the person's or the data set's box, and crop it."""
+def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, layout: str, pool: ThreadPoolExecutor,
+                 detector, background, params: CropParams, out_hw: tuple[int, int], progress: Progress) -> pd.DataFrame:
+    """Pass 2: the person's consensus decides each subject, unsure single photos get the detector's full look,
+    photos without a face fall back on the person's or the data set's box, and every changed crop is redone."""
     rows = rows.copy()
-    usable = (rows["error"] == "").to_numpy()
-    boxes = rows[FACE_COLS].to_numpy(dtype=np.float64, copy=True)
-    boxes[rows["box_source"].to_numpy() != DETECTED] = np.nan
-    sizes = rows[["width", "height"]].to_numpy(dtype=np.float64)
-    new_boxes, source = assign_boxes(boxes, sizes, manifest["person"].astype(str).tolist(), usable,
-                                     use_person=params.person_fallback)
-    todo = np.flatnonzero(usable & (source != DETECTED))
+    persons = manifest["person"].astype(str).tolist()
     paths = manifest["path"].astype(str).tolist()
-    steps = Steps(progress, "fallback", len(todo)) if len(todo) else None
-    for i, (img, err) in zip(todo, pool.map(lambda p: _read(p, params.min_photo_size), [paths[i] for i in todo])):
+    use_consensus = params.person_consensus and layout != "folder"  # in a plain folder a folder is not a person
+    choice = decide_subjects(rows, persons, use_consensus, params.person_fallback)
+    todo = np.flatnonzero(choice["needs_detect"].to_numpy())
+    if len(todo):
+        prior = dataset_consensus(rows)
+        steps = Steps(progress, "second look (photos the quick detector was unsure of)", len(todo))
+        for s in range(0, len(todo), params.batch):
+            part = todo[s:s + params.batch]
+            read = list(pool.map(lambda p: _read(p, params.min_photo_size), [paths[i] for i in part]))
+            ok = [(i, img) for i, (img, _) in zip(part, read) if img is not None]
+            found = detector().detect([img for _, img in ok]) if ok else []
+            for (i, img), faces in zip(ok, found):
+                face = pick_single(faces, img.shape[1], img.shape[0], prior)
+                rows.loc[i, ["n_faces", "candidates"]] = [len(faces), candidates_json(faces)]
+                if face is not None:
+                    choice.loc[i, FACE_COLS] = face.box
+                    choice.loc[i, ["score", "box_source", "detector"]] = [face.score, DETECTED, face.source or detector().name]
+            steps.advance(len(part))
+    usable = (rows["error"] == "").to_numpy()
+    boxes = choice[FACE_COLS].to_numpy(np.float64, copy=True)
+    boxes[choice["box_source"].to_numpy() == PERSON] = np.nan  # the person box is filled in with the others below
+    sizes = rows[["width", "height"]].to_numpy(np.float64, copy=True)
+    filled, source = assign_boxes(boxes, sizes, persons, usable, use_person=params.person_fallback)
+    person_rows = (choice["box_source"] == PERSON).to_numpy()
+    filled[person_rows] = choice.loc[person_rows, FACE_COLS].to_numpy(np.float64)
+    source[person_rows] = PERSON
+    regions = np.full((len(rows), 4), np.nan)
+    for i in np.flatnonzero(usable):
+        regions[i] = crop_region(filled[i], sizes[i, 0], sizes[i, 1], params.margins, params.aspect, params.edge)
+    old = rows[CROP_COLS].to_numpy(np.float64, copy=True)
+    redo = np.flatnonzero(usable & ~np.all(np.isclose(regions, old, atol=1e-6), axis=1))
+    steps = Steps(progress, "crop again (subject changed or fallback box)", len(redo)) if len(redo) else None
+    for i, (img, err) in zip(redo, pool.map(lambda p: _read(p, params.min_photo_size), [paths[i] for i in redo])):
         steps.advance()
         if img is None:  # changed since the first pass
             rows.loc[i, "error"] = err
             writer.images[i] = 0
             continue
-        region = crop_region(new_boxes[i], img.shape[1], img.shape[0], params.margins, params.aspect, params.edge)
-        writer.images[i] = _render(img, region, out_hw, params.pad, background)
-        rows.loc[i, FACE_COLS] = new_boxes[i]
-        rows.loc[i, CROP_COLS] = region
-        rows.loc[i, "box_source"] = source[i]
+        writer.images[i] = _render(img, regions[i], out_hw, params.pad, background)
+    keep = usable & (rows["error"] == "").to_numpy()
+    rows[FACE_COLS] = np.where(keep[:, None], filled, np.nan)
+    rows[CROP_COLS] = np.where(keep[:, None], regions, np.nan)
+    rows["box_source"] = np.where(keep, source, "")
+    det = choice["box_source"].to_numpy() == DETECTED
+    rows["score"] = np.where(keep & det, choice["score"].to_numpy(np.float64), np.nan)
+    rows["detector"] = np.where(keep & det, choice["detector"].to_numpy(), np.where(keep, source, ""))
+    rows[REJECTED_COLS] = choice[REJECTED_COLS].to_numpy(np.float64)
+    rows["off_person"] = off_person(rows[FACE_COLS].to_numpy(np.float64), sizes, persons, use_consensus)
     return rows

@@ -1,9 +1,11 @@
-"""Pick the face a person photo is about when a detector finds several: large and central, not the first.
+"""Pick the face a person photo is about when a detector finds several: the one that agrees with the person's
+other photos, else the large and central one, never simply the first.
 
 A detector's first face is its most confident one, which can be a sharp bystander or a poster on the
-wall. The subject of a portrait fills much of the frame near its centre, so faces are ranked by
-``score * sqrt(relative area) * exp(-d^2 / (2 sigma^2))`` with ``d`` the face centre's distance
-from the photo centre in photo widths/heights.
+wall. On a single photo the subject of a portrait fills much of the frame near its centre, so faces
+are ranked by ``score * sqrt(relative area) * exp(-d^2 / (2 sigma^2))`` with ``d`` the face centre's
+distance from the photo centre (``pick_subject``: the rule `synth` and `crop` share). When the person
+has other photos, their consensus box decides (``pick_with_consensus``). Pure functions.
 """
 from __future__ import annotations
 
@@ -34,3 +36,79 @@ def pick_subject(boxes: np.ndarray, scores: Sequence[float], width: int, height:
     if len(ranks) == 0:
         return None
     return int(np.argmax(ranks))
+
+
+# ----------------------------------------------------------------------------- the person's consensus
+# A person's photos show the same framing: the consensus box (median relative box of their confident
+# picks) tells the subject's face from a passer-by, a poster or a spurious box on the mask.
+
+AGREE_CENTRE = 1.0    # a candidate's centre within one consensus face width of the consensus centre ...
+AGREE_AREA = 2.5      # ... and its area within a factor 2.5 of the consensus area: it may be the subject
+REVIEW_CENTRE = 0.5   # a final crop off by half a face ...
+REVIEW_AREA = 2.0     # ... or by a factor 2 in area from the person's other photos is shown for review
+CONSENSUS_SCORE = 0.6  # picks this confident (or more) vote for the consensus
+CONSENSUS_MIN = 2      # a consensus needs this many votes
+
+
+def relative(box: Sequence[float], width: float, height: float) -> np.ndarray:
+    """A pixel box x1, y1, x2, y2 in 0..1 photo units."""
+    return np.asarray(box, dtype=np.float64).reshape(4) / np.array([width, height, width, height], dtype=np.float64)
+
+
+def consensus_box(rel_boxes: np.ndarray, scores: Sequence[float], min_score: float = CONSENSUS_SCORE,
+                  min_count: int = CONSENSUS_MIN) -> np.ndarray | None:
+    """Median relative box (4,) of the boxes scoring ``min_score`` or more; None with fewer than ``min_count`` of them."""
+    rel_boxes = np.asarray(rel_boxes, dtype=np.float64).reshape(-1, 4)
+    ok = np.isfinite(rel_boxes).all(axis=1) & (np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0) >= min_score)
+    if ok.sum() < min_count:
+        return None
+    return np.median(rel_boxes[ok], axis=0)
+
+
+def disagreement(rel_boxes: np.ndarray, consensus: np.ndarray, aspect: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(centre distance in consensus face widths, |log2 area ratio|) of each relative box against ``consensus``.
+
+    ``aspect`` = photo width / height turns relative units into one pixel scale.
+    """
+    b = np.asarray(rel_boxes, dtype=np.float64).reshape(-1, 4) * np.array([aspect, 1, aspect, 1])
+    c = np.asarray(consensus, dtype=np.float64).reshape(4) * np.array([aspect, 1, aspect, 1])
+    cw = max(c[2] - c[0], 1e-9)
+    d = np.hypot((b[:, 0] + b[:, 2] - c[0] - c[2]) / 2, (b[:, 1] + b[:, 3] - c[1] - c[3]) / 2) / cw
+    area = np.clip(b[:, 2] - b[:, 0], 1e-9, None) * np.clip(b[:, 3] - b[:, 1], 1e-9, None)
+    ratio = np.abs(np.log2(area / max((c[2] - c[0]) * (c[3] - c[1]), 1e-12)))
+    return d, ratio
+
+
+def agrees(rel_boxes: np.ndarray, consensus: np.ndarray, aspect: float = 1.0, centre: float = AGREE_CENTRE,
+           area: float = AGREE_AREA) -> np.ndarray:
+    """True for each box whose centre and area agree with the consensus (defaults: may be the subject;
+    ``REVIEW_CENTRE`` / ``REVIEW_AREA``: close enough not to need a look)."""
+    d, ratio = disagreement(rel_boxes, consensus, aspect)
+    return (d <= centre) & (ratio <= np.log2(area))
+
+
+def pick_with_consensus(boxes: np.ndarray, scores: Sequence[float], width: int, height: int,
+                        consensus: np.ndarray | None, prior_weight: float = 0.0) -> tuple[int | None, bool]:
+    """(index of the subject among ``boxes`` or None, whether a consensus decided it).
+
+    With a person's ``consensus``: only candidates that agree with it compete, ranked by score times
+    closeness; None when every candidate disagrees (the caller falls back to the person box). Without:
+    today's large-and-central rule (``pick_subject``), times ``1 - prior_weight + prior_weight x closeness``
+    when ``prior_weight`` > 0 and a data-set consensus is given instead (a weak prior for single photos).
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return None, False
+    if consensus is None:
+        return pick_subject(boxes, scores, width, height), False
+    rel = boxes / np.array([width, height, width, height], dtype=np.float64)
+    d, ratio = disagreement(rel, consensus, width / height)
+    closeness = np.exp(-(d / AGREE_CENTRE) ** 2 - (ratio / np.log2(AGREE_AREA)) ** 2)
+    conf = np.clip(np.asarray(scores, dtype=np.float64).reshape(-1), 0, 1)
+    if prior_weight > 0:  # a weak prior: rank by the usual rule, nudged towards the consensus
+        rank = subject_scores(boxes, scores, width, height) * (1 - prior_weight + prior_weight * closeness)
+        return int(np.argmax(rank)), False
+    ok = (d <= AGREE_CENTRE) & (ratio <= np.log2(AGREE_AREA))
+    if not ok.any():
+        return None, True
+    return int(np.argmax(np.where(ok, conf * closeness, -1.0))), True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ..devices import resolve_device
 from ..errors import InputError
 from .combine import AdaptiveDetector, FusedDetector, ThreadedDetector
 from .faces import (
@@ -44,9 +45,7 @@ def __getattr__(name: str):
 
 def on_cuda(device: str | None = None) -> bool:
     """True when ``device`` (None: the default, CUDA when present) is a CUDA device."""
-    import torch
-
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
+    return resolve_device(device).startswith("cuda")
 
 
 def default_threads(name: str, device: str | None = None) -> int:
@@ -69,20 +68,25 @@ def make_detector(name: str = "auto", device: str | None = None, min_face: int |
     if name == "auto":
         name = "mtcnn-first" if on_cuda(device) else "adaptive"
     from .blazeface import MediaPipeDetector
-    from .mtcnn import MTCNNDetector
+
+    def mtcnn(thresholds=None):  # torch and facenet's weights load here, only for the detectors that use MTCNN
+        from .mtcnn import MTCNNDetector
+
+        return MTCNNDetector(device=device, min_face=min_face, **({"thresholds": thresholds} if thresholds else {}))
+
     if name == "mtcnn":
-        return MTCNNDetector(device=device, min_face=min_face)
+        return mtcnn()
     if name == "mp-full":
         return MediaPipeDetector("full")
     if name == "mp-short":
         return MediaPipeDetector("short")
     if name == "mediapipe":
         return FusedDetector([MediaPipeDetector("full"), MediaPipeDetector("short", tile=True)], name="mediapipe")
-    recall_mtcnn = MTCNNDetector(device=device, min_face=min_face, thresholds=RECALL_THRESHOLDS)
     if name == "fused":
-        return FusedDetector([MediaPipeDetector("full"), MediaPipeDetector("short", tile=True), recall_mtcnn], name="fused")
+        return FusedDetector([MediaPipeDetector("full"), MediaPipeDetector("short", tile=True), mtcnn(RECALL_THRESHOLDS)],
+                             name="fused")
     if name == "mtcnn-first":
-        return AdaptiveDetector([recall_mtcnn], [MediaPipeDetector("full"), MediaPipeDetector("short", tile=True)],
+        return AdaptiveDetector([mtcnn(RECALL_THRESHOLDS)], [MediaPipeDetector("full"), MediaPipeDetector("short", tile=True)],
                                 name="mtcnn-first")
     return AdaptiveDetector([MediaPipeDetector("full"), MediaPipeDetector("short")],
-                            [MediaPipeDetector("short", tile=True), recall_mtcnn], name="adaptive")
+                            lambda: [MediaPipeDetector("short", tile=True), mtcnn(RECALL_THRESHOLDS)], name="adaptive")

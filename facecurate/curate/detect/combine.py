@@ -2,7 +2,7 @@
 ones are unsure) and threaded (copies side by side, for MediaPipe's GIL-free graphs)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -33,13 +33,24 @@ class AdaptiveDetector(Detector):
     exactly one face that is confident (fused score >= ``confident``) and large (shorter box side >=
     ``large`` x the photo's shorter side). A portrait with a clear subject costs the quick detectors
     only; a crowd, a small, a hard (masked, turned) or no face gets the full fusion.
-    ``n_photos`` / ``n_extra`` count photos seen / sent to the extra detectors."""
 
-    def __init__(self, quick: Sequence[Detector], extra: Sequence[Detector], confident: float = 0.8, large: float = 0.2,
-                 iou: float = 0.4, min_score: float = 0.5, name: str = "adaptive") -> None:
-        self.quick, self.extra = list(quick), list(extra)
+    ``extra`` may be a callable that builds the extra detectors on first need: MTCNN then costs its
+    torch import only in runs that use it. ``n_photos`` / ``n_extra`` count photos seen / sent to the
+    extra detectors."""
+
+    def __init__(self, quick: Sequence[Detector], extra: Sequence[Detector] | Callable[[], Sequence[Detector]],
+                 confident: float = 0.8, large: float = 0.2, iou: float = 0.4, min_score: float = 0.5,
+                 name: str = "adaptive") -> None:
+        self.quick = list(quick)
+        self._extra, self._make_extra = (None, extra) if callable(extra) else (list(extra), None)
         self.confident, self.large, self.iou, self.min_score, self.name = confident, large, iou, min_score, name
         self.n_photos = self.n_extra = 0
+
+    @property
+    def extra(self) -> list[Detector]:
+        if self._extra is None:
+            self._extra = list(self._make_extra())
+        return self._extra
 
     def needs_extra(self, faces: Sequence[Face], height: int, width: int) -> bool:
         """False only for a clear portrait: one face, confident and large."""
@@ -48,12 +59,21 @@ class AdaptiveDetector(Detector):
         f = faces[0]
         return f.score < self.confident or min(f.width, f.height) < self.large * min(height, width)
 
+    def is_clear(self, faces: Sequence[Face], height: int, width: int) -> bool:
+        return not self.needs_extra(faces, height, width)
+
+    def detect_quick(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """The quick detectors fused, faces scoring ``min_score`` or more (no extra detector runs)."""
+        out = _fuse_runs([d.detect(images) for d in self.quick], len(images), self.iou, 0.0)
+        self.n_photos += len(images)
+        return [[f for f in faces if f.score >= self.min_score] for faces in out]
+
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         quick_runs = [d.detect(images) for d in self.quick]
         n = len(images)
         out = _fuse_runs(quick_runs, n, self.iou, 0.0)
         redo = [i for i in range(n) if self.needs_extra(out[i], *images[i].shape[:2])]
-        extra_runs = [d.detect([images[i] for i in redo]) for d in self.extra] if redo and self.extra else []
+        extra_runs = [d.detect([images[i] for i in redo]) for d in self.extra] if redo else []
         for k, i in enumerate(redo):
             out[i] = fuse_faces([r[i] for r in quick_runs] + [r[k] for r in extra_runs], self.iou)
         self.n_photos += n
@@ -61,7 +81,7 @@ class AdaptiveDetector(Detector):
         return [[f for f in faces if f.score >= self.min_score] for faces in out]
 
     def close(self) -> None:
-        for d in self.quick + self.extra:
+        for d in self.quick + (self._extra or []):
             d.close()
 
 
@@ -79,14 +99,23 @@ class ThreadedDetector(Detector):
         self.name = self.copies[0].name
         self._pool = ThreadPoolExecutor(max_workers=len(self.copies), thread_name_prefix="detect")
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+    def _split(self, method: str, images: Sequence[np.ndarray]) -> list[list[Face]]:
         k = len(self.copies)
         if k == 1 or len(images) < 2:
-            return self.copies[0].detect(images)
+            return getattr(self.copies[0], method)(images)
         step = -(-len(images) // k)
         parts = [list(images[j:j + step]) for j in range(0, len(images), step)]
-        results = self._pool.map(lambda cp: cp[0].detect(cp[1]), zip(self.copies, parts))
+        results = self._pool.map(lambda cp: getattr(cp[0], method)(cp[1]), zip(self.copies, parts))
         return [faces for part in results for faces in part]
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        return self._split("detect", images)
+
+    def detect_quick(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        return self._split("detect_quick", images)
+
+    def is_clear(self, faces: Sequence[Face], height: int, width: int) -> bool:
+        return self.copies[0].is_clear(faces, height, width)
 
     @property
     def n_photos(self) -> int:

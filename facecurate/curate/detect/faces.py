@@ -137,13 +137,26 @@ def check_images(images: Sequence[np.ndarray]) -> None:
 
 
 class Detector(ABC):
-    """A face detector: ``detect(images)`` -> per image a list of ``Face`` sorted by score; a context manager."""
+    """A face detector: ``detect(images)`` -> per image a list of ``Face`` sorted by score; a context manager.
+
+    ``detect_quick`` + ``is_clear`` let a caller look cheaply first and decide itself where to look
+    harder (`crop` uses the person's other photos before paying for ``detect``); a detector without a
+    cheap first look answers ``detect`` and calls every result clear.
+    """
 
     name: str = "detector"
 
     @abstractmethod
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """Faces in each RGB uint8 H x W x 3 image, highest score first."""
+
+    def detect_quick(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """The cheap first look (the same as ``detect`` unless the detector has one)."""
+        return self.detect(images)
+
+    def is_clear(self, faces: Sequence[Face], height: int, width: int) -> bool:
+        """Whether ``detect`` would add nothing to these ``detect_quick`` faces of a ``height`` x ``width`` photo."""
+        return True
 
     def close(self) -> None:
         """Release native resources (MediaPipe graphs); idempotent."""
