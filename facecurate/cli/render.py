@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBars
 from rich.table import Table
 
-from ..curate.audit import KIND_TITLES, KINDS, RelabelResult
-from ..curate.crop import CropResult
-from ..curate.inspect import InspectResult
 from ..curate.labels import class_names, head_names
-from ..curate.synth import SynthResult
+
+if TYPE_CHECKING:  # the stages' modules load with their commands, not with every `facecurate --help`
+    from ..curate.audit import RelabelResult
+    from ..curate.crop import CropResult
+    from ..curate.inspect import InspectResult
+    from ..curate.synth import SynthResult
 
 
 class RichProgress:
@@ -147,6 +150,8 @@ def crop_summary(console: Console, r: CropResult) -> None:
 
 def relabel_summary(console: Console, r: RelabelResult) -> None:
     """Flags and flagged people per kind, and the files written."""
+    from ..curate.audit import KIND_TITLES, KINDS
+
     t = Table(title=f"relabel-report: {r.people} people checked")
     t.add_column("kind")
     t.add_column("flags", justify="right")

@@ -1,8 +1,9 @@
 """Optional background removal for crops: MediaPipe selfie segmentation (bundled) or rembg (model file in U2NET_HOME).
 
 A crop's person mask (0..1) blends the crop with a fill (``gray``, ``blur``: a blurred copy, or ``black``) so a
-classifier cannot learn from the studio wall. Nothing is ever downloaded: rembg needs its ``.onnx``
-file placed in ``U2NET_HOME`` beforehand, and says so in one line when it is absent.
+classifier cannot learn from the studio wall. Given the face box, the mask is made safe around the face
+first (``person_mask.protect_face``: the face is never erased). Nothing is ever downloaded: rembg needs its
+``.onnx`` file placed in ``U2NET_HOME`` beforehand, and says so in one line when it is absent.
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .person_mask import protect_face
 
-BACKGROUNDS = ("none", "mediapipe", "rembg")
+BACKGROUNDS = ("none", "mediapipe", "mediapipe-landscape", "rembg")
+SEGMENTERS = {"mediapipe": "selfie_segmentation", "mediapipe-landscape": "selfie_segmentation_landscape"}
 FILLS = ("gray", "blur", "black")
 REMBG_URL = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/{name}.onnx"
 
@@ -44,12 +47,16 @@ class BackgroundRemover:
         self.fill = fill
 
     def mask(self, image: np.ndarray) -> np.ndarray:
-        """Person probability per pixel (H x W float32)."""
+        """Person probability per pixel (H x W float32), as the segmenter sees it."""
         raise NotImplementedError
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """``image`` with the background replaced by the fill."""
-        return composite(image, self.mask(image), self.fill)
+    def alpha(self, image: np.ndarray, face=None) -> np.ndarray:
+        """The mask composited with: the segmenter's, cleaned, and with the face (a box in ``image`` pixels) kept."""
+        return protect_face(self.mask(image), face)
+
+    def apply(self, image: np.ndarray, face=None) -> np.ndarray:
+        """``image`` with the background replaced by the fill; ``face`` (x1, y1, x2, y2 in its pixels) is never erased."""
+        return composite(image, self.alpha(image, face), self.fill)
 
     def close(self) -> None:
         pass
@@ -62,12 +69,14 @@ class BackgroundRemover:
 
 
 class MediaPipeRemover(BackgroundRemover):
-    """MediaPipe selfie segmentation through the Tasks ``ImageSegmenter`` with the bundled ``.tflite``."""
+    """MediaPipe selfie segmentation through the Tasks ``ImageSegmenter`` with a bundled ``.tflite``: the general
+    model (256 x 256 input) or the landscape one (144 x 256)."""
 
     name = "mediapipe"
 
     def __init__(self, fill: str = "gray", model: str = "selfie_segmentation") -> None:
         super().__init__(fill)
+        self.name = "mediapipe-landscape" if model.endswith("landscape") else "mediapipe"
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
@@ -144,6 +153,6 @@ def make_remover(method: str = "none", fill: str = "gray", rembg_model: str = "u
         raise InputError(f"--fill {fill!r}: expected one of {', '.join(FILLS)}")
     if method == "none":
         return None
-    if method == "mediapipe":
-        return MediaPipeRemover(fill)
+    if method in SEGMENTERS:
+        return MediaPipeRemover(fill, SEGMENTERS[method])
     return RembgRemover(fill, rembg_model)

@@ -1,7 +1,7 @@
 """Contact sheets: a labelled grid of image thumbnails in one PNG, so a person can check crops in seconds."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +65,15 @@ def _short_id(image_id: str, width: int = 16) -> str:
 
 
 def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_random: int = 32, max_review: int = 400,
-                       seed: int = 0, cols: int = 10, thumb_h: int = 128) -> tuple[Path, int]:
+                       seed: int = 0, cols: int = 10, thumb_h: int = 128,
+                       originals: Callable[[list[int]], list[np.ndarray]] | None = None) -> tuple[Path, int]:
     """Contact sheet of a crop cache: ``n_random`` random detected crops, then every crop to review.
 
     To review: every fallback crop (person / prior box) and every crop that still disagrees with its
     person's other photos (``off_person``, framed in magenta). At most ``max_review`` are drawn (the rest
     are counted in the title); returns (path, crops to review left out). Captions: box_source, score, image id.
+    ``originals(rows)`` (a background-removal run) gives the same crops before removal: each random crop is
+    then shown as a pair, before and after, so one sees what was cut.
     """
     src = manifest["box_source"].fillna("").astype(str).to_numpy()
     err = manifest["error"].fillna("").astype(str).to_numpy() if "error" in manifest else np.full(len(src), "")
@@ -86,11 +89,20 @@ def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_rand
     captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}{' OFF' if off[i] else ''}\n{_short_id(ids[i])}"
                 for i in idx]
     colours = [OFF_PERSON_COLOUR if off[i] else SOURCE_COLOURS.get(src[i], (70, 70, 70)) for i in idx]
+    imgs = [np.asarray(images[i]) for i in idx]
+    if originals is not None and len(pick):  # before | after for the random sample
+        before = originals([int(i) for i in np.sort(pick)])
+        k = len(pick)
+        pairs = [x for b, a in zip(before, imgs[:k]) for x in (b, a)]
+        pair_caps = [x for c in captions[:k] for x in (f"before\n{c.split(chr(10), 1)[-1]}", f"after\n{c.split(chr(10), 1)[-1]}")]
+        pair_cols = [x for c in colours[:k] for x in ((90, 90, 90), c)]
+        imgs, captions, colours = pairs + imgs[k:], pair_caps + captions[k:], pair_cols + colours[k:]
     n_fallback, n_off = int(np.isin(src[review], ["person", "prior"]).sum()), int(off[review].sum())
     title = (f"{len(pick)} random detected crops, then {len(review) - left_out} to review: {n_fallback} fallback, "
              f"{n_off} off their person's box" + (f" ({left_out} more not shown)" if left_out else "")
              + " - green: detected, orange: person, red: prior, magenta: off")
-    imgs = [np.asarray(images[i]) for i in idx]
+    if originals is not None and len(pick):
+        title = "pairs: before / after background removal; " + title
     if not imgs:
         imgs, captions, colours, title = [np.zeros((thumb_h, thumb_h, 3), np.uint8)], ["no crops"], None, "no usable crops"
     return contact_sheet(imgs, captions, out_png, cols=cols, thumb_h=thumb_h, colours=colours, title=title), left_out

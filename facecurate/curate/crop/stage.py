@@ -36,6 +36,7 @@ from .contact import crop_contact_sheet
 from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
 from .geometry import crop_region, cut, output_shape
 from .params import CropParams, package_versions
+from .person_mask import crop_box
 from .person_pass import REJECTED_COLS, candidates_json, dataset_consensus, decide_subjects, off_person, pick_single
 from .subject import pick_subject
 
@@ -203,7 +204,16 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
         "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
     }
     cache = writer.finalize(full, meta)
-    contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png")
+    originals = None
+    if background is not None:  # the sheet shows the sample before and after removal: cut the photos again
+        def originals(rows: list[int]) -> list[np.ndarray]:
+            out_imgs = []
+            for i in rows:
+                img, _ = _read(paths[i], params.min_photo_size)
+                region = full.loc[i, CROP_COLS].to_numpy(np.float64)
+                out_imgs.append(cut(img, region, out_hw, params.pad) if img is not None else np.zeros((*out_hw, 3), np.uint8))
+            return out_imgs
+    contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png", originals=originals)
     return CropResult(cache, writer.state, counts, seconds, n - writer.resumed_rows, writer.n_chunks, writer.resumed,
                       contact, left_out, ds.problems, rejected, int(full["off_person"].sum()))
 
@@ -236,7 +246,7 @@ def _crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, backgro
                 continue
             face = found[k]
             region = crop_region(face.box, w, h, params.margins, params.aspect, params.edge)
-            writer.images[i] = _render(img, region, out_hw, params.pad, background)
+            writer.images[i] = _render(img, region, out_hw, params.pad, background, face.box)
             rec.update(zip(FACE_COLS, (float(v) for v in face.box)))
             rec.update(zip(CROP_COLS, region))
             rec.update(score=float(face.score), box_source=DETECTED, detector=face.source or detector.name)
@@ -244,9 +254,12 @@ def _crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, backgro
     return pd.DataFrame(recs)
 
 
-def _render(img: np.ndarray, region, out_hw: tuple[int, int], pad: str, background) -> np.ndarray:
+def _render(img: np.ndarray, region, out_hw: tuple[int, int], pad: str, background, face=None) -> np.ndarray:
+    """The crop of ``region`` at ``out_hw``, its background removed (the ``face`` box, photo pixels, kept) when asked."""
     crop = cut(img, region, out_hw, pad)
-    return background.apply(crop) if background is not None else crop
+    if background is None:
+        return crop
+    return background.apply(crop, crop_box(face, region, out_hw) if face is not None else None)
 
 
 def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, layout: str, pool: ThreadPoolExecutor,
@@ -294,7 +307,7 @@ def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame
             rows.loc[i, "error"] = err
             writer.images[i] = 0
             continue
-        writer.images[i] = _render(img, regions[i], out_hw, params.pad, background)
+        writer.images[i] = _render(img, regions[i], out_hw, params.pad, background, filled[i])
     keep = usable & (rows["error"] == "").to_numpy()
     rows[FACE_COLS] = np.where(keep[:, None], filled, np.nan)
     rows[CROP_COLS] = np.where(keep[:, None], regions, np.nan)
