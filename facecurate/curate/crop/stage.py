@@ -182,8 +182,8 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
                 writer.finish_chunk(c, _crop_chunk(writer, c, stream, detector(), background, params, out_hw, steps))
                 if stop_after_chunks is not None and done_now >= stop_after_chunks and c != pending[-1]:
                     raise CropStopped(f"stopped after {done_now} chunk(s) as asked; run again to resume")
-        rows = _second_pass(writer, writer.finished_rows(), manifest, ds.layout, pool, detector, background, params,
-                            out_hw, progress)
+        rows, second_look = _second_pass(writer, writer.finished_rows(), manifest, ds.layout, pool, detector, background,
+                                         params, out_hw, progress)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for d in detectors:
@@ -199,7 +199,7 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
     meta = {
         "params": params.to_dict(), "versions": package_versions(), "source": str(Path(ds.root).resolve()) if ds.root else "",
         "layout": ds.layout, "detector": detectors[0].name if detectors else params.detector, "device": dev,
-        "counts": {**counts, "rejected": rejected, "off_person": int(full["off_person"].sum())},
+        "counts": {**counts, "rejected": rejected, "off_person": int(full["off_person"].sum()), "second_look": second_look},
         "problems": len(ds.problems), "chunks": writer.n_chunks, "chunk": writer.chunk,
         "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
     }
@@ -263,9 +263,11 @@ def _render(img: np.ndarray, region, out_hw: tuple[int, int], pad: str, backgrou
 
 
 def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, layout: str, pool: ThreadPoolExecutor,
-                 detector, background, params: CropParams, out_hw: tuple[int, int], progress: Progress) -> pd.DataFrame:
+                 detector, background, params: CropParams, out_hw: tuple[int, int],
+                 progress: Progress) -> tuple[pd.DataFrame, int]:
     """Pass 2: the person's consensus decides each subject, unsure single photos get the detector's full look,
-    photos without a face fall back on the person's or the data set's box, and every changed crop is redone."""
+    photos without a face fall back on the person's or the data set's box, and every changed crop is redone.
+    Returns the rows and how many photos needed the full look."""
     rows = rows.copy()
     persons = manifest["person"].astype(str).tolist()
     paths = manifest["path"].astype(str).tolist()
@@ -317,4 +319,4 @@ def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame
     rows["detector"] = np.where(keep & det, choice["detector"].to_numpy(), np.where(keep, source, ""))
     rows[REJECTED_COLS] = choice[REJECTED_COLS].to_numpy(np.float64)
     rows["off_person"] = off_person(rows[FACE_COLS].to_numpy(np.float64), sizes, persons, use_consensus)
-    return rows
+    return rows, int(len(todo))
