@@ -55,3 +55,17 @@ def test_malformed_csv_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2
     assert "train.csv" in r.stderr and "missing column" in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_empty_and_tiny_classes_are_problems_and_the_people_grid_is_shown(tmp_path):
+    from _crop_data import astronaut_person, train_layout
+
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": astronaut_person(7)[0],
+                                            "000002_male_Asian_20": astronaut_person(7, start=1)[0]})
+    r = run_cli("inspect", root, "--out", tmp_path / "out", "--no-check-files")
+    assert r.returncode == 0, r.stderr
+    problems = pd.read_csv(tmp_path / "out" / "problems.csv")
+    empty = problems[problems["what"].str.startswith("no photos")]
+    assert len(empty) == 12 and (empty["level"] == "warning").all()   # 18 classes, 6 of them held by the two people
+    assert problems["what"].str.contains("only 1 person").sum() == 6
+    assert "people per gender x age group" in r.stdout and "problems: 0 errors (skipped), 18 warnings" in r.stdout

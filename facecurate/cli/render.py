@@ -88,6 +88,14 @@ def inspect_summary(console: Console, r: InspectResult, show: int = 20) -> None:
         for i, n in enumerate(class_names(r.age_bins)):
             t.add_row(str(i), n, str(r.classes.at[i, "people"]), str(r.classes.at[i, "photos"]))
         console.print(t)
+        if len(r.people_grid):
+            grid = Table(title="people per gender x age group")
+            grid.add_column("")
+            for c in r.people_grid.columns:
+                grid.add_column(str(c), justify="right")
+            for g, row in r.people_grid.iterrows():
+                grid.add_row(str(g), *[f"[bold red]{v}[/]" if v == 0 else str(v) for v in row])
+            console.print(grid)
         for head, counts in r.heads.items():
             ht = Table(title=f"per {'age group' if head == 'age' else head}")
             ht.add_column("value")

@@ -14,8 +14,10 @@ import pandas as pd
 from .decode import DEFAULT_MIN_SIDE
 from .labels import (
     DEFAULT_AGE_BINS,
+    GENDER_NAMES,
     HEAD_FIELDS,
     N_AGE,
+    N_GENDER,
     NUM_CLASSES,
     age_group_names,
     class_names,
@@ -24,7 +26,7 @@ from .labels import (
     parse_age_bins,
 )
 from .outputs import OWN_NAMES, check_separate, claim_folder
-from .readers import Dataset, dataset_name, read_dataset
+from .readers import Dataset, Problem, dataset_name, read_dataset
 
 INSPECT_FILES = ("manifest.parquet", "problems.csv", "distributions.png")
 
@@ -38,6 +40,7 @@ class InspectResult:
     classes: pd.DataFrame                      # photos and people per class 0..17 (empty frame when unlabelled)
     heads: dict[str, pd.Series] = field(default_factory=dict)  # head -> photos per value, indexed by value name
     files: dict[str, Path] = field(default_factory=dict)
+    people_grid: pd.DataFrame = field(default_factory=pd.DataFrame)  # people per gender (rows) x age group (columns)
 
 
 def class_counts(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -63,8 +66,14 @@ def plot_distributions(manifest: pd.DataFrame, out_png: Path, age_bins=DEFAULT_A
     ax1.set_xticks(range(NUM_CLASSES), [f"{i}  {n}" for i, n in enumerate(class_names(age_bins))], rotation=75, ha="right", fontsize=8)
     ax1.set_ylabel("photos")
     ax1.set_title("photos per class (blue: mask worn, orange: incorrect, green: not worn)")
+    top = max(int(counts["photos"].max()), 1)
     for i, v in enumerate(counts["photos"]):
-        ax1.text(i, v, str(v), ha="center", va="bottom", fontsize=7)
+        if v == 0:  # an empty class is a problem, not a missing bar
+            ax1.axvspan(i - 0.45, i + 0.45, color="#f4c7c3", zorder=0)
+            ax1.text(i, top * 0.02, "empty", ha="center", va="bottom", fontsize=8, color="#b3261e", rotation=90)
+        else:
+            ax1.text(i, v, str(v), ha="center", va="bottom", fontsize=7)
+    ax1.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     people = manifest.dropna(subset=["age"]).drop_duplicates("person")
     if len(people):
         ages = people["age"].astype(int)
@@ -97,6 +106,31 @@ def head_counts(manifest: pd.DataFrame, age_bins=DEFAULT_AGE_BINS) -> dict[str, 
     return out
 
 
+def people_grid(manifest: pd.DataFrame, age_bins=DEFAULT_AGE_BINS) -> pd.DataFrame:
+    """People per gender (rows) x age group (columns), named; a person counts in the cell of their first photo."""
+    people = manifest.dropna(subset=["gender", "age_group"]).drop_duplicates("person")
+    grid = pd.crosstab(people["gender"].astype(int), people["age_group"].astype(int))
+    grid = grid.reindex(index=range(N_GENDER), columns=range(N_AGE), fill_value=0)
+    grid.index = list(GENDER_NAMES)
+    grid.columns = list(age_group_names(age_bins))
+    return grid
+
+
+def class_problems(classes: pd.DataFrame, age_bins=DEFAULT_AGE_BINS, tiny: int | None = None) -> list[Problem]:
+    """Warnings for empty classes and tiny ones (fewer than ``tiny`` people: default 5, or 1% of the largest class)."""
+    names = class_names(age_bins)
+    tiny = tiny if tiny is not None else max(5, int(0.01 * classes["people"].max()))
+    out = []
+    for c, row in classes.iterrows():
+        if row["photos"] == 0:
+            out.append(Problem(f"class {c} ({names[c]})", "no photos: a model cannot learn it and its F1 will be 0", "warning"))
+        elif row["people"] < tiny:
+            n_people, n_photos = int(row["people"]), int(row["photos"])
+            who = f"{n_people} {'person' if n_people == 1 else 'people'}, {n_photos} photo{'' if n_photos == 1 else 's'}"
+            out.append(Problem(f"class {c} ({names[c]})", f"only {who}: too few to learn or score it reliably", "warning"))
+    return out
+
+
 def default_inspect_dir(data: str | Path, root: str | Path = "artifacts/inspect") -> Path:
     """``root/<data name>`` (``readers.dataset_name``, as `crop` names its cache): where inspect writes by default."""
     return Path(root) / dataset_name(data)
@@ -111,11 +145,14 @@ def inspect_dataset(data: str | Path, out: str | Path | None = None, age_bins=DE
     ds = read_dataset(data, age_bins=bins, check_files=check_files, min_side=min_photo_size)
     check_separate(out, [ds.root])
     claim_folder(out, "inspect", recognise=lambda p: {e.name for e in p.iterdir()} <= {*INSPECT_FILES, *OWN_NAMES})
+    labelled = ds.labelled
+    classes = class_counts(ds.manifest) if labelled else pd.DataFrame()
+    if labelled:
+        ds.problems.extend(class_problems(classes, bins))
     files = {"manifest": out / "manifest.parquet", "problems": out / "problems.csv"}
     ds.manifest.to_parquet(files["manifest"], index=False)
     pd.DataFrame([vars(p) for p in ds.problems], columns=["path", "what", "level"]).to_csv(files["problems"], index=False)
     title = f"{Path(data).name}: {ds.manifest['person'].nunique()} people, {len(ds.manifest)} photos"
     files["distributions"] = plot_distributions(ds.manifest, out / "distributions.png", bins, title=title)
-    labelled = ds.labelled
-    return InspectResult(ds, bins, class_counts(ds.manifest) if labelled else pd.DataFrame(),
-                         head_counts(ds.manifest, bins) if labelled else {}, files)
+    return InspectResult(ds, bins, classes, head_counts(ds.manifest, bins) if labelled else {}, files,
+                         people_grid(ds.manifest, bins) if labelled else pd.DataFrame())

@@ -1,6 +1,7 @@
 """Contact sheets: a labelled grid of image thumbnails in one PNG, so a person can check crops in seconds."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,13 +19,33 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+def wrap(text: str, font: ImageFont.ImageFont, width: int) -> list[str]:
+    """``text`` (may hold line breaks) broken into lines that fit ``width`` px: after ``_``, ``/``, ``-`` or a space
+    when it can, mid-word only for a word longer than a line; nothing is ever cut off."""
+    out: list[str] = []
+    for para in str(text).split("\n"):
+        line = ""
+        for part in re.findall(r"[^_/\- ]*[_/\- ]|[^_/\- ]+$", para) or [""]:
+            if line and font.getlength(line + part) > width:
+                out.append(line)
+                line = ""
+            line += part
+            while font.getlength(line) > width and len(line) > 1:  # a single word longer than the line
+                k = max([i for i in range(1, len(line)) if font.getlength(line[:i]) <= width] or [1])
+                out.append(line[:k])
+                line = line[k:]
+        out.append(line)
+    return out
+
+
 def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], out_png: str | Path, cols: int = 8,
                   thumb_h: int = 128, colours: Sequence[tuple[int, int, int]] | None = None,
                   title: str = "") -> Path:
     """Write ``images`` (H x W x 3 uint8, any sizes) as a grid with one caption under each to ``out_png``.
 
-    Thumbnails are ``thumb_h`` pixels high; captions may hold line breaks; ``colours`` (one RGB per image) colour the caption bar,
-    e.g. by how the crop's box was found; ``title`` is a line above the grid.
+    Thumbnails are ``thumb_h`` pixels high; captions may hold line breaks and are wrapped to the thumbnail's
+    width, never cut; ``colours`` (one RGB per image) colour the caption bar, e.g. by how the crop's box was
+    found; ``title`` is a line above the grid (wrapped to the sheet's width).
     """
     out_png = Path(out_png)
     n = len(images)
@@ -34,16 +55,20 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], out_png
     rows = (n + cols - 1) // cols
     widths = [max(1, round(im.shape[1] * thumb_h / max(im.shape[0], 1))) for im in images]
     thumb_w = max(widths) if widths else thumb_h
-    font_px = max(9, thumb_h // 11)
-    lines = max([str(c).count("\n") + 1 for c in captions] or [1])
-    cap_h = (font_px + 2) * lines + 2
-    top = font_px + 8 if title else 0
-    gap = 3
-    sheet = Image.new("RGB", (cols * (thumb_w + gap) + gap, top + rows * (thumb_h + cap_h + gap) + gap), (32, 32, 32))
-    draw = ImageDraw.Draw(sheet)
+    font_px = max(11, thumb_h // 13)
     font = _font(font_px)
-    if title:
-        draw.text((gap + 2, 2), title, fill=(235, 235, 235), font=font)
+    wrapped = [wrap(c, font, thumb_w - 4) for c in captions]
+    lines = max([len(w) for w in wrapped] or [1])
+    cap_h = (font_px + 3) * lines + 3
+    gap = 3
+    sheet_w = cols * (thumb_w + gap) + gap
+    title_font = _font(font_px + 2)
+    title_lines = wrap(title, title_font, sheet_w - 8) if title else []
+    top = (font_px + 6) * len(title_lines) + 6 if title else 0
+    sheet = Image.new("RGB", (sheet_w, top + rows * (thumb_h + cap_h + gap) + gap), (32, 32, 32))
+    draw = ImageDraw.Draw(sheet)
+    for j, line in enumerate(title_lines):
+        draw.text((gap + 2, 3 + j * (font_px + 6)), line, fill=(235, 235, 235), font=title_font)
     for k, (im, cap) in enumerate(zip(images, captions)):
         r, c = divmod(k, cols)
         x, y = gap + c * (thumb_w + gap), top + gap + r * (thumb_h + cap_h + gap)
@@ -51,21 +76,22 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], out_png
         sheet.paste(thumb, (x + (thumb_w - widths[k]) // 2, y))
         bar = colours[k] if colours is not None else (70, 70, 70)
         draw.rectangle((x, y + thumb_h, x + thumb_w - 1, y + thumb_h + cap_h - 1), fill=tuple(bar))
-        draw.text((x + 2, y + thumb_h), str(cap), fill=(255, 255, 255), font=font)
+        for j, line in enumerate(wrapped[k]):
+            draw.text((x + 2, y + thumb_h + 2 + j * (font_px + 3)), line, fill=(255, 255, 255), font=font)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_png, optimize=False)
     return out_png
 
 
-def _short_id(image_id: str, width: int = 16) -> str:
-    """Two caption lines for an image id: the start of its folder and its whole file stem (never cut mid-name)."""
+def _short_id(image_id: str) -> str:
+    """Caption lines for an image id: its whole folder, then its file stem (the sheet wraps them, never cuts)."""
     folder, _, name = image_id.rpartition("/")
     stem = name.rsplit(".", 1)[0]
-    return f"{folder[:width]}\n{stem[:width]}" if folder else stem[:width]
+    return f"{folder}\n{stem}" if folder else stem
 
 
 def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_random: int = 32, max_review: int = 400,
-                       seed: int = 0, cols: int = 10, thumb_h: int = 128,
+                       seed: int = 0, cols: int = 8, thumb_h: int = 224,
                        originals: Callable[[list[int]], list[np.ndarray]] | None = None) -> tuple[Path, int]:
     """Contact sheet of a crop cache: ``n_random`` random detected crops, then every crop to review.
 
