@@ -147,8 +147,8 @@ def temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
 
 
-def evidence(u: Units, sugg: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """(log-odds of the fix per unit from temperature-``t`` photo probabilities, photos behind each unit).
+def evidence(u: Units, sugg: np.ndarray, t: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(log-odds of the fix per unit from its photos' probabilities at temperature ``t``, photos behind each unit).
 
     Persons: the sum over their photos of log q(fix) - log q(label); swaps: the sum over the two photos of the
     swapped class vs the labelled one; photos: their own log-odds.

@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize
 
 from .scores import Units, evidence, score_units, temperature
 
@@ -79,24 +78,34 @@ def _nll(params: np.ndarray, z: np.ndarray, k: np.ndarray) -> float:
     return float(-np.logaddexp(np.log1p(-pi) + log_clean, np.log(pi) + log_wrong).sum())
 
 
-def fit_noise(z: np.ndarray, k: np.ndarray | None = None) -> tuple[float, float]:
+C_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+
+
+def _fit_pi(z: np.ndarray, k: np.ndarray, c: float) -> tuple[float, float]:
+    """(error rate, negative log-likelihood) at a given c, by a bounded 1-D search on logit(pi)."""
+    from scipy.optimize import minimize_scalar
+
+    logit_c = -30.0 if c <= 0 else 30.0 if c >= 1 else float(np.log(c / (1 - c)))
+    r = minimize_scalar(lambda q: _nll(np.array([logit_c, q]), z, k), bounds=(-12.0, 0.0), method="bounded")
+    return float(1.0 / (1.0 + np.exp(-r.x))), float(r.fun)
+
+
+def fit_noise(z: np.ndarray, k: np.ndarray | None = None, tolerance: float = 1.0) -> tuple[float, float]:
     """(c, error rate) by maximum likelihood: the units' log-odds ``z`` of fix vs label summed over ``k`` photos are
-    scaled by 1 / (1 + c (k - 1)): c = 0 when a person's photos are independent evidence, 1 when they are copies."""
+    scaled by 1 / (1 + c (k - 1)): c = 0 when a person's photos are independent evidence, 1 when they are copies.
+
+    c is tried on ``C_GRID``; where the likelihood is flat (a well separated model), the smallest c within
+    ``tolerance`` of the best is taken: the data cannot tell those apart.
+    """
     z = np.asarray(z, float)
     k = np.ones(len(z)) if k is None else np.asarray(k, float)
     if len(z) < 2:
         return 0.0, 0.0
-    free_c = bool((k > 1).any()) and k.max() > 2
-    best = None
-    for pi0 in (0.01, 0.05, 0.2):
-        x0 = np.array([0.0, np.log(pi0 / (1 - pi0))])
-        bounds = [(-12.0, 12.0) if free_c else (-30.0, -30.0), (-12.0, 0.0)]
-        if not free_c:
-            x0[0] = -30.0
-        r = minimize(_nll, x0, args=(z, k), method="L-BFGS-B", bounds=bounds)
-        if best is None or r.fun < best.fun:
-            best = r
-    return float(1.0 / (1.0 + np.exp(-best.x[0]))), float(1.0 / (1.0 + np.exp(-best.x[1])))
+    grid = C_GRID if (k > 1).any() else (0.0,)
+    fits = [(c, *_fit_pi(z, k, c)) for c in grid]
+    best = min(f[2] for f in fits)
+    c, pi, _ = next(f for f in fits if f[2] <= best + tolerance)
+    return c, pi
 
 
 def error_posterior(a: np.ndarray, pi: float) -> np.ndarray:
@@ -110,8 +119,9 @@ def error_posterior(a: np.ndarray, pi: float) -> np.ndarray:
 def real_error_chance(u: Units) -> tuple[np.ndarray, float]:
     """(each unit's chance of being a real error, the fitted error rate) on the units' own labels.
 
-    Photo probabilities are temperature-scaled on the given labels first (``scores.temperature``; label
-    noise makes it a little soft, which errs on the side of fewer real errors, i.e. a lower precision).
+    Photo probabilities are first temperature-scaled on the given labels (``scores.temperature``): the
+    injected and the real errors in the labels make that a little soft, which errs towards fewer real
+    errors, i.e. a lower estimated precision.
     """
     sugg, _ = score_units(u)
     z, k = evidence(u, sugg, temperature(u.row_probs, u.row_labels))
