@@ -123,8 +123,8 @@ def _card(person: str, f: pd.DataFrame, g: pd.DataFrame | None, errors: np.ndarr
         rows.append(f'<tr class="flag" data-flag="{r["_id"]}"><td><span class="kind k-{e(r["kind"])}">'
                     f'{e(KIND_TITLES.get(r["kind"], r["kind"]))}</span></td><td>{where}</td><td>{change}</td>'
                     f'<td>{r["score"]:.3f}</td><td>{pill}</td><td class="why">{e(r["reason"])}</td>'
-                    '<td class="dec"><button class="acc" title="accept (a)">&#10003; accept</button>'
-                    '<button class="rej" title="reject (r)">&#10007; reject</button></td></tr>')
+                    '<td class="dec"><button class="acc" title="accept (a)">&#10003;</button>'
+                    '<button class="rej" title="reject (r)">&#10007;</button></td></tr>')
     badges = " ".join(f'<span class="kind k-{e(k)}">{e(KIND_TITLES.get(k, k))}</span>' for k in kinds)
     confs = " ".join(sorted({c for c in f["confidence"].fillna("") if c})) if "confidence" in f else ""
     return (f'<section class="card" data-kinds="{e(" ".join(kinds))}" data-person="{e(person)}" '

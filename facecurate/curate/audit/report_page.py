@@ -48,11 +48,11 @@ main{padding:14px 20px;display:grid;grid-template-columns:1fr;gap:12px}
 .given{color:#57606a;font-weight:400;font-size:13px}
 .kind{font-size:11px;border-radius:8px;padding:1px 7px;background:#eef;color:#335;font-weight:500;white-space:nowrap}
 .k-gender{background:#fde2e4}.k-age{background:#fff1c1}.k-mask_swap{background:#d7f0ff}.k-mask_photo{background:#e0f5e4}.k-structure{background:#eadcf8}.k-near_duplicate{background:#e8e8e8}
-.body{display:grid;grid-template-columns:auto minmax(480px,1fr);gap:18px;align-items:start}
+.body{display:grid;grid-template-columns:auto minmax(0,1fr);gap:18px;align-items:start}
 @media (max-width:1250px){.body{grid-template-columns:1fr}}
-.photos{display:flex;gap:6px;flex-wrap:wrap;max-width:730px}
-figure.ph{margin:0;text-align:center;font-size:11px;color:#57606a;width:98px}
-figure.ph img,figure.ph .none{display:block;height:128px;width:96px;object-fit:cover;border:3px solid transparent;border-radius:4px;margin:0 auto;background:#d0d7de;cursor:zoom-in}
+.photos{display:flex;gap:5px;flex-wrap:wrap;max-width:640px}
+figure.ph{margin:0;text-align:center;font-size:11px;color:#57606a;width:86px;overflow-wrap:anywhere}
+figure.ph img,figure.ph .none{display:block;height:112px;width:84px;object-fit:cover;border:3px solid transparent;border-radius:4px;margin:0 auto;background:#d0d7de;cursor:zoom-in}
 figure.ph.hit img,figure.ph.hit .none{border-color:#e16f24}
 figure.ph .sug{color:#cf222e;font-weight:600}
 table.flags{border-collapse:collapse;width:100%;font-size:13px}
@@ -63,7 +63,7 @@ tr.flag[data-state=accepted]{background:#dafbe1}
 tr.flag[data-state=rejected]{background:#f6f8fa;color:#8c959f}
 tr.flag[data-state=rejected] .fix{text-decoration:line-through}
 .arrow{color:#cf222e;font-weight:600;white-space:nowrap}
-.why{color:#424a53;font-size:12px;min-width:240px}
+.why{color:#424a53;font-size:12px}
 .dec{white-space:nowrap}
 .dec button{border:1px solid #c7ccd1;background:#fff;border-radius:6px;padding:1px 8px;cursor:pointer;margin-right:3px}
 tr.flag[data-state=accepted] .acc{background:#1f883d;color:#fff;border-color:#1a7f37}
