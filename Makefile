@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 OPENCV := opencv-contrib-python-headless==5.0.0.93
 DATA ?=
 
-.PHONY: venv demo test bench clean-venv
+.PHONY: venv demo test bench browser clean-venv
 
 venv: $(STAMP)
 
@@ -23,7 +23,12 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python demo.py $(if $(DATA),--data $(DATA),)
 
-test: $(STAMP)
+# the report's browser test drives Debian's chromium with chromium-driver (selenium); installed once, when missing
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	else DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 clean-venv:

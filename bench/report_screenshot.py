@@ -1,10 +1,10 @@
-"""Open a relabel-report ``report.html`` in headless Chromium (Debian's package) and save a screenshot.
+"""Open a relabel-report ``report.html`` in headless Chromium (Debian's package, driven by selenium) and save a screenshot.
 
-Usage: python bench/report_screenshot.py REPORT.html [--out shot.png] [--size 1400,1800]
-Installs ``chromium`` with apt-get when it is missing (needs root; not for CI). Chromium runs with
+Usage: python bench/report_screenshot.py REPORT.html [--out shot.png] [--size 1440,900] [--full]
+Needs Debian's ``chromium`` and ``chromium-driver`` (``make test`` installs both). Chromium runs with
 networking features off and a throw-away profile; the page must render from the file alone.
-Prints one JSON line: the screenshot path, its size in pixels, the page's size and whether it holds
-any http(s) reference.
+Prints one JSON line: the screenshot path, its size in pixels, the page's size, the number of cards
+and whether the page holds any http(s) reference.
 """
 from __future__ import annotations
 
@@ -12,59 +12,62 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def ensure_chromium() -> str:
-    """Path of the chromium binary, installing Debian's package when absent."""
-    exe = shutil.which("chromium")
-    if exe:
-        return exe
-    subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True,
-                   env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    exe = shutil.which("chromium")
-    if not exe:
-        sys.exit("chromium is not installed and apt-get could not install it")
-    return exe
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--hide-scrollbars")
 
 
-def screenshot(report: Path, out: Path, size: str = "1400,1800", timeout: int = 120) -> dict:
-    """Render ``report`` headless into ``out`` (PNG); returns what the JSON line reports."""
-    exe = ensure_chromium()
+def screenshot(report: Path, out: Path, size: str = "1440,900", full: bool = False) -> dict:
+    """Render ``report`` headless into ``out`` (PNG, the window or with ``full`` the whole page); returns the JSON line."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        sys.exit("chromium and chromium-driver are not installed: apt-get install -y chromium chromium-driver (make test does)")
+    w, h = (int(v) for v in size.split(","))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--hide-scrollbars", f"--screenshot={out}", f"--window-size={size}",
-               report.resolve().as_uri()]
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        secs = time.perf_counter() - t0
-    if r.returncode != 0 or not out.is_file():
-        sys.exit(f"chromium failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for f in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={w},{h}"):
+        opts.add_argument(f)
+    t0 = time.perf_counter()
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        driver.get(report.resolve().as_uri())
+        page_h = int(driver.execute_script("return document.documentElement.scrollHeight"))
+        if full:
+            driver.set_window_size(w, min(page_h, 12000))
+        driver.save_screenshot(str(out))
+        version = driver.capabilities.get("browserVersion", "")
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
     import cv2
 
     shot = cv2.imread(str(out))
     page = report.read_text(encoding="utf-8")
-    return {"screenshot": str(out), "width": int(shot.shape[1]), "height": int(shot.shape[0]),
+    return {"screenshot": str(out), "width": int(shot.shape[1]), "height": int(shot.shape[0]), "page_height": page_h,
             "report_bytes": len(page.encode()), "cards": page.count('<section class="card"'),
-            "external_refs": bool(re.search(r"https?://", page)), "chromium_s": round(secs, 2),
-            "chromium": subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()}
+            "external_refs": bool(re.search(r"https?://", page)), "chromium_s": round(time.perf_counter() - t0, 2),
+            "chromium": version}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report", type=Path, help="report.html written by relabel-report")
     ap.add_argument("--out", type=Path, default=None, help="PNG to write [default: next to the report, report.png]")
-    ap.add_argument("--size", default="1400,1800", help="browser window WIDTH,HEIGHT in pixels")
+    ap.add_argument("--size", default="1440,900", help="browser window WIDTH,HEIGHT in pixels")
+    ap.add_argument("--full", action="store_true", help="capture the whole page height (up to 12000 px)")
     a = ap.parse_args()
     if not a.report.is_file():
         sys.exit(f"{a.report}: file not found")
-    print(json.dumps(screenshot(a.report, a.out or a.report.with_name("report.png"), a.size)))
+    print(json.dumps(screenshot(a.report, a.out or a.report.with_name("report.png"), a.size, a.full)))
 
 
 if __name__ == "__main__":

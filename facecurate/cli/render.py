@@ -157,21 +157,37 @@ def crop_summary(console: Console, r: CropResult) -> None:
 
 
 def relabel_summary(console: Console, r: RelabelResult) -> None:
-    """Flags and flagged people per kind, and the files written."""
+    """The quality gate in words, flags per kind with their threshold and expected precision, and the files written."""
     from ..curate.audit import KIND_TITLES, KINDS
 
+    for q in r.quality.values():
+        console.print(("" if q.on else "warning: ") + q.describe(), markup=False, soft_wrap=True)
     t = Table(title=f"relabel-report: {r.people} people checked")
-    t.add_column("kind")
-    t.add_column("flags", justify="right")
-    t.add_column("people", justify="right")
+    for c in ("kind", "flags", "people", "status", "threshold", "exp. precision", "exp. recall"):
+        t.add_column(c, justify="left" if c in ("kind", "status") else "right")
     for k in KINDS:
         n, p = r.counts.get(k, (0, 0))
-        t.add_row(KIND_TITLES[k], str(n), str(p))
+        est = r.estimates.get(k)
+        if est is None:
+            row = ("always on", "", "", "")
+        elif est.off:
+            row = ("off (model too weak)", "", "", "")
+        else:
+            row = (est.status, f"{est.threshold:.3g}", f"~{est.precision:.2f}" if est.precision == est.precision else "-",
+                   f"~{est.recall:.2f}" if est.recall == est.recall else "-")
+        t.add_row(KIND_TITLES[k], str(n), str(p), *row)
     t.add_row("all", str(len(r.flags)), str(r.flags["person"].nunique() if len(r.flags) else 0), end_section=True)
     console.print(t)
-    console.print(f"{r.fixes} suggested fix(es) in {r.paths['overrides']}", markup=False, soft_wrap=True)
-    console.print(f"every flag in {r.paths['issues']}", markup=False, soft_wrap=True)
-    console.print(f"open {r.paths['html']}", markup=False, soft_wrap=True)
+    for k, est in r.estimates.items():
+        if not est.off and not est.confident:
+            console.print(f"{KIND_TITLES[k]}: {est.describe()}", markup=False, soft_wrap=True)
+    console.print(f"{r.fixes} suggested fix(es) in {r.paths['overrides']}"
+                  + (f" ({r.candidates} low-confidence candidate fix(es) left out: review them in report.html, or "
+                     f"--include-candidates)" if r.candidates else ""), markup=False, soft_wrap=True)
+    console.print(f"every flag in {r.paths['issues']}; the gate and the estimates in {r.paths['quality']}",
+                  markup=False, soft_wrap=True)
+    console.print(f"open {r.paths['html']} to accept or reject each flag and download overrides.csv", markup=False,
+                  soft_wrap=True)
 
 
 def train_summary(console: Console, run: Path) -> None:
@@ -189,4 +205,9 @@ def train_summary(console: Console, run: Path) -> None:
               f"{s['oof_f1_age']:.3f}", f"{s['oof_acc']:.3f}", style="bold")
     console.print(t)
     console.print(f"run: {run}  out-of-fold macro F1 {s['oof_f1']:.4f} (mask {s['oof_f1_mask']:.3f}, gender "
-                  f"{s['oof_f1_gender']:.3f}, age {s['oof_f1_age']:.3f}) on {s['n_oof']} photos", markup=False, soft_wrap=True)
+                  f"{s['oof_f1_gender']:.3f}, age {s['oof_f1_age']:.3f}) on {s['n_oof']} photos"
+                  + (", against the labels trained on (after --overrides)" if "oof_orig_f1" in s else ""),
+                  markup=False, soft_wrap=True)
+    if "oof_orig_f1" in s:
+        console.print(f"against the original labels: macro F1 {s['oof_orig_f1']:.4f} (mask {s['oof_orig_f1_mask']:.3f}, gender "
+                      f"{s['oof_orig_f1_gender']:.3f}, age {s['oof_orig_f1_age']:.3f})", markup=False, soft_wrap=True)

@@ -2,7 +2,9 @@
 
 ``overrides.csv`` columns: ``scope`` (person | photo), ``key`` (the person's folder or the photo's
 image_id), ``field`` (gender | age | age_group | mask), ``value`` (the new value; integers as in
-``curate.labels``), ``reason`` (free text). Labels are recomputed after the fixes.
+``curate.labels``), ``reason`` (free text). Labels are recomputed after the fixes; the labels before
+them stay beside them as ``orig_<field>`` columns, so a run can say what changed (``override_changes``)
+and score its out-of-fold predictions against both.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from .labels import DEFAULT_AGE_BINS, HEAD_FIELDS, age_group, encode
 
 OVERRIDE_COLUMNS = ["scope", "key", "field", "value", "reason"]
 FIELDS = ("gender", "age", "age_group", "mask")
+ORIG = "orig_"  # prefix of the columns holding the labels before the fixes
+ORIG_COLUMNS = [ORIG + c for c in (*HEAD_FIELDS.values(), "label")]
+WARN_PEOPLE_SHARE = 0.05  # more than this share of people changed deserves a warning
 
 
 def read_overrides(path: str | Path) -> pd.DataFrame:
@@ -37,10 +42,14 @@ def read_overrides(path: str | Path) -> pd.DataFrame:
 
 
 def apply_overrides(manifest: pd.DataFrame, overrides: pd.DataFrame, age_bins=DEFAULT_AGE_BINS) -> tuple[pd.DataFrame, int]:
-    """Return a copy of ``manifest`` with the fixes applied and labels recomputed, and how many rows changed."""
+    """Return a copy of ``manifest`` with the fixes applied and labels recomputed (the labels before them kept as
+    ``orig_*`` columns), and how many rows changed."""
     out = manifest.copy()
     fields = list(HEAD_FIELDS.values())
     before = out[fields].copy()
+    for c in (*fields, "label"):
+        if ORIG + c not in out:
+            out[ORIG + c] = out[c]
     for r in overrides.to_dict("records"):
         rows = out["person"] == r["key"] if r["scope"] == "person" else out["image_id"] == r["key"]
         field = r["field"]
@@ -52,3 +61,38 @@ def apply_overrides(manifest: pd.DataFrame, overrides: pd.DataFrame, age_bins=DE
     out["label"] = encode(out["mask"], out["gender"], out["age_group"]).astype("Int64")
     changed = int((out[fields] != before).any(axis=1).sum())
     return out, changed
+
+
+def override_changes(frame: pd.DataFrame) -> dict:
+    """Photos and people whose labels the overrides changed, per head and in all, from a frame with ``orig_*`` columns.
+
+    {"mask": {"photos": n, "people": n}, "gender": ..., "age": ..., "any": ..., "photos": N, "people": N,
+    "people_share": share of people with any change}; empty when the frame carries no ``orig_*`` columns.
+    """
+    if not all(c in frame for c in ORIG_COLUMNS):
+        return {}
+    out: dict = {}
+    any_change = pd.Series(False, index=frame.index)
+    for head, field in HEAD_FIELDS.items():
+        changed = (frame[field].astype("Int64") != frame[ORIG + field].astype("Int64")).fillna(False).astype(bool)
+        any_change |= changed
+        out[head] = {"photos": int(changed.sum()), "people": int(frame.loc[changed, "person"].nunique())}
+    people = int(frame["person"].nunique())
+    n_people = int(frame.loc[any_change, "person"].nunique())
+    out["any"] = {"photos": int(any_change.sum()), "people": n_people}
+    out.update(photos=int(len(frame)), people=people, people_share=round(n_people / people, 4) if people else 0.0)
+    return out
+
+
+def describe_changes(changes: dict, source: str = "--overrides", warn_share: float = WARN_PEOPLE_SHARE) -> list[str]:
+    """The lines a run prints about its overrides: what changed per head, and a warning over ``warn_share`` of people."""
+    if not changes:
+        return []
+    per = ", ".join(f"{h} {changes[h]['photos']} photo(s) of {changes[h]['people']} people" for h in HEAD_FIELDS)
+    a = changes["any"]
+    lines = [f"{source}: {a['photos']} of {changes['photos']} photos and {a['people']} of {changes['people']} people "
+             f"relabelled ({per})"]
+    if changes["people_share"] > warn_share:
+        lines.append(f"warning: {source} changes {changes['people_share']:.0%} of the people (over {warn_share:.0%}); "
+                     "check that these are the fixes you meant (a report from a weak model proposes many wrong ones)")
+    return lines

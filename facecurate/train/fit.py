@@ -20,7 +20,7 @@ from ..curate.cache import Cache, load_cache
 from ..curate.errors import InputError
 from ..curate.locks import folder_lock
 from ..curate.outputs import check_separate, claim_folder
-from ..curate.overrides import apply_overrides, read_overrides
+from ..curate.overrides import ORIG_COLUMNS, apply_overrides, describe_changes, override_changes, read_overrides
 from ..curate.progress import QUIET, Progress
 from .augment import Norm
 from .checkpoint import BEST, load_weights
@@ -107,6 +107,8 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
 def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray]:
     """(training manifest after overrides, its cache rows, photos changed by overrides, fold id per row), checked."""
     manifest, rows, changed = training_labels(cache, cfg, cache.age_bins)
+    for line in describe_changes(override_changes(manifest)):  # what --overrides does, said before training
+        progress.note(line)
     check_heads(manifest, label_array(manifest), progress)
     people = manifest["person"].nunique()
     if cfg.val_ratio is None and cfg.folds > people:
@@ -134,6 +136,9 @@ def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.nd
                          "photo": meta["photo"].astype(str).to_numpy(), "fold": f,
                          "label": labels[val_pos, LABEL_COLUMN["class"]], "mask": labels[val_pos, LABEL_COLUMN["mask"]],
                          "gender": labels[val_pos, LABEL_COLUMN["gender"]], "age_group": labels[val_pos, LABEL_COLUMN["age"]]})
+    for c in ORIG_COLUMNS:  # the labels before --overrides, so scores can be given against both
+        if c in meta:
+            part[c] = meta[c].astype("Int64").fillna(-1).to_numpy(dtype=int)
     part = pd.concat([part, probs_frame(probs)], axis=1)
     part["pred"] = probs["class"].argmax(1)
     return part
@@ -151,7 +156,8 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
     norm = data_norm(build_model(cfg.model, cfg.task))
     _write_config(out, cfg, {**asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
                              "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins),
-                             "overrides_changed": changed, "n_photos": int(len(rows)),
+                             "overrides_changed": changed, "overrides_changes": override_changes(manifest) or None,
+                             "n_photos": int(len(rows)),
                              "n_people": int(manifest["person"].nunique()), "device": str(device),
                              "norm": {"mean": list(norm[0]), "std": list(norm[1])}})
 
@@ -200,6 +206,9 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
         plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs}, age_bins)
         if len(history):
             plot_curves(out / "curves.png", history)
+    if all(c in oof for c in ORIG_COLUMNS):  # --overrides: also scored against the original labels
+        m.update(head_metrics(probs, oof[ORIG_COLUMNS].to_numpy(), prefix="oof_orig_"))
+        m["overrides_changes"] = override_changes(oof)
     summary = {**m, "n_oof": int(len(oof)), "folds": sorted(int(x) for x in oof["fold"].unique()), "per_fold": summaries}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary

@@ -1,12 +1,17 @@
-"""Per-person and per-photo label checks from out-of-fold probabilities: frames in, flags out.
+"""The label checks, frames in, flags out: the quality gate, the simulated thresholds, then the flags.
 
-A person's photos share gender and age, so their predictions are pooled and held against the
-person's label; ``incorrect_mask`` / ``normal`` are checked as a pair (swapped files); single
-photos are checked for their mask; the folder structure is checked. Thresholds: ``thresholds``.
+``audit_labels`` is the whole procedure on an out-of-fold frame: each head is measured
+(``quality``); for every head that is on, each of its kinds is simulated (``simulate``) to pick the
+threshold that reaches the target precision, and its units (``scores``) at or above it become flags,
+marked ``high`` confidence, or ``low`` when the target was out of reach. Structural checks (a
+person's photo set, labels that disagree within a person, one id under two folders) do not read
+the model and always run.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 import numpy as np
 import pandas as pd
@@ -20,107 +25,72 @@ from ..labels import (
     age_group_names,
 )
 from .flags import FLAG_COLUMNS, empty_flags, sort_flags
-from .oof import head_probs, validate_oof
-from .thresholds import EPS, confident_suggestion, pair_thresholds, pool_by_person
+from .oof import validate_oof
+from .quality import HeadQuality, quality_gate
+from .scores import FIELD_OF_KIND, HEAD_OF_KIND, MODEL_KINDS, Units, make_units, score_units
+from .simulate import KindEstimate, estimate_kind
 
 
-def _person_label(oof: pd.DataFrame, field: str) -> pd.Series:
-    """The person's label for ``field``: the most common one among their photos (they should all agree)."""
-    return oof.groupby("person", sort=False)[field].agg(lambda s: int(s.mode().iloc[0]))
+def _names(field: str, age_bins: Sequence[int]) -> Sequence[str]:
+    return {"gender": GENDER_NAMES, "age_group": age_group_names(age_bins), "mask": MASK_NAMES}[field]
 
 
-def person_flags(oof: pd.DataFrame, field: str = "gender", pool: str = "mean",
-                 ages: Mapping[str, float] | None = None, age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> pd.DataFrame:
-    """Flag people whose pooled gender (``field='gender'``) or age group (``'age_group'``) prediction contradicts the label."""
-    head = "gender" if field == "gender" else "age"
-    kind = "gender" if field == "gender" else "age"
-    names_of = GENDER_NAMES if field == "gender" else age_group_names(age_bins)
-    probs = head_probs(oof, head)
-    people, pooled = pool_by_person(probs, oof["person"].to_numpy(), how=pool)
-    given = _person_label(oof, field).reindex(people).to_numpy(dtype=int)
-    n_photos = oof.groupby("person", sort=False).size().reindex(people).to_numpy()
-    thr = pair_thresholds(pooled, given)
-    sugg = confident_suggestion(pooled, given, thr)
-    rows = []
-    for i in np.flatnonzero(sugg >= 0):
-        g, s = int(given[i]), int(sugg[i])
-        age_note = ""
-        if ages is not None and people[i] in ages and pd.notna(ages[people[i]]):
-            age_note = f", age {int(ages[people[i]])}"
-        rows.append({
-            "kind": kind, "scope": "person", "person": people[i], "image_id": "", "photo": "", "field": field,
-            "given": g, "suggested": s, "score": float(1.0 - pooled[i, g]), "threshold": float(thr[g, s]),
-            "reason": (f"{n_photos[i]} photo(s) look {names_of[s]} (pooled p={pooled[i, s]:.2f} >= threshold "
-                       f"{thr[g, s]:.2f} for {names_of[g]}->{names_of[s]}); labelled {names_of[g]} (p={pooled[i, g]:.2f}{age_note})"),
-        })
-    return pd.DataFrame(rows, columns=FLAG_COLUMNS) if rows else empty_flags()
+def model_flags(oof: pd.DataFrame, kind: str, threshold: float, confidence: str = "high", pool: str = "mean",
+                ages: Mapping[str, float] | None = None, age_bins: Sequence[int] = DEFAULT_AGE_BINS,
+                skip_image_ids: Sequence[str] = (), units: Units | None = None) -> pd.DataFrame:
+    """The flags of one model-based kind: every unit whose score (``scores``) reaches ``threshold``.
 
-
-def mask_swap_flags(oof: pd.DataFrame) -> pd.DataFrame:
-    """Flag people whose ``normal`` photo looks incorrectly worn and whose ``incorrect_mask`` photo looks unmasked.
-
-    Per person with one photo of each, the swap posterior is p_n(1) p_i(2) / (p_n(1) p_i(2) + p_n(2) p_i(1));
-    a swap is flagged when it is >= 0.5 and the two photos' probabilities of the other class, averaged, reach
-    the average of their pair thresholds (``pair_thresholds`` of the mask head over all photos).
+    ``threshold`` is at least 0.5 + a margin in practice (``simulate.estimate_kind``): a tie is never a flag.
+    ``confidence`` ("high" | "low") is written on every flag of the kind.
     """
-    p = head_probs(oof, "mask")
-    photo = oof["photo"].to_numpy()
-    pair = oof.assign(_row=np.arange(len(oof)))
-    pair = pair[np.isin(photo, ("normal", "incorrect_mask"))]
-    counts = pair.groupby(["person", "photo"]).size().unstack(fill_value=0)
-    ok = counts.index[(counts.get("normal", 0) == 1) & (counts.get("incorrect_mask", 0) == 1)] if len(counts) else []
-    if len(ok) == 0:
-        return empty_flags()
-    pair = pair[pair["person"].isin(ok)]
-    rn = pair[pair["photo"] == "normal"].set_index("person").loc[ok]
-    ri = pair[pair["photo"] == "incorrect_mask"].set_index("person").loc[ok]
-    # only pairs labelled as the layout says (normal = 2, incorrect = 1) can be a swap of the two files
-    labelled = (rn["mask"].to_numpy() == MASK_NONE) & (ri["mask"].to_numpy() == MASK_INCORRECT)
-    pn, pi = p[rn["_row"].to_numpy()], p[ri["_row"].to_numpy()]
-    log_swap = np.log(np.clip(pn[:, MASK_INCORRECT], EPS, 1)) + np.log(np.clip(pi[:, MASK_NONE], EPS, 1))
-    log_given = np.log(np.clip(pn[:, MASK_NONE], EPS, 1)) + np.log(np.clip(pi[:, MASK_INCORRECT], EPS, 1))
-    post = 1.0 / (1.0 + np.exp(np.clip(log_given - log_swap, -700, 700)))
-    m = pair_thresholds(p, oof["mask"].to_numpy(dtype=int))
-    thr = float((m[MASK_NONE, MASK_INCORRECT] + m[MASK_INCORRECT, MASK_NONE]) / 2)
-    evidence = (pn[:, MASK_INCORRECT] + pi[:, MASK_NONE]) / 2
+    u = units if units is not None else make_units(oof, kind, pool)
+    sugg, score = score_units(u)
+    field = FIELD_OF_KIND[kind]
     rows = []
-    for j in np.flatnonzero(labelled & (post >= 0.5) & (evidence >= thr)):
-        person = ok[j]
-        why = (f"normal photo looks {MASK_NAMES[MASK_INCORRECT]} (p={pn[j, MASK_INCORRECT]:.2f}) and incorrect_mask photo looks "
-               f"{MASK_NAMES[MASK_NONE]} (p={pi[j, MASK_NONE]:.2f}); mean {evidence[j]:.2f} >= threshold {thr:.2f}, "
-               f"swap posterior {post[j]:.2f}")
-        for r, given, new in ((rn.iloc[j], MASK_NONE, MASK_INCORRECT), (ri.iloc[j], MASK_INCORRECT, MASK_NONE)):
-            rows.append({"kind": "mask_swap", "scope": "photo", "person": person, "image_id": r["image_id"],
-                         "photo": r["photo"], "field": "mask", "given": given, "suggested": new,
-                         "score": float(post[j]), "threshold": thr, "reason": why})
-    return pd.DataFrame(rows, columns=FLAG_COLUMNS) if rows else empty_flags()
-
-
-def mask_photo_flags(oof: pd.DataFrame, skip_image_ids: Sequence[str] = ()) -> pd.DataFrame:
-    """Flag single photos whose mask label disagrees with what they show (confident joint on the mask head)."""
-    p = head_probs(oof, "mask")
-    given = oof["mask"].to_numpy(dtype=int)
-    thr = pair_thresholds(p, given)
-    sugg = confident_suggestion(p, given, thr)
-    skip = set(map(str, skip_image_ids))
-    rows = []
-    for i in np.flatnonzero(sugg >= 0):
-        r = oof.iloc[i]
-        if r["image_id"] in skip:
+    for j in np.flatnonzero(score >= threshold):
+        base = {"kind": kind, "person": u.keys[j], "score": float(score[j]), "threshold": float(threshold),
+                "confidence": confidence}
+        if kind == "mask_swap":
+            pn, pi = u.probs[j]
+            why = (f"normal photo: p({MASK_NAMES[MASK_INCORRECT]})={pn[MASK_INCORRECT]:.2f} vs p({MASK_NAMES[MASK_NONE]})="
+                   f"{pn[MASK_NONE]:.2f}; incorrect_mask photo: p({MASK_NAMES[MASK_NONE]})={pi[MASK_NONE]:.2f} vs "
+                   f"p({MASK_NAMES[MASK_INCORRECT]})={pi[MASK_INCORRECT]:.2f}; joint posterior that the two are swapped "
+                   f"{score[j]:.3f} >= threshold {threshold:.3g}")
+            for r, given, new in ((oof.iloc[u.rows[j, 0]], MASK_NONE, MASK_INCORRECT), (oof.iloc[u.rows[j, 1]], MASK_INCORRECT, MASK_NONE)):
+                rows.append({**base, "scope": "photo", "image_id": r["image_id"], "photo": r["photo"], "field": "mask",
+                             "given": given, "suggested": new, "reason": why})
             continue
-        g, s = int(given[i]), int(sugg[i])
-        rows.append({"kind": "mask_photo", "scope": "photo", "person": r["person"], "image_id": r["image_id"],
-                     "photo": r["photo"], "field": "mask", "given": g, "suggested": s, "score": float(1.0 - p[i, g]),
-                     "threshold": float(thr[g, s]),
-                     "reason": (f"{r['photo'] or 'photo'} looks {MASK_NAMES[s]} (p={p[i, s]:.2f} >= threshold "
-                                f"{thr[g, s]:.2f} for {MASK_NAMES[g]}->{MASK_NAMES[s]}); labelled {MASK_NAMES[g]} (p={p[i, g]:.2f})")})
+        g, s = int(u.given[j]), int(sugg[j])
+        names = _names(field, age_bins)
+        p = u.probs[j]
+        if kind == "mask_photo":
+            r = oof.iloc[u.rows[j, 0]]
+            if r["image_id"] in skip_image_ids:
+                continue
+            rows.append({**base, "scope": "photo", "image_id": r["image_id"], "photo": r["photo"], "field": field,
+                         "given": g, "suggested": s,
+                         "reason": (f"{r['photo'] or 'photo'} looks {names[s]} (p={p[s]:.2f}) but is labelled {names[g]} "
+                                    f"(p={p[g]:.2f}); score {score[j]:.3f} >= threshold {threshold:.3g}")})
+            continue
+        age_note = ""
+        if ages is not None and u.keys[j] in ages and pd.notna(ages[u.keys[j]]):
+            age_note = f", age {int(ages[u.keys[j]])}"
+        rows.append({**base, "scope": "person", "image_id": "", "photo": "", "field": field, "given": g, "suggested": s,
+                     "reason": (f"{u.n_photos[j]} photo(s) look {names[s]} (pooled p={p[s]:.2f}) but the person is labelled "
+                                f"{names[g]} (p={p[g]:.2f}{age_note}); score {score[j]:.3f} >= threshold {threshold:.3g}")})
     return pd.DataFrame(rows, columns=FLAG_COLUMNS) if rows else empty_flags()
 
 
 def structure_flags(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Flag people without exactly one ``incorrect_mask`` and one ``normal`` photo, or whose photos disagree on gender/age."""
+    """Flag people without exactly one ``incorrect_mask`` and one ``normal`` photo, whose photos disagree on
+    gender/age, or whose id is shared with another person folder."""
     rows = []
     has_photo = "photo" in manifest and manifest["photo"].fillna("").astype(str).ne("").any()
+    shared: dict[str, list[str]] = {}
+    if "id" in manifest:
+        ids = manifest.dropna(subset=["id"]).groupby(manifest["id"].astype(str))["person"].unique()
+        shared = {str(i): sorted(map(str, f)) for i, f in ids.items() if len(f) > 1}
+    id_of = manifest.groupby(manifest["person"].astype(str))["id"].first().astype(str).to_dict() if shared else {}
     for person, g in manifest.groupby(manifest["person"].astype(str), sort=True):
         problems = []
         if has_photo:
@@ -134,26 +104,55 @@ def structure_flags(manifest: pd.DataFrame) -> pd.DataFrame:
         for field in ("gender", "age_group"):
             if field in g and g[field].dropna().nunique() > 1:
                 problems.append(f"photos disagree on {field} ({', '.join(map(str, sorted(g[field].dropna().unique())))})")
+        if id_of.get(person) in shared:
+            others = [f for f in shared[id_of[person]] if f != person]
+            problems.append(f"id {id_of[person]} is also the id of {', '.join(others)}")
         if problems:
             rows.append({"kind": "structure", "scope": "person", "person": person, "image_id": "", "photo": "",
                          "field": "", "given": None, "suggested": None, "score": 1.0, "threshold": np.nan,
-                         "reason": "; ".join(problems)})
+                         "reason": "; ".join(problems), "confidence": ""})
     return pd.DataFrame(rows, columns=FLAG_COLUMNS) if rows else empty_flags()
 
 
-def find_issues(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, pool: str = "mean",
-                age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> pd.DataFrame:
-    """All per-person and per-photo flags from ``oof`` (+ structural ones from ``manifest``), highest score first."""
+@dataclass
+class LabelAudit:
+    """Every flag, each head's quality and each model-based kind's simulated estimate."""
+
+    flags: pd.DataFrame
+    quality: dict[str, HeadQuality]
+    estimates: dict[str, KindEstimate] = dc_field(default_factory=dict)
+
+
+def audit_labels(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, pool: str = "mean",
+                 age_bins: Sequence[int] = DEFAULT_AGE_BINS, target_precision: float = 0.8, margin: float = 0.1,
+                 draws: int = 8, lift: float = 0.5, seed: int = 0) -> LabelAudit:
+    """The quality gate, the simulated threshold of every kind whose head is on, their flags and the structural ones."""
     oof = validate_oof(oof)
     ages = None
     if manifest is not None and "age" in manifest:
         ages = manifest.dropna(subset=["age"]).groupby(manifest["person"].astype(str))["age"].first().to_dict()
-    swaps = mask_swap_flags(oof)
-    parts = [
-        person_flags(oof, "gender", pool=pool),
-        person_flags(oof, "age_group", pool=pool, ages=ages, age_bins=age_bins),
-        swaps,
-        mask_photo_flags(oof, skip_image_ids=swaps["image_id"].tolist()),
-        structure_flags(manifest if manifest is not None else oof),
-    ]
-    return sort_flags(pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else empty_flags())
+    quality = quality_gate(oof, lift=lift, seed=seed)
+    estimates, parts, swap_ids = {}, [], set()
+    for i, kind in enumerate(MODEL_KINDS):
+        u = make_units(oof, kind, pool)
+        q = quality[HEAD_OF_KIND[kind]]
+        if not q.on:
+            estimates[kind] = KindEstimate(kind, float("nan"), float("nan"), float("nan"), False, target_precision, 0.0, 0,
+                                           len(u.given), float("nan"), off=q.describe())
+            continue
+        est = estimate_kind(u, target=target_precision, margin=margin, draws=draws, seed=seed + i)
+        estimates[kind] = est
+        f = model_flags(oof, kind, est.threshold, "high" if est.confident else "low", pool=pool, ages=ages,
+                        age_bins=age_bins, skip_image_ids=swap_ids, units=u)
+        if kind == "mask_swap":
+            swap_ids = set(f["image_id"])  # a swapped photo is not reported again as a single photo
+        parts.append(f)
+    parts.append(structure_flags(manifest if manifest is not None else oof))
+    parts = [p for p in parts if len(p)]
+    return LabelAudit(sort_flags(pd.concat(parts, ignore_index=True)) if parts else empty_flags(), quality, estimates)
+
+
+def find_issues(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, pool: str = "mean",
+                age_bins: Sequence[int] = DEFAULT_AGE_BINS, **options) -> pd.DataFrame:
+    """Every flag of ``audit_labels`` (options: target_precision, margin, draws, lift, seed), highest score first."""
+    return audit_labels(oof, manifest, pool=pool, age_bins=age_bins, **options).flags

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pandas as pd
 
 FLAG_COLUMNS = ["kind", "scope", "person", "image_id", "photo", "field", "given", "suggested", "score",
-                "threshold", "reason"]
+                "threshold", "reason", "confidence"]
+#: ``confidence`` of a flag: high (its kind reached the target precision in the simulation), low (candidates,
+#: kept out of overrides.csv by default) or "" (structural checks, which do not read the model).
 KINDS = ("gender", "age", "mask_swap", "mask_photo", "structure", "near_duplicate")
 
 

@@ -107,7 +107,7 @@ def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_distanc
             lb = names[int(labels[b])] if pd.notna(labels[b]) else "unlabelled"
             rows.append({"kind": "near_duplicate", "scope": "person", "person": persons[a], "image_id": ids[a],
                          "photo": str(manifest["photo"].iloc[a]) if "photo" in manifest else "", "field": "",
-                         "given": None, "suggested": None, "score": round(c, 4), "threshold": min_corr,
+                         "given": None, "suggested": None, "score": round(c, 4), "threshold": min_corr, "confidence": "",
                          "reason": (f"{n} photo(s) nearly identical to person {persons[b]}'s (best: {ids[a]} ~ {ids[b]}, "
                                     f"hash distance {d}/64, correlation {c:.2f}); labelled {la} here, {lb} there")})
     return pd.DataFrame(rows, columns=FLAG_COLUMNS) if rows else empty_flags()

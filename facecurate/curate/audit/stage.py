@@ -18,10 +18,12 @@ from ..labels import parse_age_bins
 from ..locks import folder_lock
 from ..outputs import OWN_NAMES, check_separate, claim_folder
 from ..progress import QUIET, Progress
-from .checks import find_issues
+from .checks import audit_labels
 from .flags import KINDS, sort_flags
 from .near_duplicates import near_duplicate_flags
 from .oof import read_oof
+from .quality import HeadQuality
+from .simulate import KindEstimate
 from .report_html import overrides_from_flags, write_report
 
 
@@ -36,6 +38,25 @@ class RelabelResult:
     people: int = 0
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (flags, people)
     fixes: int = 0  # rows of overrides.csv
+    quality: dict[str, HeadQuality] = field(default_factory=dict)  # head -> how well the model reads it (the gate)
+    estimates: dict[str, KindEstimate] = field(default_factory=dict)  # model-based kind -> threshold and expected precision
+    candidates: int = 0  # suggested fixes of low-confidence kinds (in overrides.csv only with include_low)
+
+
+def validate_options(pool: str = "mean", max_hash_distance: int = 4, min_corr: float = 0.97, max_cards: int = 1000,
+                     target_precision: float = 0.8, margin: float = 0.1, draws: int = 8, lift: float = 0.5) -> None:
+    """InputError naming the option when a report option is out of range (checked before any training)."""
+    checks = [("--pool", pool, pool in ("mean", "log"), "mean or log"),
+              ("--max-hash-distance", max_hash_distance, 0 <= max_hash_distance <= 64, "0..64"),
+              ("--min-corr", min_corr, 0 < min_corr <= 1, "in (0, 1]"),
+              ("--max-cards", max_cards, max_cards >= 0, ">= 0"),
+              ("--target-precision", target_precision, 0 < target_precision < 1, "in (0, 1)"),
+              ("--margin", margin, 0 < margin < 0.5, "in (0, 0.5)"),
+              ("--draws", draws, 1 <= draws <= 200, "1..200"),
+              ("--gate", lift, 0 <= lift < 1, "in [0, 1)")]
+    for name, value, ok, want in checks:
+        if not ok:
+            raise InputError(f"{name} {value}: expected {want}")
 
 
 def _age_bins(cache: Cache, oof_path: Path | None, age_bins) -> tuple[int, ...]:
@@ -75,22 +96,33 @@ def prepare_report_dir(cache: str | Path, out: str | Path | None = None) -> Path
 
 def relabel_report(cache: str | Path | Cache, oof: str | Path, out: str | Path | None = None, pool: str = "mean",
                    near_duplicates: bool = True, max_hash_distance: int = 4, min_corr: float = 0.97,
-                   max_cards: int = 1000, age_bins=None, progress: Progress | None = None) -> RelabelResult:
-    """Flag likely label errors in a cache and write report.html, issues.csv and overrides.csv into ``out``.
+                   max_cards: int = 1000, age_bins=None, target_precision: float = 0.8, margin: float = 0.1,
+                   draws: int = 8, lift: float = 0.5, include_low: bool = False, seed: int = 0,
+                   progress: Progress | None = None) -> RelabelResult:
+    """Flag likely label errors in a cache and write report.html, issues.csv, overrides.csv and quality.json into ``out``.
 
     ``oof``: a run's oof.parquet (out-of-fold probabilities). ``pool``: how a person's photo probabilities
     are combined (``mean`` or ``log``). Near-duplicates: pHash distance <= ``max_hash_distance`` confirmed
     by thumbnail correlation >= ``min_corr``. ``age_bins``: for the names shown (default: the run's, else the cache's).
+    The model-based kinds: a head below the quality gate (``lift``, ``quality``) raises none; each other kind's
+    threshold is the lowest reaching ``target_precision`` in ``draws`` simulated draws (``simulate``), never within
+    ``margin`` of a tie; kinds that miss the target are low-confidence candidates, in overrides.csv only with
+    ``include_low``.
     """
+    validate_options(pool, max_hash_distance, min_corr, max_cards, target_precision, margin, draws, lift)
     progress = progress or QUIET
     c = cache if isinstance(cache, Cache) else load_cache(cache)
     out = prepare_report_dir(c.path, out)
+    options = dict(pool=pool, near_duplicates=near_duplicates, max_hash_distance=max_hash_distance, min_corr=min_corr,
+                   max_cards=max_cards, age_bins=age_bins, target_precision=target_precision, margin=margin, draws=draws,
+                   lift=lift, include_low=include_low, seed=seed)
     with folder_lock(out, "report folder"):
-        return _report(c, Path(oof), out, pool, near_duplicates, max_hash_distance, min_corr, max_cards, age_bins, progress)
+        return _report(c, Path(oof), out, progress, **options)
 
 
-def _report(c: Cache, oof_path: Path, out: Path, pool: str, near_duplicates: bool, max_hash_distance: int,
-            min_corr: float, max_cards: int, age_bins, progress: Progress) -> RelabelResult:
+def _report(c: Cache, oof_path: Path, out: Path, progress: Progress, pool: str, near_duplicates: bool,
+            max_hash_distance: int, min_corr: float, max_cards: int, age_bins, target_precision: float, margin: float,
+            draws: int, lift: float, include_low: bool, seed: int) -> RelabelResult:
     manifest = c.manifest.reset_index(drop=True)
     if "label" not in manifest or manifest["label"].isna().all():
         raise InputError(f"{c.path}: the cache holds no labels (an eval-layout or unlabelled dataset); nothing to check")
@@ -104,14 +136,21 @@ def _report(c: Cache, oof_path: Path, out: Path, pool: str, near_duplicates: boo
         frame = frame[~unknown].reset_index(drop=True)
     bins = _age_bins(c, oof_path, age_bins)
     labelled = manifest[manifest["label"].notna()]
-    flags = find_issues(frame, manifest=labelled, pool=pool, age_bins=bins)
+    progress.note(f"relabel-report: measuring the out-of-fold model and simulating each kind of flag ({draws}+ draws)")
+    audit = audit_labels(frame, manifest=labelled, pool=pool, age_bins=bins, target_precision=target_precision,
+                         margin=margin, draws=draws, lift=lift, seed=seed)
+    flags = audit.flags
     if near_duplicates:
         progress.note(f"near-duplicates: hashing {len(manifest)} cached photos")
         nd = near_duplicate_flags(c.images, manifest, max_distance=max_hash_distance, min_corr=min_corr, age_bins=bins)
         flags = sort_flags(pd.concat([x for x in (flags, nd) if len(x)], ignore_index=True)) if len(nd) else flags
-    note = f"Cache: {c.path}. Out-of-fold probabilities: {oof_path}. Person pooling: {pool}."
+    note = (f"Cache: {c.path}. Out-of-fold probabilities: {oof_path}. Person pooling: {pool}. "
+            f"Target precision {target_precision:.2f}, tie margin {margin:.2f}.")
     paths = write_report(out, flags, manifest, c.images, title=f"relabel report: {c.path.resolve().name}",
-                         age_bins=bins, max_cards=max_cards, note=note)
+                         age_bins=bins, max_cards=max_cards, note=note, quality=audit.quality, estimates=audit.estimates,
+                         include_low=include_low)
     counts = {k: (int((flags["kind"] == k).sum()), int(flags.loc[flags["kind"] == k, "person"].nunique())) for k in KINDS}
+    fixes = len(overrides_from_flags(flags, include_low=include_low))
     return RelabelResult(out=out, paths=paths, flags=flags, oof_path=oof_path, people=int(manifest["person"].nunique()),
-                         counts=counts, fixes=len(overrides_from_flags(flags)))
+                         counts=counts, fixes=fixes, quality=audit.quality, estimates=audit.estimates,
+                         candidates=len(overrides_from_flags(flags, include_low=True)) - len(overrides_from_flags(flags)))
