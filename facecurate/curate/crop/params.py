@@ -40,8 +40,10 @@ class CropParams:
     workers: int = 2                      # decoding threads
     chunk: int = 512                      # photos per resumable chunk
     detect_threads: int = 0               # detector copies run side by side; 0 = one per core on the CPU, 1 on CUDA
+    ray: str = ""                         # pass 1 on Ray: "local", "auto" or a cluster address; "" = in this process
+    ray_workers: int = 0                  # Ray actors (0 = one per CPU of the cluster)
 
-    RUNTIME_FIELDS = ("batch", "workers", "chunk", "detect_threads")
+    RUNTIME_FIELDS = ("batch", "workers", "chunk", "detect_threads", "ray", "ray_workers")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -91,6 +93,8 @@ class CropParams:
                 raise InputError(f"{opt} {val}: expected 1 or more")
         if not 0 <= int(self.detect_threads) <= 64:
             raise InputError(f"--detect-threads {self.detect_threads}: expected 0 (auto) to 64")
+        if not 0 <= int(self.ray_workers) <= 100_000:
+            raise InputError(f"--ray-workers {self.ray_workers}: expected 0 (one per CPU) or more")
         return self
 
 

@@ -175,7 +175,18 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
     try:
         pending = writer.pending_chunks()
         steps = Steps(progress, "crop", n, done=n - sum(len(writer.chunk_range(c)) for c in pending))
-        if pending:
+        if pending and params.ray:  # pass 1 on a Ray cluster: chunks come back in any order, each written as it lands
+            from .distributed import connect, first_pass
+
+            connect(params.ray)
+            results = first_pass(pending, writer.chunk_range, paths, params, device, out_hw, params.ray_workers or None)
+            for done_now, (c, crops, recs) in enumerate(results, start=1):
+                writer.images[writer.chunk_range(c).start:writer.chunk_range(c).stop] = crops
+                writer.finish_chunk(c, recs)
+                steps.advance(len(crops))
+                if stop_after_chunks is not None and done_now >= stop_after_chunks and done_now < len(pending):
+                    raise CropStopped(f"stopped after {done_now} chunk(s) as asked; run again to resume")
+        elif pending:
             order = [i for c in pending for i in writer.chunk_range(c)]
             stream = _decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers), min_side=params.min_photo_size)
             for done_now, c in enumerate(pending, start=1):
@@ -218,38 +229,46 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
                       contact, left_out, ds.problems, rejected, int(full["off_person"].sum()))
 
 
+def first_look(batch: Sequence[tuple[int, np.ndarray | None, str]], detector, background, params: CropParams,
+               out_hw: tuple[int, int]) -> list[tuple[dict, np.ndarray | None]]:
+    """Pass 1 on decoded photos (row, image or None, error): the detector's quick look, every candidate kept, the
+    provisional pick (large and central) cropped. Returns (pass-1 row, crop or None) per photo, in order.
+    The one place pass 1 happens, locally (``_crop_chunk``) and on Ray workers (``distributed``)."""
+    out = [(_empty_row(), None) for _ in batch]
+    good = []
+    for k, (_, img, err) in enumerate(batch):
+        if img is None:
+            out[k][0]["error"] = err
+        else:
+            out[k][0]["width"], out[k][0]["height"] = int(img.shape[1]), int(img.shape[0])
+            good.append((k, img))
+    faces = detector.detect_quick([img for _, img in good]) if good else []
+    for (k, img), found in zip(good, faces):
+        rec = out[k][0]
+        h, w = img.shape[:2]
+        rec.update(n_faces=len(found), candidates=candidates_json(found), clear=bool(detector.is_clear(found, h, w)))
+        j = pick_subject(np.array([f.box for f in found]), [f.score for f in found], w, h) if found else None
+        if j is None:
+            continue
+        face = found[j]
+        region = crop_region(face.box, w, h, params.margins, params.aspect, params.edge)
+        rec.update(zip(FACE_COLS, (float(v) for v in face.box)))
+        rec.update(zip(CROP_COLS, region))
+        rec.update(score=float(face.score), box_source=DETECTED, detector=face.source or detector.name)
+        out[k] = (rec, _render(img, region, out_hw, params.pad, background, face.box))
+    return out
+
+
 def _crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, background, params: CropParams,
                 out_hw: tuple[int, int], steps: Steps) -> pd.DataFrame:
-    """Pass 1 of chunk ``c``: decode, the detector's quick look, every candidate kept, a provisional pick cropped."""
+    """Pass 1 of chunk ``c`` here: decoded photos from ``stream`` through ``first_look``, crops into the cache."""
     idx = list(writer.chunk_range(c))
-    recs = [_empty_row() for _ in idx]
-    start = idx[0]
+    recs = []
     for b in range(0, len(idx), params.batch):
         batch = [next(stream) for _ in idx[b:b + params.batch]]
-        good = []
-        for i, img, err in batch:
-            rec = recs[i - start]
-            if img is None:
-                rec["error"] = err
-                writer.images[i] = 0
-            else:
-                rec["width"], rec["height"] = int(img.shape[1]), int(img.shape[0])
-                good.append((i, img))
-        faces = detector.detect_quick([img for _, img in good]) if good else []
-        for (i, img), found in zip(good, faces):
-            rec = recs[i - start]
-            h, w = img.shape[:2]
-            rec.update(n_faces=len(found), candidates=candidates_json(found), clear=bool(detector.is_clear(found, h, w)))
-            k = pick_subject(np.array([f.box for f in found]), [f.score for f in found], w, h) if found else None
-            if k is None:
-                writer.images[i] = 0
-                continue
-            face = found[k]
-            region = crop_region(face.box, w, h, params.margins, params.aspect, params.edge)
-            writer.images[i] = _render(img, region, out_hw, params.pad, background, face.box)
-            rec.update(zip(FACE_COLS, (float(v) for v in face.box)))
-            rec.update(zip(CROP_COLS, region))
-            rec.update(score=float(face.score), box_source=DETECTED, detector=face.source or detector.name)
+        for (i, _, _), (rec, crop) in zip(batch, first_look(batch, detector, background, params, out_hw)):
+            writer.images[i] = 0 if crop is None else crop
+            recs.append(rec)
         steps.advance(len(batch))
     return pd.DataFrame(recs)
 
