@@ -59,10 +59,19 @@ def test_extra_people_train_but_are_never_validated(run_extra, cache, extra):
     assert json.loads((run_extra / "summary.json").read_text())["extra"] == [rec]
 
 
-def test_extra_changes_the_training(run_extra, work, cache):
-    alone = train(cache, work / "run_alone", TrainConfig(**TINY, epochs=2, folds=2))
-    a, b = pd.read_csv(alone / "metrics.csv"), pd.read_csv(run_extra / "metrics.csv")
-    assert not np.allclose(a["train_loss"], b["train_loss"])
+def test_the_extra_photos_are_what_trains(work, cache):
+    """Two extra caches alike in everything but their pixels: if their photos were not trained on, the runs would be equal."""
+    from facecurate.curate.cache import save_cache
+
+    one = make_extra_cache(work / "extra_one", n_people=4, seed=21)
+    noisy = np.clip(one.images.astype(np.int16) + np.random.default_rng(0).integers(-40, 40, one.images.shape), 0, 255)
+    two = save_cache(work / "extra_two", noisy.astype(np.uint8), one.manifest, one.meta)
+    cfg = dict(TINY, epochs=1, folds=2, extra_weight=0.5)
+    a = train(cache, work / "run_one", TrainConfig(**cfg, extra=(str(one.path),)))
+    b = train(cache, work / "run_two", TrainConfig(**cfg, extra=(str(two.path),)))
+    assert not np.allclose(pd.read_csv(a / "metrics.csv")["train_loss"], pd.read_csv(b / "metrics.csv")["train_loss"])
+    again = train(cache, work / "run_one_again", TrainConfig(**cfg, extra=(str(one.path),)))
+    assert np.allclose(pd.read_csv(a / "metrics.csv")["train_loss"], pd.read_csv(again / "metrics.csv")["train_loss"])
 
 
 def test_every_batch_holds_its_share_of_extra_photos_and_never_a_validation_photo():
@@ -212,3 +221,33 @@ def test_ordinal_age_trains_and_predicts(work, cache):
     assert (p_age.argmax(1)[trained] == cache.manifest["age_group"].to_numpy(int)[trained]).mean() >= 0.9
     with pytest.raises(InputError, match="--task multi"):
         train(cache, work / "bad", TrainConfig(**TINY, task="single", age_loss="ordinal"))
+
+
+def test_a_run_with_extra_data_resumes_to_the_same_numbers(run_extra, work, cache, extra):
+    cfg = dict(TINY, epochs=2, folds=2, extra=(str(extra.path),), extra_weight=0.5)
+
+    def stop(fold, epoch, row):
+        if (fold, epoch) == (1, 1):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cache, work / "run_extra_resumed", TrainConfig(**cfg), on_epoch_end=stop)
+    train(cache, work / "run_extra_resumed", TrainConfig(**cfg, resume=True))
+    timing = ["images_per_s", "epoch_s"]
+    pd.testing.assert_frame_equal(pd.read_csv(run_extra / "metrics.csv").drop(columns=timing),
+                                  pd.read_csv(work / "run_extra_resumed" / "metrics.csv").drop(columns=timing))
+    with pytest.raises(InputError, match="extra_weight"):
+        train(cache, work / "run_extra_resumed", TrainConfig(**{**cfg, "extra_weight": 0.25}, resume=True))
+
+
+def test_cli_extra_options(work, cache, extra):
+    from typer.testing import CliRunner
+
+    from facecurate.cli import app
+
+    r = CliRunner().invoke(app, ["train", str(cache.path), "--extra", str(extra.path), "--extra-weight", "2",
+                                 "--out", str(work / "cli_bad")])
+    assert r.exit_code == 2 and "--extra-weight 2" in r.output
+    r = CliRunner().invoke(app, ["train", str(cache.path), "--extra", f"{extra.path},{work / 'missing'}", "--out",
+                                 str(work / "cli_bad")])
+    assert r.exit_code == 2 and "missing" in r.output and not (work / "cli_bad").exists()
