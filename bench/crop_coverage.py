@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Share of photos whose final crop holds the whole face, with and without the person fallback.
+"""Share of photos whose final crop holds the whole face: with and without the person's consensus and fallback.
 
 The photos: a competition-layout sample rendered by ``curate.synth`` from ../shared/data/utkface with
-masks drawn on; its ``truth.csv`` gives each photo's face box (where the face was pasted). For each
-detector in ``--detectors`` and the person fallback on / off, `crop` runs on the sample and a crop
-counts as covering when its region (``crop_x1..crop_y2``) contains the true face box (clipped to the
-photo), and the face box grown by ``--grow`` of its size on every side (hair, chin, mask edges).
+masks drawn on, people composited over ``--backdrops`` street photos (../shared/data/facemask-voc/images:
+other people and masked faces behind the subject); its ``truth.csv`` gives each photo's face box (where
+the face was pasted). For each detector in ``--detectors`` and each setting (consensus + fallback,
+fallback only, neither), `crop` runs on the sample and a crop counts as covering when its region
+(``crop_x1..crop_y2``) contains the true face box (clipped to the photo), and the face box grown by
+``--grow`` of its size on every side (hair, chin, mask edges). Misses are listed with their source.
+
+  .venv/bin/python bench/crop_coverage.py --people 300 --backdrops ../shared/data/facemask-voc/images
 Synth faces are easy to detect, so the fallback is also measured on simulated misses: the detections
 of a random ``--miss`` share of the masked photos are dropped from the first run's manifest and
 their boxes recomputed by the same code `crop` uses (``assign_boxes`` + ``crop_region``).
@@ -74,23 +78,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=40, help="people in the built sample (7 photos each)")
     ap.add_argument("--sample", type=Path, default=None, help="an existing synth output (train layout + truth.csv) to use instead")
-    ap.add_argument("--detectors", default="auto,mp-short", help="detectors to compare, comma separated")
+    ap.add_argument("--detectors", default="auto", help="detectors to compare, comma separated")
     ap.add_argument("--grow", type=float, default=0.2, help="margin around the face box for the second criterion")
     ap.add_argument("--miss", type=float, default=0.3, help="share of masked photos whose detection is dropped in the simulation")
+    ap.add_argument("--backdrops", type=Path, default=None, help="photos to use as backdrops when building the sample")
+    ap.add_argument("--work", type=Path, default=None, help="keep the sample and caches here")
     a = ap.parse_args()
 
     from crop_speed import build_sample
     from facecurate.curate.crop import CropParams, crop_dataset
 
-    out: dict = {"bench": "crop_coverage", "grow": a.grow, "runs": []}
+    out: dict = {"bench": "crop_coverage", "grow": a.grow, "backdrops": str(a.backdrops) if a.backdrops else "painted",
+                 "runs": []}
     with tempfile.TemporaryDirectory(prefix="crop_coverage_") as tmp:
-        tmp = Path(tmp)
-        sample = a.sample or build_sample(tmp / "sample", a.people, seed=2)
+        tmp = a.work or Path(tmp)
+        sample = a.sample or tmp / "sample"
+        if not (sample / "truth.csv").is_file():
+            build_sample(sample, a.people, seed=2, backdrops=a.backdrops)
         truth = pd.read_csv(sample / "truth.csv")
+        settings = {"consensus": dict(person_consensus=True, person_fallback=True),
+                    "fallback_only": dict(person_consensus=False, person_fallback=True),
+                    "neither": dict(person_consensus=False, person_fallback=False)}
         for det in a.detectors.split(","):
-            for person in (True, False):
+            for name, kw in settings.items():
                 t0 = time.perf_counter()
-                cache = crop_dataset(sample, tmp / f"{det}_{person}", CropParams(detector=det, person_fallback=person)).cache
+                result = crop_dataset(sample, tmp / f"{det}_{name}", CropParams(detector=det, **kw))
+                cache = result.cache
                 m = cache.manifest
                 face, grown = coverage(m, truth), coverage(m, truth, a.grow)
                 by_src = {s: {"photos": int((m["box_source"] == s).sum()),
@@ -98,12 +111,15 @@ def main() -> None:
                           for s in ("detected", "person", "prior")}
                 masked = (truth.set_index("image_id").loc[m["image_id"], "mask"] != 2).to_numpy()
                 out["runs"].append({
-                    "detector": det, "resolved": cache.meta["detector"], "person_fallback": person, "photos": len(m),
+                    "detector": det, "resolved": cache.meta["detector"], "setting": name, "photos": len(m),
                     "face_covered": round(float(face.mean()), 4), "face_grown_covered": round(float(grown.mean()), 4),
                     "masked_face_covered": round(float(face[masked].mean()), 4),
-                    "not_covered": int((~face).sum()), "by_source": by_src, "seconds": round(time.perf_counter() - t0, 1),
+                    "not_covered": int((~face).sum()), "by_source": by_src, "rejected": result.rejected,
+                    "off_person": result.off_person, "second_look": cache.meta["counts"].get("second_look"),
+                    "misses": [{"image_id": r.image_id, "source": r.box_source} for r in m[~face.to_numpy()].itertuples()][:20],
+                    "seconds": round(time.perf_counter() - t0, 1),
                 })
-            first = crop_dataset(sample, tmp / f"{a.detectors.split(',')[0]}_True", CropParams(detector=a.detectors.split(",")[0])).cache
+            first = crop_dataset(sample, tmp / f"{a.detectors.split(',')[0]}_consensus", CropParams(detector=a.detectors.split(",")[0])).cache
             out["simulated_misses"] = simulate_misses(first.manifest, truth, CropParams.from_dict(first.meta["params"]), a.miss, a.grow)
         out["photos"] = len(truth)
     print(json.dumps(out))

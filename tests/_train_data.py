@@ -77,3 +77,25 @@ def make_eval_layout(root: Path, n: int = 5, order_seed: int = 0) -> list[str]:
     order = list(np.random.default_rng(order_seed).permutation(names))
     pd.DataFrame({"ImageID": order, "ans": 0}).to_csv(root / "info.csv", index=False)
     return order
+
+
+def make_extra_cache(path: Path, n_people: int = 6, size=(40, 30), seed: int = 7, no_mask_people: int = 0,
+                     copies: dict[int, np.ndarray] | None = None):
+    """An external cache: band images of other people (ids ``ext...``) at another crop size.
+
+    The first ``no_mask_people`` people have no mask label (NA, like plain faces); ``copies`` maps a row to a
+    main photo that row becomes (resized to ``size``): a duplicate of the main data.
+    """
+    import cv2
+
+    manifest = make_people(n_people, seed)
+    manifest["person"] = "ext" + manifest["person"].astype(str)
+    manifest["image_id"] = "ext" + manifest["image_id"].astype(str)
+    first = manifest["person"].isin(sorted(manifest["person"].unique())[:no_mask_people])
+    manifest.loc[first, ["mask", "label"]] = pd.NA
+    rng = np.random.default_rng(seed + 1)
+    mask = manifest["mask"].fillna(2).astype(int)  # the drawn band of a photo without a mask label: any colour
+    images = np.stack([band_image(int(m), int(r.gender), int(r.age_group), size, rng) for m, r in zip(mask, manifest.itertuples())])
+    for row, photo in (copies or {}).items():
+        images[row] = cv2.resize(photo, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return save_cache(path, images, manifest, {"params": {"size": size[0], "aspect": size[1] / size[0]}, "source": "generated"})

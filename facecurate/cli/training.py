@@ -43,8 +43,11 @@ def train(
     amp: str = typer.Option("auto", help="Mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16 or off. The CPU runs fp32."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice)."),
-    pretrained: bool = typer.Option(False, help="Start from timm's weights in the local Hugging Face cache (never downloaded)."),
-    weights: Optional[Path] = typer.Option(None, help="Start the backbone from a local weights file (.safetensors/.pth)."),
+    pretrained: bool = typer.Option(False, help="Start from timm's weights: the local Hugging Face cache first, else downloaded when online."),
+    weights: Optional[Path] = typer.Option(None, help="Start from a run folder (its fold 0 best) or a weights file (.safetensors/.pth): the backbone loads, the heads adapt."),
+    extra: Optional[str] = typer.Option(None, help="External caches CACHE[,CACHE...]: their photos join every training fold, never validation or oof.parquet; missing labels are left out of that head's loss."),
+    extra_weight: Optional[float] = typer.Option(None, help="The extra photos' share of each batch, 0..1 (default: every extra photo once per epoch)."),
+    age_loss: str = typer.Option("ce", help="Age head: ce (3-way, under --loss) or ordinal (CORN over the ordered age groups; --task multi)."),
     overrides: Optional[Path] = typer.Option(None, help="overrides.csv from relabel-report: label fixes applied for this run only."),
     resume: bool = typer.Option(False, help="Continue the run in --out/--name from its last saved epoch."),
     verify: str = typer.Option("quick", help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
@@ -55,6 +58,7 @@ def train(
     from ..train.config import (
         TrainConfig,
         default_run_dir,
+        parse_extra,
         parse_head_weights,
         parse_img_size,
     )
@@ -67,7 +71,8 @@ def train(
                           smoothing=smoothing, class_weights=class_weights, head_weights=parse_head_weights(head_weights),
                           sampler=sampler, folds=folds, fold=fold, val_ratio=val_ratio, patience=patience, ema=ema,
                           clip_grad=clip_grad, drop_rate=drop_rate, seed=seed, amp=amp, device=device, threads=threads,
-                          pretrained=pretrained, weights=str(weights) if weights else None,
+                          pretrained=pretrained, weights=str(weights) if weights else None, extra=parse_extra(extra),
+                          extra_weight=extra_weight, age_loss=age_loss,
                           overrides=str(overrides) if overrides else None, resume=resume,
                           augment=AugmentParams(enabled=augment, rotate=rotate, mixup=mixup, cutmix=cutmix))
         run = fit(load_cache(cache, verify=verify), out, cfg, progress=progress)

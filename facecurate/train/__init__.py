@@ -2,8 +2,9 @@
 
 ``train(cache, out, TrainConfig(...))`` writes a run folder; ``predict(run, data)`` a submission;
 ``quick_oof`` the short K-fold relabel-report needs. Inside: ``config`` (every option), ``splits``,
-``data`` and ``augment`` (batches from the cache), ``model``, ``losses``, ``fold`` (one fold's loop),
-``checkpoint``, ``infer``, ``metrics``, ``plots``, ``fit`` (the whole run), ``predict``.
+``data`` and ``augment`` (batches from the cache), ``extra`` (``--extra`` caches), ``model`` with
+``heads``, ``warmstart`` (``--weights``) and ``hub`` (``--pretrained``), ``losses``, ``fold`` (one fold's
+loop), ``checkpoint``, ``infer``, ``metrics``, ``plots``, ``fit`` (the whole run), ``predict``.
 It reads ``facecurate.curate`` only through its public surface (``curate.PUBLIC_SURFACE``).
 """
 from .config import TrainConfig, quick_config

@@ -49,8 +49,11 @@ class TrainConfig:
     channels_last: bool = True            # CUDA only
     device: str | None = None             # None = cuda when present, else cpu
     threads: int | None = None            # torch CPU threads; None = torch's default
-    pretrained: bool = False              # timm weights from the local Hugging Face cache only
-    weights: str | None = None            # a local weights file for the backbone
+    pretrained: bool = False              # timm's weights: the local Hugging Face cache, else downloaded when online
+    weights: str | None = None            # a local weights file or a run folder (its fold 0 best) to start from
+    extra: tuple[str, ...] = ()           # external caches: their photos join every training fold, never validation
+    extra_weight: float | None = None     # the extra photos' share of each batch (0..1); None = each photo once per epoch
+    age_loss: str = "ce"                  # ce: a 3-way age head under --loss; ordinal: CORN over the ordered age groups
     overrides: str | None = None          # overrides.csv applied to the labels (the user's data is unchanged)
     resume: bool = False
     eval_batch_size: int = 128
@@ -65,7 +68,7 @@ class TrainConfig:
         if isinstance(kw.get("augment"), dict):
             aug = {k: tuple(v) if isinstance(v, list) else v for k, v in kw["augment"].items()}
             kw["augment"] = AugmentParams(**aug)
-        for k in ("img_size", "head_weights"):
+        for k in ("img_size", "head_weights", "extra"):
             if isinstance(kw.get(k), list):
                 kw[k] = tuple(kw[k])
         return cls(**kw)
@@ -110,6 +113,11 @@ def parse_head_weights(text: str) -> tuple[float, float, float]:
     return w  # type: ignore[return-value]
 
 
+def parse_extra(text: str | None) -> tuple[str, ...]:
+    """``"CACHE[,CACHE...]"`` -> the extra cache paths; None/"" -> ()."""
+    return tuple(p.strip() for p in str(text or "").split(",") if p.strip())
+
+
 def default_run_dir(cache: str | Path, model: str, name: str | None = None, resume: bool = False,
                     root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
     """``root/<name or cache-model>``; a taken name gets -2, -3 ... unless resuming (then the name itself)."""
@@ -152,17 +160,30 @@ def validate_config(cfg: TrainConfig) -> None:
             raise InputError(f"{option} {value}: out of range (see `facecurate train --help`)")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         raise InputError(f"--amp must be auto, bf16, fp16 or off, got {cfg.amp!r}")
+    if cfg.extra_weight is not None and not 0 < cfg.extra_weight < 1:
+        raise InputError(f"--extra-weight {cfg.extra_weight}: the extra photos' share of a batch, between 0 and 1 "
+                         f"(leave it out for every extra photo once per epoch)")
+    if cfg.extra_weight is not None and not cfg.extra:
+        raise InputError("--extra-weight needs --extra CACHE")
+    from .heads import AGE_LOSSES
+    if cfg.age_loss not in AGE_LOSSES:
+        raise InputError(f"--age-loss must be one of {', '.join(AGE_LOSSES)}, got {cfg.age_loss!r}")
+    if cfg.age_loss != "ce" and cfg.task != "multi":
+        raise InputError("--age-loss ordinal needs --task multi (the single task has no age head)")
     folds_to_run(cfg)
     import timm
 
-    from .model import local_pretrained_file
+    from .hub import pretrained_file
+    from .warmstart import resolve_weights
     if not timm.is_model(cfg.model):
         raise InputError(f"--model {cfg.model!r}: not a timm model name (see timm.list_models())")
-    if cfg.weights and not Path(cfg.weights).is_file():
-        raise InputError(f"{cfg.weights}: weights file not found (nothing is downloaded; give a local .safetensors/.pth file)")
-    if cfg.pretrained and not cfg.weights and local_pretrained_file(cfg.model) is None:
-        raise InputError(f"--pretrained {cfg.model}: weights are not in the local Hugging Face cache and nothing is downloaded "
-                         f"here; put them there or pass --weights FILE")
+    if cfg.weights:
+        _, run = resolve_weights(cfg.weights)
+        if run is not None and run.get("model") != cfg.model:
+            raise InputError(f"--weights {cfg.weights}: that run trained --model {run.get('model')}; pass --model "
+                             f"{run.get('model')} to start from it")
+    if cfg.pretrained and not cfg.weights:
+        pretrained_file(cfg.model)  # the local cache, else a download; offline: one line naming the missing file
 
 
 def folds_to_run(cfg: TrainConfig) -> list[int]:
@@ -181,4 +202,5 @@ def folds_to_run(cfg: TrainConfig) -> list[int]:
 
 
 # the config keys that must not change when a run is resumed
-RESUME_KEYS = ("model", "task", "img_size", "folds", "val_ratio", "seed", "loss", "batch_size", "overrides")
+RESUME_KEYS = ("model", "task", "img_size", "folds", "val_ratio", "seed", "loss", "batch_size", "overrides", "extra",
+               "extra_weight", "age_loss")

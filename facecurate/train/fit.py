@@ -2,11 +2,13 @@
 
 ``train(cache, out, cfg)`` writes ``out/``: ``config.json``, ``fold_<i>/{best,last}.safetensors`` (+
 ``state.pt`` to resume), ``metrics.csv``, ``tensorboard/``, ``oof.parquet``, ``confusion.png``,
-``curves.png`` and ``summary.json``, and returns ``out``. The fold loop itself is ``fold.fit_fold``.
+``curves.png`` and ``summary.json``, and returns ``out``. The fold loop itself is ``fold.fit_fold``; the
+``--extra`` caches (``extra.load_extra``) sit behind the main cache's rows and join every fold's training.
 ``quick_oof`` is the short preset relabel-report's CLI trains when it is given no out-of-fold table.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict
@@ -31,11 +33,12 @@ from .config import (
     quick_config,
     validate_config,
 )
-from .data import LABEL_COLUMN, CacheImages, label_array
+from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array
+from .extra import ExtraCache, load_extra
 from .fold import fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics
-from .model import build_model
+from .model import build_model, resolve_weights
 from .runtime import amp_dtype, pick_device, torch_threads
 from .splits import holdout_persons, kfold_persons, split_indices
 
@@ -98,14 +101,19 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     device = pick_device(cfg.device)
     plan = plan_run(cache, cfg, progress)  # every check that needs the data, before anything is written
     out = Path(out)
-    check_separate(out, [cache.path], option="--out")
+    check_separate(out, [cache.path, *(x.cache.path for x in plan[4])], option="--out")
     claim_folder(out, "run", recognise=_is_run)
-    with folder_lock(out, "run"), folder_lock(cache.path, "cache", shared=True), torch_threads(cfg.threads):
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(folder_lock(out, "run"))
+        for c in [cache, *(x.cache for x in plan[4])]:
+            locks.enter_context(folder_lock(c.path, "cache", shared=True))
+        locks.enter_context(torch_threads(cfg.threads))
         return _train(cache, out, cfg, device, plan, progress, on_epoch_end, on_save)
 
 
-def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray]:
-    """(training manifest after overrides, its cache rows, photos changed by overrides, fold id per row), checked."""
+def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray, list[ExtraCache]]:
+    """(training manifest after overrides, its cache rows, photos changed by overrides, fold id per row, extra caches),
+    checked; the extra caches are de-duplicated against the main photos."""
     manifest, rows, changed = training_labels(cache, cfg, cache.age_bins)
     for line in describe_changes(override_changes(manifest)):  # what --overrides does, said before training
         progress.note(line)
@@ -115,14 +123,16 @@ def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.Dat
         raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
     fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
                 else kfold_persons(manifest, cfg.folds, cfg.seed))
-    return manifest, rows, changed, fold_ids
+    extra = load_extra(cfg.extra, cache, rows, cfg.task, cache.age_bins, progress) if cfg.extra else []
+    return manifest, rows, changed, fold_ids, extra
 
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
     cfg_path = out / "config.json"
     if cfg.resume and cfg_path.is_file():
         old = json.loads(cfg_path.read_text())
-        diff = [k for k in RESUME_KEYS if json.dumps(old.get(k)) != json.dumps(config.get(k))]
+        defaults = asdict(TrainConfig())  # a key missing from an older run's config held its default
+        diff = [k for k in RESUME_KEYS if json.dumps(old.get(k, defaults.get(k))) != json.dumps(config.get(k))]
         if diff:
             raise InputError(f"{cfg_path}: --resume with different {', '.join(diff)} than the run it continues")
     out.mkdir(parents=True, exist_ok=True)
@@ -150,18 +160,21 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     age_bins = cache.age_bins
-    manifest, rows, changed, fold_ids = plan
-    labels = label_array(manifest)
+    manifest, rows, changed, fold_ids, extra = plan
+    labels = np.concatenate([label_array(manifest), *(x.labels for x in extra)]).reshape(-1, len(LABEL_COLUMN))
+    extra_pos = np.arange(len(rows), len(labels))
     size = tuple(cfg.img_size) if cfg.img_size else tuple(int(s) for s in cache.images.shape[1:3])
-    norm = data_norm(build_model(cfg.model, cfg.task))
+    norm = data_norm(build_model(cfg.model, cfg.task, age_loss=cfg.age_loss))
+    weights_file = str(resolve_weights(cfg.weights)[0].resolve()) if cfg.weights else None
     _write_config(out, cfg, {**asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
                              "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins),
                              "overrides_changed": changed, "overrides_changes": override_changes(manifest) or None,
                              "n_photos": int(len(rows)),
                              "n_people": int(manifest["person"].nunique()), "device": str(device),
-                             "norm": {"mean": list(norm[0]), "std": list(norm[1])}})
+                             "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "weights_file": weights_file,
+                             "extra_data": [x.record for x in extra]})
 
-    images = CacheImages(cache.images, device, rows)
+    images = SourceImages([CacheImages(cache.images, device, rows), *(CacheImages(x.cache.images, device, x.rows) for x in extra)])
     labels_t = torch.as_tensor(labels, device=device)
     history = pd.read_csv(out / "metrics.csv") if cfg.resume and (out / "metrics.csv").is_file() else pd.DataFrame()
     oof_old = pd.read_parquet(out / "oof.parquet") if cfg.resume and (out / "oof.parquet").is_file() else pd.DataFrame()
@@ -174,7 +187,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with SummaryWriter(str(out / "tensorboard" / f"fold_{f}")) as tb:
             fold_rows, best = fit_fold(f, cfg, out, images, labels, labels_t, train_pos, val_pos, size, device,
-                                       history, tb, norm, progress, on_epoch_end, on_save)
+                                       history, tb, norm, progress, on_epoch_end, on_save, extra_pos=extra_pos)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
         history.to_csv(out / "metrics.csv", index=False)
@@ -182,7 +195,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
         model = load_weights(new_model(cfg, device), out / f"fold_{f}" / BEST)
         probs = infer_probs(model, images, val_pos, size, cfg.task, cfg.eval_batch_size, flip_tta=True,
                             dtype=amp_dtype(cfg.amp, device), channels_last=device.type == "cuda" and cfg.channels_last,
-                            norm=norm)
+                            norm=norm, age_loss=cfg.age_loss)
         oof_parts.append(_oof_part(f, manifest, labels, val_pos, probs))
         done = list(oof_parts)
         if len(oof_old):
@@ -190,11 +203,12 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
         pd.concat(done, ignore_index=True).to_parquet(out / "oof.parquet", index=False)
         summaries.append({"fold": f, **best, **{f"tta_{k}": v for k, v in head_metrics(probs, labels[val_pos]).items()}})
 
-    _finish(out, pd.read_parquet(out / "oof.parquet"), history, summaries, age_bins, cfg)
+    _finish(out, pd.read_parquet(out / "oof.parquet"), history, summaries, age_bins, cfg, [x.record for x in extra])
     return out
 
 
-def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list[dict], age_bins, cfg: TrainConfig) -> dict:
+def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list[dict], age_bins, cfg: TrainConfig,
+            extra: list[dict] = ()) -> dict:
     """Plots and summary.json from the out-of-fold table and the metric history."""
     from .plots import plot_confusion, plot_curves
 
@@ -209,7 +223,8 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     if all(c in oof for c in ORIG_COLUMNS):  # --overrides: also scored against the original labels
         m.update(head_metrics(probs, oof[ORIG_COLUMNS].to_numpy(), prefix="oof_orig_"))
         m["overrides_changes"] = override_changes(oof)
-    summary = {**m, "n_oof": int(len(oof)), "folds": sorted(int(x) for x in oof["fold"].unique()), "per_fold": summaries}
+    summary = {**m, "n_oof": int(len(oof)), "folds": sorted(int(x) for x in oof["fold"].unique()), "per_fold": summaries,
+               "extra": list(extra)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 

@@ -28,9 +28,9 @@ from .checkpoint import (
     save_weights,
 )
 from .config import TrainConfig
-from .data import LABEL_COLUMN, OUTPUT_CLASSES, CacheImages, iter_train, sampler_weights
+from .data import LABEL_COLUMN, OUTPUT_CLASSES, CacheImages, SourceImages, iter_train, sampler_weights, steps_per_epoch
 from .infer import infer_probs
-from .losses import inverse_frequency, make_loss
+from .losses import inverse_frequency, make_loss, masked_loss
 from .metrics import head_metrics, macro_f1
 from .model import build_model, head_logits, probabilities
 from .runtime import amp_dtype, seed_everything
@@ -40,7 +40,8 @@ EMA_WARMUP_POWER = 0.75  # timm's advice for short runs (2/3 for long ones): the
 
 def new_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
     """The run's timm model on ``device`` (channels-last on CUDA), from ``cfg.weights`` / ``cfg.pretrained`` if set."""
-    model = build_model(cfg.model, cfg.task, pretrained=cfg.pretrained, weights=cfg.weights, drop_rate=cfg.drop_rate)
+    model = build_model(cfg.model, cfg.task, pretrained=cfg.pretrained, weights=cfg.weights, drop_rate=cfg.drop_rate,
+                        age_loss=cfg.age_loss)
     model = model.to(device)
     if device.type == "cuda" and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -58,13 +59,15 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int, min_ratio: float) ->
 
 
 def _losses(cfg: TrainConfig, labels: np.ndarray, train_pos: np.ndarray, device: torch.device) -> dict[str, tuple[torch.nn.Module, float]]:
-    """{output: (loss module, weight)}: the three heads for ``multi``, the 18 classes for ``single``."""
+    """{output: (loss module, weight)}: the three heads for ``multi`` (age: CORN with --age-loss ordinal), the 18
+    classes for ``single``; class weights count only the photos that carry the head's label."""
     heads = dict(zip(("mask", "gender", "age"), cfg.head_weights)) if cfg.task == "multi" else {"class": 1.0}
     out = {}
     for h, w in heads.items():
         n = OUTPUT_CLASSES[h]
         cw = inverse_frequency(labels[train_pos, LABEL_COLUMN[h]], n).to(device) if cfg.class_weights else None
-        out[h] = (make_loss(cfg.loss, n, cw, smoothing=cfg.smoothing, gamma=cfg.focal_gamma).to(device), w)
+        name = "ordinal" if h == "age" and cfg.age_loss == "ordinal" else cfg.loss
+        out[h] = (make_loss(name, n, cw, smoothing=cfg.smoothing, gamma=cfg.focal_gamma).to(device), w)
     return out
 
 
@@ -126,9 +129,9 @@ def _setup(f: int, cfg: TrainConfig, device: torch.device, n_steps: int) -> Fold
     return FoldState(model, ema, opt, sched, scaler, g, gd)
 
 
-def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels_t: torch.Tensor, train_pos: np.ndarray,
-                 size: tuple[int, int], losses: dict, weights, norm: Norm, device: torch.device, task: str,
-                 progress: Progress, n_steps: int) -> dict:
+def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages | SourceImages, labels_t: torch.Tensor,
+                 train_pos: np.ndarray, size: tuple[int, int], losses: dict, weights, norm: Norm, device: torch.device,
+                 task: str, progress: Progress, n_steps: int, extra_pos: np.ndarray | None = None) -> dict:
     """One pass over the training photos; returns train_loss, train_f1 and the number of photos seen."""
     model, dtype = fs.model, amp_dtype(cfg.amp, device)
     chl = device.type == "cuda" and cfg.channels_last
@@ -137,18 +140,15 @@ def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels_t:
     seen, loss_sum, preds, trues = 0, 0.0, [], []
     progress.update(task, 0, n_steps)
     for step, (x, y) in enumerate(iter_train(images, train_pos, labels_t, cfg.batch_size, size, cfg.augment, fs.g, fs.gd,
-                                              weights, channels_last=chl, norm=norm), start=1):
+                                              weights, channels_last=chl, norm=norm, extra=extra_pos,
+                                              extra_share=cfg.extra_weight), start=1):
         x, order, lam = mix_batch(x, cfg.augment, fs.gd)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(x)
-        parts = head_logits(logits.float(), cfg.task)
+        parts = head_logits(logits.float(), cfg.task, cfg.age_loss)
         loss = 0.0
-        for h, (fn, w) in losses.items():
-            yh = y[:, LABEL_COLUMN[h]]
-            lh = fn(parts[h], yh)
-            if order is not None:
-                lh = lam * lh + (1 - lam) * fn(parts[h], yh[order])
-            loss = loss + w * lh
+        for h, (fn, w) in losses.items():  # photos without this head's label (-1) are left out of its loss
+            loss = loss + w * masked_loss(fn, parts[h], y[:, LABEL_COLUMN[h]], order, lam)
         fs.opt.zero_grad(set_to_none=True)
         fs.scaler.scale(loss).backward()
         if cfg.clip_grad:
@@ -162,9 +162,11 @@ def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels_t:
         n = x.shape[0]
         seen += n
         loss_sum += float(loss.detach()) * n
-        if order is None:
-            preds.append(probabilities(logits.detach(), cfg.task)["class"].argmax(1).cpu().numpy())
-            trues.append(y[:, LABEL_COLUMN["class"]].cpu().numpy())
+        if order is None:  # the training F1 counts the photos with all three labels
+            yc = y[:, LABEL_COLUMN["class"]].cpu().numpy()
+            pc = probabilities(logits.detach(), cfg.task, cfg.age_loss)["class"].argmax(1).cpu().numpy()
+            preds.append(pc[yc >= 0])
+            trues.append(yc[yc >= 0])
         progress.update(task, step, n_steps, f"loss {loss_sum / seen:.3f} {seen / (time.perf_counter() - t0):.0f} img/s")
     train_time = time.perf_counter() - t0
     return {"train_loss": loss_sum / max(seen, 1),
@@ -176,7 +178,7 @@ def _validate(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels: np.n
               size: tuple[int, int], norm: Norm, device: torch.device) -> dict:
     """Validation metrics of the evaluated weights: 18-class NLL, macro F1 and accuracy per head."""
     probs = infer_probs(fs.eval_model(), images, val_pos, size, cfg.task, cfg.eval_batch_size, dtype=amp_dtype(cfg.amp, device),
-                        channels_last=device.type == "cuda" and cfg.channels_last, norm=norm)
+                        channels_last=device.type == "cuda" and cfg.channels_last, norm=norm, age_loss=cfg.age_loss)
     y_val = labels[val_pos, LABEL_COLUMN["class"]]
     val_loss = float(-np.log(probs["class"][np.arange(len(y_val)), y_val] + 1e-8).mean())
     return {"val_loss": val_loss, **head_metrics(probs, labels[val_pos], prefix="val_")}
@@ -187,11 +189,6 @@ def epoch_info(row: dict) -> str:
     nan = float("nan")
     return (f"loss {row['train_loss']:.3f} F1 {row['val_f1']:.3f} m/g/a {row.get('val_f1_mask', nan):.2f}/"
             f"{row.get('val_f1_gender', nan):.2f}/{row.get('val_f1_age', nan):.2f} {row['images_per_s']:.0f} img/s")
-
-
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    """Optimizer steps per epoch: full batches only, and one (smaller) batch when the fold holds less than one."""
-    return max(1, n_train // batch_size)
 
 
 def _save_epoch(fs: FoldState, out: Path, f: int, epoch: int, rows: list[dict], history: pd.DataFrame, improved: bool,
@@ -226,8 +223,11 @@ def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: n
              train_pos: np.ndarray, val_pos: np.ndarray, size: tuple[int, int], device: torch.device, history: pd.DataFrame,
              tb, norm: Norm, progress: Progress | None = None,
              on_epoch_end: Callable[[int, int, dict], None] | None = None,
-             on_save: Callable[[str, int, int], None] | None = None) -> tuple[list[dict], dict]:
+             on_save: Callable[[str, int, int], None] | None = None,
+             extra_pos: np.ndarray | None = None) -> tuple[list[dict], dict]:
     """Train fold ``f`` (or continue it from ``state.pt``); returns its metric rows and its best epoch's metrics.
+
+    ``extra_pos``: positions of external photos (``--extra``) that join the training of this fold, never its validation.
 
     ``on_save(what, fold, epoch)`` is called after each file of an epoch is in place (what: best, last,
     metrics, state): the save points where a kill must leave a resumable run.
@@ -235,9 +235,10 @@ def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: n
     progress = progress or QUIET
     fold_dir = out / f"fold_{f}"
     fold_dir.mkdir(parents=True, exist_ok=True)
-    n_steps = steps_per_epoch(len(train_pos), cfg.batch_size)
+    extra_pos = np.zeros(0, np.int64) if extra_pos is None else np.asarray(extra_pos)
+    n_steps = steps_per_epoch(len(train_pos), cfg.batch_size, len(extra_pos), cfg.extra_weight)
     fs = _setup(f, cfg, device, n_steps)
-    losses = _losses(cfg, labels, train_pos, device)
+    losses = _losses(cfg, labels, np.concatenate([train_pos, extra_pos]), device)
     weights = sampler_weights(labels[train_pos], cfg.sampler)
     rows: list[dict] = []
     if cfg.resume and (fold_dir / STATE).is_file():
@@ -252,7 +253,7 @@ def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: n
         t0 = time.perf_counter()
         task = f"f{f} ep {epoch}/{cfg.epochs}"
         trained = _train_epoch(fs, cfg, images, labels_t, train_pos, size, losses, weights, norm, device, task,
-                               progress, n_steps)
+                               progress, n_steps, extra_pos)
         row = {"fold": f, "epoch": epoch, "train_loss": trained["train_loss"], "train_f1": trained["train_f1"],
                **_validate(fs, cfg, images, labels, val_pos, size, norm, device), "lr": fs.opt.param_groups[0]["lr"],
                "images_per_s": trained["images_per_s"], "epoch_s": time.perf_counter() - t0}

@@ -16,8 +16,10 @@ from .model import probabilities
 @torch.no_grad()
 def infer_probs(model: torch.nn.Module, images: CacheImages, positions: np.ndarray, size: tuple[int, int], task: str,
                 batch_size: int = 128, flip_tta: bool = False, dtype: torch.dtype | None = None,
-                channels_last: bool = False, norm: Norm = IMAGENET) -> dict[str, np.ndarray]:
-    """Probabilities per head and for 18 classes over ``positions``; with ``flip_tta`` averaged with the mirrored photo."""
+                channels_last: bool = False, norm: Norm = IMAGENET, age_loss: str = "ce") -> dict[str, np.ndarray]:
+    """Probabilities per head and for 18 classes over ``positions``; with ``flip_tta`` averaged with the mirrored photo.
+
+    ``age_loss`` is the run's (``config.json``): it says how the age head's outputs become probabilities."""
     model.eval()
     dev = images.device
     passes = (False, True) if flip_tta else (False,)
@@ -27,7 +29,7 @@ def infer_probs(model: torch.nn.Module, images: CacheImages, positions: np.ndarr
         for x in iter_eval(images, positions, batch_size, size, flip=flip, channels_last=channels_last, norm=norm):
             with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
                 logits = model(x.to(dev))
-            for k, v in probabilities(logits, task).items():
+            for k, v in probabilities(logits, task, age_loss).items():
                 chunks.setdefault(k, []).append(v.float().cpu().numpy())
         for k, v in chunks.items():
             arr = np.concatenate(v) if v else np.zeros((0, OUTPUT_CLASSES[k]), np.float32)

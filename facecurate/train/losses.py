@@ -2,7 +2,9 @@
 
 ``ce`` cross-entropy; ``smooth`` label smoothing (0.1 spread over the head's classes); ``focal``
 (gamma 2, no alpha); ``f1`` a soft macro-F1 loss over the head's classes, mixed with CE so it trains
-from scratch. Every loss takes optional per-class weights.
+from scratch. Every loss takes optional per-class weights. ``OrdinalLoss`` is the age head's loss with
+``--age-loss ordinal`` (CORN: conditional binary tasks, see ``heads``). ``masked_loss`` leaves the photos
+without a head's label (label -1: external faces with no mask label, say) out of that head's loss.
 """
 from __future__ import annotations
 
@@ -56,6 +58,49 @@ class F1Loss(nn.Module):
         return soft
 
 
+class OrdinalLoss(nn.Module):
+    """CORN (Shi, Cao & Raschka 2021) over ``num_classes`` ordered groups, from ``num_classes - 1`` logits.
+
+    Task k learns P(group > k | group >= k) by binary cross-entropy on the photos with group >= k, so the
+    group probabilities built from it (``heads.ordinal_probs``) stay ordered; ``weight`` per group weighs photos.
+    Ours because neither torch nor timm has an ordinal loss (coral-pytorch would be a dependency for 15 lines).
+    """
+
+    def __init__(self, num_classes: int, weight: torch.Tensor | None = None):
+        super().__init__()
+        self.num_classes = num_classes
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        k = torch.arange(self.num_classes - 1, device=logits.device)
+        active = (target[:, None] >= k[None]).float()
+        above = (target[:, None] > k[None]).float()
+        bce = F.binary_cross_entropy_with_logits(logits.float(), above, reduction="none")
+        if self.weight is not None:
+            active = active * self.weight[target][:, None]
+        return (bce * active).sum() / active.sum().clamp_min(1e-8)
+
+
+def masked_loss(fn: nn.Module, logits: torch.Tensor, target: torch.Tensor, order: torch.Tensor | None = None,
+                lam: float = 1.0) -> torch.Tensor:
+    """``fn`` over the photos that carry this head's label (target >= 0; with mixup, the partner's too), times their
+    share of the batch: a photo without the label adds nothing to the loss or its gradient, and each labelled photo
+    weighs what it weighs in a fully labelled batch. A batch with no labelled photo gives a zero that still backpropagates."""
+    keep = target >= 0
+    if order is not None:
+        keep = keep & (target[order] >= 0)
+    if bool(keep.all()):
+        loss = fn(logits, target)
+        return loss if order is None else lam * loss + (1 - lam) * fn(logits, target[order])
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    lg, t = logits[keep], target[keep]
+    loss = fn(lg, t)
+    if order is not None:
+        loss = lam * loss + (1 - lam) * fn(lg, target[order][keep])
+    return loss * keep.float().mean()
+
+
 def make_loss(name: str, num_classes: int, class_weights: torch.Tensor | None = None, smoothing: float = 0.1,
               gamma: float = 2.0) -> nn.Module:
     """A loss for one head of ``num_classes`` classes; ``class_weights`` (length num_classes) or None."""
@@ -69,6 +114,8 @@ def make_loss(name: str, num_classes: int, class_weights: torch.Tensor | None = 
         return FocalLoss(gamma=gamma, weight=class_weights)
     if name == "f1":
         return F1Loss(num_classes, weight=class_weights)
+    if name == "ordinal":
+        return OrdinalLoss(num_classes, weight=class_weights)
     raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
 
 

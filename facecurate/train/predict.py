@@ -70,12 +70,12 @@ def predict_cache(run: str | Path, cache: str | Path | Cache, device: str | None
     total: dict[str, np.ndarray] = {}
     steps = Steps(progress, f"predict {len(positions)} photos x {len(ckpts)} fold(s){' x 2 flips' if tta else ''}", len(ckpts))
     for ck in ckpts:
-        model = build_model(cfg.model, cfg.task, drop_rate=0.0).to(dev)  # weights come from the checkpoint
+        model = build_model(cfg.model, cfg.task, drop_rate=0.0, age_loss=cfg.age_loss).to(dev)  # weights: the checkpoint
         if chl:
             model = model.to(memory_format=torch.channels_last)
         load_weights(model, ck)
         probs = infer_probs(model, images, positions, size, cfg.task, batch_size, flip_tta=tta, dtype=dtype, channels_last=chl,
-                            norm=run_norm(config, model))
+                            norm=run_norm(config, model), age_loss=cfg.age_loss)
         for k, v in probs.items():
             total[k] = total.get(k, 0) + v / len(ckpts)
         steps.advance()
