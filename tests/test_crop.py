@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -298,3 +299,18 @@ def test_single_photos_keep_the_large_and_central_rule(tmp_path):
     m = crop_dataset(tmp_path / "ev", tmp_path / "c", CropParams(**FAST)).cache.manifest.set_index("image_id")
     for (name, _), face in zip(photos, faces):
         assert _crop_box_contains(m.loc[name], face) and m.loc[name, "box_source"] == "detected"
+
+
+def test_mediapipe_and_litert_say_nothing_on_stderr(tmp_path):
+    """Their native log lines ("Logging before InitGoogle()", "Input tensor memory is not aligned") are silenced at the
+    source: a whole `crop` process, detection and segmentation included, writes nothing to stderr."""
+    import subprocess
+    import sys
+
+    photos, _ = astronaut_person(2)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    r = subprocess.run([sys.executable, "-m", "facecurate", "crop", str(root), "--out", str(tmp_path / "c"),
+                        "--background", "mediapipe"], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "cache:" in r.stdout, r.stderr
+    assert r.stderr == ""

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..native_logs import quiet_native_stderr
 from .person_mask import protect_face
 
 BACKGROUNDS = ("none", "mediapipe", "mediapipe-landscape", "rembg")
@@ -86,7 +87,9 @@ class MediaPipeRemover(BackgroundRemover):
         opts = vision.ImageSegmenterOptions(
             base_options=BaseOptions(model_asset_path=str(model_path(model))),
             running_mode=vision.RunningMode.IMAGE, output_confidence_masks=True, output_category_mask=False)
-        self._seg = vision.ImageSegmenter.create_from_options(opts)
+        with quiet_native_stderr():  # graph build and first inference log to fd 2; run both here, silenced
+            self._seg = vision.ImageSegmenter.create_from_options(opts)
+            self._seg.segment(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.full((64, 64, 3), 128, np.uint8)))
 
     def mask(self, image: np.ndarray) -> np.ndarray:
         img = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(image[..., :3]))

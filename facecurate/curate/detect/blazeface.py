@@ -2,34 +2,17 @@
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import InputError
 from ..models import model_path
+from ..native_logs import quiet_native_stderr
 from .faces import Detector, Face, check_images, make_face, nms_faces
 
 MP_MODELS = {"short": "face_detection_short_range", "full": "face_detection_full_range_sparse"}
 MIN_SIDE = 16  # photos (and tiles) with a shorter side under this many pixels hold no detectable face
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence native (C++) writes to fd 2 while a TFLite graph is built (it prints dozens of warnings)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class MediaPipeDetector(Detector):
@@ -57,10 +40,13 @@ class MediaPipeDetector(Detector):
         self._open()
 
     def _open(self) -> None:
+        import mediapipe as mp
         from mediapipe.tasks.python import vision
 
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             self._task = vision.FaceDetector.create_from_options(self._options)
+            # LiteRT logs an alignment warning on a graph's first inference; have it here, silenced
+            self._task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.full((64, 64, 3), 128, np.uint8)))
 
     def _run(self, image: np.ndarray, x0: int = 0, y0: int = 0, full_h: int = 0, full_w: int = 0) -> list[Face]:
         import mediapipe as mp
@@ -109,5 +95,5 @@ class MediaPipeDetector(Detector):
     def close(self) -> None:
         task, self._task = getattr(self, "_task", None), None
         if task is not None:
-            with _quiet_native_stderr(), contextlib.suppress(RuntimeError):
+            with quiet_native_stderr(), contextlib.suppress(RuntimeError):
                 task.close()
