@@ -260,7 +260,8 @@ def test_a_huge_photo_is_downscaled_and_a_tiny_one_flagged(work):
     (["train", "{cache}", "--weight-decay", "-0.1"], "--weight-decay"),
     (["crop", "{data}", "--size", "0"], "--size"),
     (["crop", "{data}", "--min-photo-size", "0"], "--min-photo-size"),
-    (["relabel-report", "{cache}", "--image-size", "0"], "--image-size"),
+    (["relabel-report", "{cache}", "--img-size", "0"], "--img-size"),
+    (["relabel-report", "{cache}", "--image-size", "0"], "--img-size"),
     (["relabel-report", "{cache}", "--age-bins", "60,30"], "--age-bins"),
     (["predict", "{run}", "{data}", "--batch-size", "0"], "--batch-size"),
 ])

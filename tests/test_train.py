@@ -311,3 +311,14 @@ def test_a_kill_at_any_save_point_resumes_bit_identical(work, cache):
         pd.testing.assert_frame_equal(_metrics(straight), _metrics(out), obj=f"killed after {what}")
         want, got = load_file(str(straight / "fold_0" / "last.safetensors")), load_file(str(out / "fold_0" / "last.safetensors"))
         assert all(torch.equal(want[k], got[k]) for k in want), what
+
+
+def test_predict_warns_when_predictions_collapse_or_land_in_untrained_classes():
+    from facecurate.train.predict import prediction_warnings
+
+    assert prediction_warnings(np.array([3] * 35), {0, 3, 6}) == [
+        "the predictions collapse: 35 of 35 photos are class 3 (wear/female/<30); the model has not learned to tell the "
+        "classes apart (see the run's confusion.png)"]
+    w = prediction_warnings(np.array([0, 3, 17, 17] * 5), {0, 3})
+    assert len(w) == 1 and "never trained on: 17 (not worn/female/>=60): 10" in w[0]
+    assert prediction_warnings(np.array([0, 3, 6] * 5), {0, 3, 6}) == []

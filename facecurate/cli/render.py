@@ -27,9 +27,10 @@ class RichProgress:
     """A ``curate.progress.Progress`` drawn with rich: one bar per task; a finished task becomes a static line
     when the next one starts (so a long training run leaves one line per epoch, not a growing live area)."""
 
-    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
+    def __init__(self, console: Console | None = None, enabled: bool = True, verbose: bool = False) -> None:
         self.console = console or Console(highlight=False)
-        self.enabled = enabled
+        self.enabled, self.verbose = enabled, verbose
+        self.t0 = time.perf_counter()
         self.bars = RichBars(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                              TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=self.console,
                              disable=not enabled)
@@ -52,7 +53,8 @@ class RichProgress:
         self.bars.remove_task(tid)
         if self.enabled:
             secs = time.perf_counter() - t0
-            self.console.print(f"{name}  {int(task.completed)}/{int(task.total or 0)}  {secs:.1f} s  {info}".rstrip(),
+            stamp = f"[{time.perf_counter() - self.t0:6.1f} s] " if self.verbose else ""
+            self.console.print(f"{stamp}{name}  {int(task.completed)}/{int(task.total or 0)}  {secs:.1f} s  {info}".rstrip(),
                                markup=False, soft_wrap=True)
 
     def update(self, task: str, done: int, total: int, info: str = "") -> None:
@@ -68,7 +70,8 @@ class RichProgress:
 
     def note(self, text: str) -> None:
         if self.enabled:
-            self.console.print(text, markup=False, soft_wrap=True)
+            stamp = f"[{time.perf_counter() - self.t0:6.1f} s] " if self.verbose else ""
+            self.console.print(stamp + text, markup=False, soft_wrap=True)
 
 
 def print_paths(console: Console, label: str, *paths: Path) -> None:
@@ -76,9 +79,14 @@ def print_paths(console: Console, label: str, *paths: Path) -> None:
     console.print(f"{label} " + ", ".join(str(p) for p in paths), markup=False, soft_wrap=True)
 
 
-def inspect_summary(console: Console, r: InspectResult, show: int = 20) -> None:
-    """The data set's counts per class and per head, and its first ``show`` problems."""
+def inspect_summary(console: Console, r: InspectResult, show: int = 20, quiet: bool = False) -> None:
+    """The data set's counts per class and per head, and its first ``show`` problems (``quiet``: the counts line only)."""
     ds, m = r.dataset, r.dataset.manifest
+    if quiet:
+        errors = sum(p.level == "error" for p in ds.problems)
+        console.print(f"{ds.root}: {m['person'].nunique()} people, {len(m)} photos, {errors} errors, "
+                      f"{len(ds.problems) - errors} warnings; {r.files.get('problems', '')}", markup=False, soft_wrap=True)
+        return
     console.print(f"{ds.root}  layout: {ds.layout}  people: {m['person'].nunique()}  photos: {len(m)}", markup=False,
                   soft_wrap=True)
     if len(r.classes):
@@ -133,9 +141,12 @@ def synth_summary(console: Console, r: SynthResult, show: int = 10) -> None:
         console.print(f"... and {len(r.skipped) - show} more in skipped.csv")
 
 
-def crop_summary(console: Console, r: CropResult) -> None:
-    """Photos per box source, speed, and where the cache and its contact sheet are."""
+def crop_summary(console: Console, r: CropResult, quiet: bool = False) -> None:
+    """Photos per box source, speed, and where the cache and its contact sheet are (``quiet``: the cache line only)."""
     out = r.cache.path
+    if quiet:
+        console.print(f"cache: {out}", markup=False, soft_wrap=True)
+        return
     if r.state != "complete":
         t = Table(title=f"crop -> {out}")
         for col in ("photos", "detected", "person", "prior", "failed", "seconds", "photos/s"):
@@ -156,10 +167,13 @@ def crop_summary(console: Console, r: CropResult) -> None:
                   markup=False, soft_wrap=True)
 
 
-def relabel_summary(console: Console, r: RelabelResult) -> None:
+def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> None:
     """The quality gate in words, flags per kind with their threshold and expected precision, and the files written."""
     from ..curate.audit import KIND_TITLES, KINDS
 
+    if quiet:
+        console.print(f"report: {r.paths['html']}", markup=False, soft_wrap=True)
+        return
     for q in r.quality.values():
         console.print(("" if q.on else "warning: ") + q.describe(), markup=False, soft_wrap=True)
     t = Table(title=f"relabel-report: {r.people} people checked")
@@ -190,24 +204,37 @@ def relabel_summary(console: Console, r: RelabelResult) -> None:
                   soft_wrap=True)
 
 
-def train_summary(console: Console, run: Path) -> None:
-    """Per-fold best epoch and F1 (with flip TTA), the out-of-fold line, and where the run is."""
+def train_summary(console: Console, run: Path, quiet: bool = False) -> None:
+    """Per-fold best epoch and F1 (with flip TTA), the out-of-fold line, the pictures written and the next commands."""
     s = json.loads((run / "summary.json").read_text())
-    nan = float("nan")
+    config = json.loads((run / "config.json").read_text())
+
+    def f1(key: str) -> str:
+        v = s.get(key, float("nan"))
+        return "n/a" if v != v else f"{v:.3f}"
+
+    line = (f"run: {run}  out-of-fold macro F1 {f1('oof_f1')} (mask {f1('oof_f1_mask')}, gender {f1('oof_f1_gender')}, "
+            f"age {f1('oof_f1_age')}) on {s['n_oof']} photos")
+    if quiet:
+        console.print(line, markup=False, soft_wrap=True)
+        return
     t = Table(title=f"run {run}")
     for c in ("fold", "best epoch", "epochs", "F1 (18)", "F1 mask", "F1 gender", "F1 age", "acc (18)"):
         t.add_column(c, justify="right")
     for f in s["per_fold"]:
-        t.add_row(str(f["fold"]), str(f.get("best_epoch", "")), str(f["epochs_run"]), f"{f['tta_f1']:.3f}",
-                  f"{f.get('tta_f1_mask', nan):.3f}", f"{f.get('tta_f1_gender', nan):.3f}",
-                  f"{f.get('tta_f1_age', nan):.3f}", f"{f['tta_acc']:.3f}")
-    t.add_row("OOF", "", "", f"{s['oof_f1']:.3f}", f"{s['oof_f1_mask']:.3f}", f"{s['oof_f1_gender']:.3f}",
-              f"{s['oof_f1_age']:.3f}", f"{s['oof_acc']:.3f}", style="bold")
+        cell = lambda k: "n/a" if f.get(k, float("nan")) != f.get(k, float("nan")) else f"{f[k]:.3f}"  # noqa: E731
+        t.add_row(str(f["fold"]), str(f.get("best_epoch", "")), str(f["epochs_run"]), cell("tta_f1"), cell("tta_f1_mask"),
+                  cell("tta_f1_gender"), cell("tta_f1_age"), cell("tta_acc"))
+    t.add_row("OOF", "", "", f1("oof_f1"), f1("oof_f1_mask"), f1("oof_f1_gender"), f1("oof_f1_age"), f1("oof_acc"), style="bold")
     console.print(t)
-    console.print(f"run: {run}  out-of-fold macro F1 {s['oof_f1']:.4f} (mask {s['oof_f1_mask']:.3f}, gender "
-                  f"{s['oof_f1_gender']:.3f}, age {s['oof_f1_age']:.3f}) on {s['n_oof']} photos"
-                  + (", against the labels trained on (after --overrides)" if "oof_orig_f1" in s else ""),
-                  markup=False, soft_wrap=True)
+    console.print(line, markup=False, soft_wrap=True)
     if "oof_orig_f1" in s:
-        console.print(f"against the original labels: macro F1 {s['oof_orig_f1']:.4f} (mask {s['oof_orig_f1_mask']:.3f}, gender "
-                      f"{s['oof_orig_f1_gender']:.3f}, age {s['oof_orig_f1_age']:.3f})", markup=False, soft_wrap=True)
+        console.print(f"against the original labels (before --overrides): macro F1 {f1('oof_orig_f1')} (mask "
+                      f"{f1('oof_orig_f1_mask')}, gender {f1('oof_orig_f1_gender')}, age {f1('oof_orig_f1_age')})",
+                      markup=False, soft_wrap=True)
+    pictures = [run / n for n in ("confusion.png", "curves.png", "per_class.csv") if (run / n).is_file()]
+    if pictures:
+        print_paths(console, "wrote", *pictures)
+    cache = config.get("cache", "CACHE")
+    console.print(f"next: facecurate relabel-report {cache} --oof {run / 'oof.parquet'}", markup=False, soft_wrap=True)
+    console.print(f"      facecurate predict {run} DATA", markup=False, soft_wrap=True)

@@ -37,7 +37,7 @@ from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array
 from .extra import ExtraCache, load_extra
 from .fold import fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
-from .metrics import confusion, head_metrics
+from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
 from .runtime import amp_dtype, pick_device, torch_threads
 from .splits import holdout_persons, kfold_persons, split_indices
@@ -215,9 +215,12 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     probs = probs_from_frame(oof)
     labels = oof[["mask", "gender", "age_group", "label"]].to_numpy()
     m = head_metrics(probs, labels, prefix="oof_")
+    table = per_class(probs, labels, age_bins)
+    table.to_csv(out / "per_class.csv", index=False, float_format="%.4f")
     if cfg.plots:
         mats = {h: confusion(labels[:, LABEL_COLUMN[h]], probs[h].argmax(1), h) for h in probs}
-        plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs}, age_bins)
+        plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs}, age_bins,
+                       per_class=table)
         if len(history):
             plot_curves(out / "curves.png", history)
     if all(c in oof for c in ORIG_COLUMNS):  # --overrides: also scored against the original labels
@@ -238,7 +241,7 @@ def quick_plan(cache: str | Path | Cache, folds: int = 5, epochs: int = 6, model
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
     if not 8 <= int(image_size) <= 4096:
-        raise InputError(f"--image-size {image_size}: expected 8..4096 pixels")
+        raise InputError(f"--img-size {image_size}: expected 8..4096 pixels")
     h, w = (int(s) for s in cache.images.shape[1:3])
     size = (int(image_size), max(8, round(image_size * w / h)))
     changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)

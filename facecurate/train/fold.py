@@ -237,6 +237,13 @@ def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: n
     fold_dir.mkdir(parents=True, exist_ok=True)
     extra_pos = np.zeros(0, np.int64) if extra_pos is None else np.asarray(extra_pos)
     n_steps = steps_per_epoch(len(train_pos), cfg.batch_size, len(extra_pos), cfg.extra_weight)
+    left = len(train_pos) + (len(extra_pos) if cfg.extra_weight is None else 0) - n_steps * cfg.batch_size
+    if left > 0 and cfg.extra_weight is None:
+        progress.note(f"fold {f}: {n_steps} batch(es) of {cfg.batch_size} per epoch; the last {left} shuffled photos of "
+                      f"each epoch wait for the next one (a different {left} each time)")
+    elif left < 0:
+        progress.note(f"fold {f}: {len(train_pos)} training photos, fewer than --batch-size {cfg.batch_size}: one batch "
+                      f"of all of them per epoch")
     fs = _setup(f, cfg, device, n_steps)
     losses = _losses(cfg, labels, np.concatenate([train_pos, extra_pos]), device)
     weights = sampler_weights(labels[train_pos], cfg.sampler)

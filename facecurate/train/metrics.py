@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from ..curate.labels import DEFAULT_AGE_BINS, class_names, head_names
 from .data import LABEL_COLUMN, OUTPUT_CLASSES
 
 
@@ -37,3 +39,22 @@ def head_metrics(probs: dict[str, np.ndarray], labels: np.ndarray, prefix: str =
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, head: str = "class") -> np.ndarray:
     """Counts K x K (rows true, columns predicted) over all of the head's classes."""
     return confusion_matrix(y_true, y_pred, labels=np.arange(OUTPUT_CLASSES[head]))
+
+
+def per_class(probs: dict[str, np.ndarray], labels: np.ndarray, age_bins=DEFAULT_AGE_BINS) -> pd.DataFrame:
+    """Precision, recall, F1 and support of every class of the 18 and of each head: ``per_class.csv``.
+
+    A class with no photo of its own has support 0 and NaN scores (never a 0 or a 1 that means nothing).
+    """
+    rows = []
+    for out, p in probs.items():
+        n = OUTPUT_CLASSES[out]
+        y, pred = labels[:, LABEL_COLUMN[out]], np.asarray(p).argmax(1)
+        prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=np.arange(n), zero_division=0)
+        names = class_names(age_bins) if out == "class" else head_names(out, age_bins)
+        for i in range(n):
+            absent = sup[i] == 0
+            rows.append({"output": out, "id": i, "name": names[i], "precision": np.nan if absent else prec[i],
+                         "recall": np.nan if absent else rec[i], "f1": np.nan if absent else f1[i], "support": int(sup[i]),
+                         "predicted": int((pred == i).sum())})
+    return pd.DataFrame(rows)

@@ -116,6 +116,26 @@ def submission_frame(probs: pd.DataFrame, data: Path, layout: str) -> tuple[pd.D
     return pd.DataFrame({"ImageID": ids, "ans": np.asarray(ans, dtype=np.int64)}), missing
 
 
+def prediction_warnings(pred: np.ndarray, trained_classes: set[int], age_bins=None, collapse: float = 0.9) -> list[str]:
+    """What a user must hear about the predictions: most photos in one class, or photos in classes never trained on."""
+    from ..curate.labels import DEFAULT_AGE_BINS, NUM_CLASSES, class_names
+
+    names = class_names(age_bins or DEFAULT_AGE_BINS)
+    pred = np.asarray(pred, dtype=np.int64)
+    out = []
+    if len(pred) >= 10:
+        counts = np.bincount(pred, minlength=NUM_CLASSES)
+        top = int(counts.argmax())
+        if counts[top] >= collapse * len(pred):
+            out.append(f"the predictions collapse: {counts[top]} of {len(pred)} photos are class {top} ({names[top]}); "
+                       f"the model has not learned to tell the classes apart (see the run's confusion.png)")
+    unseen = sorted(set(pred.tolist()) - set(trained_classes))
+    if unseen and trained_classes:
+        what = ", ".join(f"{c} ({names[c]}): {int((pred == c).sum())}" for c in unseen)
+        out.append(f"photos predicted in classes the run never trained on: {what}")
+    return out
+
+
 def default_submission(run: str | Path, data: str | Path) -> Path:
     """``RUN/predict-<data name>/submission.csv``: where predict writes when ``out`` is not given."""
     return Path(run) / f"predict-{dataset_name(data)}" / "submission.csv"
@@ -152,8 +172,13 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
         sub, missing = submission_frame(probs, data, layout)
         sub.to_csv(out, index=False)
         probs.assign(cache=str(cache.path)).to_parquet(out.parent / "probs.parquet", index=False)
+        trained = set()
+        if (Path(run) / "oof.parquet").is_file():
+            trained = set(pd.read_parquet(Path(run) / "oof.parquet", columns=["label"])["label"].astype(int).tolist())
+        warnings = prediction_warnings(probs.loc[probs["error"] == "", "pred"].to_numpy(), trained, config.get("age_bins"))
         (out.parent / "predict.json").write_text(json.dumps({
             "run": str(Path(run).resolve()), "data": str(data.resolve()), "cache": str(cache.path), "rows": int(len(sub)),
-            "missing_photos": missing, "crop_errors": int((probs["error"] != "").sum()), "folds": len(ckpts), "tta": tta},
+            "missing_photos": missing, "crop_errors": int((probs["error"] != "").sum()), "folds": len(ckpts), "tta": tta,
+            "warnings": warnings},
             indent=2))
     return out

@@ -88,7 +88,7 @@ class CropParams:
                                   ("--background", self.background, BACKGROUNDS), ("--fill", self.fill, FILLS)):
             if val not in allowed:
                 raise InputError(f"{opt} {val!r}: expected one of {', '.join(allowed)}")
-        for opt, val in (("--batch", self.batch), ("--workers", self.workers), ("--chunk", self.chunk)):
+        for opt, val in (("--batch-size", self.batch), ("--decode-threads", self.workers), ("--chunk", self.chunk)):
             if int(val) < 1:
                 raise InputError(f"{opt} {val}: expected 1 or more")
         if not 0 <= int(self.detect_threads) <= 64:

@@ -1,0 +1,114 @@
+"""Every command's --help shows every option's whole help text and its default; -h, --version, the usage line,
+old option spellings, --config files (a run's own config.json repeats it), --quiet."""
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from facecurate import __version__
+from facecurate.cli import app
+
+WIDE = {"TERMINAL_WIDTH": "4000", "COLUMNS": "4000"}  # one line per option: nothing wraps
+COMMAND = typer.main.get_command(app)
+COMMANDS = sorted(COMMAND.commands)
+
+
+def _help(*args: str) -> str:
+    r = CliRunner(env=WIDE).invoke(app, [*args, "--help"])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def _text(s: str) -> str:
+    return " ".join(s.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_help_and_default_reach_the_screen(name):
+    out = _text(_help(name))
+    cmd = COMMAND.commands[name]
+    shown = 0
+    for p in cmd.params:
+        if getattr(p, "hidden", False) or p.name == "help":
+            continue
+        assert p.help and _text(p.help) in out, f"{name} --{p.name}: help text lost"
+        default = p.show_default if isinstance(p.show_default, str) else p.default
+        if getattr(p, "is_flag", False) and getattr(p, "secondary_opts", None):
+            default = p.opts[0].lstrip("-") if p.default else p.secondary_opts[0].lstrip("-")
+        if default not in (None, "", False) and p.show_default is not False and not getattr(p, "required", False):
+            assert f"[default: {default}" in out or f"[default: ({default})]" in out, f"{name} --{p.name}: default {default!r} not shown"
+        shown += 1
+    assert shown >= 3
+    assert "<bool>" not in out and "{" not in out.split("Usage:")[1].split("[OPTIONS]")[1][:60]
+
+
+def test_short_help_version_and_usage():
+    assert "Usage:" in CliRunner(env=WIDE).invoke(app, ["train", "-h"]).output
+    r = CliRunner().invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"facecurate {__version__}"
+    usage = [ln for ln in _help("predict").splitlines() if "Usage:" in ln][0]
+    assert re.search(r"predict \[OPTIONS\] RUN DATA\b", usage), usage
+    assert "--install-completion" in _help()
+
+
+def _tiny_cache(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _train_data import make_cache
+
+    return make_cache(tmp_path / "cache", n_people=8, seed=2)
+
+
+TINY = ["--model", "resnet10t", "--batch-size", "8", "--ema", "0", "--patience", "0", "--drop-rate", "0",
+        "--threads", "1", "--val-ratio", "0.25", "--epochs", "2", "--no-plots"]
+
+
+def test_train_config_json_repeats_a_run_and_the_command_line_wins(tmp_path):
+    cache = _tiny_cache(tmp_path)
+    r = CliRunner().invoke(app, ["train", str(cache.path), "--out", str(tmp_path / "a"), *TINY, "--lr", "0.003"])
+    assert r.exit_code == 0, r.output
+    again = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    timing = ["images_per_s", "epoch_s"]
+    ma, mb = (pd.read_csv(tmp_path / x / "metrics.csv").drop(columns=timing) for x in ("a", "b"))
+    pd.testing.assert_frame_equal(ma, mb)  # the same run, from its own config.json (the cache path included)
+    cfg_b = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg_b["lr"] == 0.003 and cfg_b["model"] == "resnet10t"
+    yaml_cfg = tmp_path / "opts.yaml"
+    yaml_cfg.write_text("epochs: 1\nlr: 0.01\nmodel: resnet10t\nbatch-size: 8\nthreads: 1\nval_ratio: 0.25\nplots: false\n")
+    third = CliRunner().invoke(app, ["train", str(cache.path), "--config", str(yaml_cfg), "--out", str(tmp_path / "c"), "--lr", "0.02"])
+    assert third.exit_code == 0, third.output
+    cfg_c = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert cfg_c["epochs"] == 1 and cfg_c["lr"] == 0.02  # the file's epochs, the command line's lr
+
+
+def test_bad_config_files_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1\n")
+    r = CliRunner().invoke(app, ["train", "x", "--config", str(bad)])
+    assert r.exit_code == 2 and "bad.yaml" in r.output and "YAML" in r.output
+    unknown = tmp_path / "u.json"
+    unknown.write_text('{"epoch": 3}')
+    r = CliRunner().invoke(app, ["inspect", "x", "--config", str(unknown)])
+    assert r.exit_code == 2 and "'epoch' is not an option of `inspect`" in r.output
+
+
+def test_old_spellings_work_with_a_notice_and_quiet_prints_only_the_result(tmp_path):
+    from _crop_data import astronaut_person, train_layout
+
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": astronaut_person(2)[0]})
+    r = CliRunner().invoke(app, ["crop", str(root), "--out", str(tmp_path / "c"), "--detector", "mediapipe",
+                                 "--batch", "1", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "--batch is now --batch-size" in r.stderr and "--workers is now --decode-threads" in r.stderr
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    assert meta["params"]["batch"] == 1 and meta["params"]["workers"] == 1
+    q = CliRunner().invoke(app, ["crop", str(root), "--out", str(tmp_path / "q"), "--detector", "mediapipe", "--quiet"])
+    assert q.exit_code == 0 and q.stdout.strip() == f"cache: {tmp_path / 'q'}"
