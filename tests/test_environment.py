@@ -30,3 +30,19 @@ def _requirements() -> str:
     from pathlib import Path
 
     return str(Path(__file__).resolve().parents[1] / "requirements.txt")
+
+
+def test_a_users_train_py_or_curate_py_does_not_shadow_the_package(tmp_path):
+    """The packages live under `facecurate.`: a notebook folder holding its own train.py / curate.py / cli.py breaks
+    neither the console script nor `python -m facecurate`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for name in ("train.py", "curate.py", "cli.py"):
+        (tmp_path / name).write_text("raise SystemExit('the user\\'s own module was imported')\n")
+    script = Path(sys.executable).with_name("facecurate")
+    for cmd in ([str(script), "--version"], [sys.executable, "-m", "facecurate", "train", "--help"]):
+        r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "the user's own module" not in r.stderr + r.stdout, (cmd, r.stderr)
+    assert "facecurate" in subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True).stdout

@@ -178,14 +178,14 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
     labels_t = torch.as_tensor(labels, device=device)
     history = pd.read_csv(out / "metrics.csv") if cfg.resume and (out / "metrics.csv").is_file() else pd.DataFrame()
     oof_old = pd.read_parquet(out / "oof.parquet") if cfg.resume and (out / "oof.parquet").is_file() else pd.DataFrame()
-    from torch.utils.tensorboard import SummaryWriter
+    writer = _tensorboard(progress)
 
     summaries, oof_parts = [], []
     for f in folds_to_run(cfg):
         train_pos, val_pos = split_indices(fold_ids, f)
         if len(val_pos) == 0 or len(train_pos) < 2:
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
-        with SummaryWriter(str(out / "tensorboard" / f"fold_{f}")) as tb:
+        with writer(str(out / "tensorboard" / f"fold_{f}")) as tb:
             fold_rows, best = fit_fold(f, cfg, out, images, labels, labels_t, train_pos, val_pos, size, device,
                                        history, tb, norm, progress, on_epoch_end, on_save, extra_pos=extra_pos)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
@@ -205,6 +205,32 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
 
     _finish(out, pd.read_parquet(out / "oof.parquet"), history, summaries, age_bins, cfg, [x.record for x in extra])
     return out
+
+
+class _NoEvents:
+    """Stands in for TensorBoard's SummaryWriter when the optional ``tensorboard`` package is not installed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __enter__(self) -> "_NoEvents":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+
+def _tensorboard(progress: Progress):
+    """TensorBoard's SummaryWriter, or a writer of nothing (said once) without the optional package."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        progress.note("no tensorboard package: the run writes no TensorBoard events (pip install 'facecurate[tensorboard]')")
+        return _NoEvents
+    return SummaryWriter
 
 
 def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list[dict], age_bins, cfg: TrainConfig,
