@@ -1,17 +1,56 @@
-"""`train` and `predict`: a person-grouped K-fold run from the cache, and its fold ensemble on new photos."""
+"""`train` and `predict`: a person-grouped K-fold run from the cache, and its fold ensemble on new photos.
+
+`train --ddp N` checks the run, then starts torchrun with N copies of the same `train` command (the options
+given, `--out` resolved once); under torchrun only rank 0 renders, the other ranks stay quiet.
+"""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .app import DATA_HELP, app, stage
+from .app import DATA_HELP, app, fail, stage
 from .render import print_paths, train_summary
+
+
+def _rank_args(ctx: typer.Context, out: Path) -> list[str]:
+    """The `train` command every torchrun process runs: the options given on this command line, not their defaults,
+    with `--out` fixed to the folder picked here, `--verify off` (checked here already) and without `--ddp`."""
+    args = ["train"]
+    for p in ctx.command.params:
+        value = ctx.params[p.name]
+        if p.name in ("ddp", "out", "name", "verify"):
+            continue
+        if p.param_type_name == "argument":
+            args.insert(1, str(value))
+        elif getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT":  # typer's own click: by name
+            if getattr(p, "is_flag", False):
+                args += (p.opts if value else p.secondary_opts)[:1]
+            else:
+                args += [p.opts[0], str(value)]
+    return [*args, "--out", str(out), "--verify", "off"]
+
+
+@contextlib.contextmanager
+def _quiet_rank():
+    """A torchrun rank other than 0: no output (rank 0 says it all); bad input still exits with code 2."""
+    from ..curate.errors import InputError
+    from ..train import distributed
+
+    try:
+        yield None, None
+    except InputError as e:
+        typer.echo(f"error (rank {distributed.env_rank()}): {e}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     cache: Path = typer.Argument(..., help="A cache folder written by `crop`."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: artifacts/runs/<name>)."),
     name: Optional[str] = typer.Option(None, help="Run name (default: <cache name>-<model>; -2, -3... when taken, unless --resume)."),
@@ -51,6 +90,7 @@ def train(
     overrides: Optional[Path] = typer.Option(None, help="overrides.csv from relabel-report: label fixes applied for this run only."),
     resume: bool = typer.Option(False, help="Continue the run in --out/--name from its last saved epoch."),
     verify: str = typer.Option("quick", help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
+    ddp: Optional[int] = typer.Option(None, help="Train on N processes with DistributedDataParallel (one per GPU, NCCL; gloo on the CPU): starts `torchrun --standalone --nproc_per_node N -m facecurate train ...`. --batch-size is the global batch."),
 ) -> None:
     """Train a timm classifier from the cache with person-grouped K-fold; writes a run folder."""
     from ..curate.cache import load_cache
@@ -62,10 +102,20 @@ def train(
         parse_head_weights,
         parse_img_size,
     )
+    from ..train import distributed
+    from ..train.fit import check_distributed
     from ..train.fit import train as fit
 
     out = out or default_run_dir(cache, model, name, resume)
-    with stage(f"interrupted; the last finished epoch is saved: add --resume --out {out} to continue") as (console, progress):
+    world = ddp if ddp and ddp > 1 else distributed.env_world()
+    again = f" with {world} processes (--ddp {world})" if world > 1 else ""
+    quiet = distributed.env_rank() > 0
+    if ddp is not None and ddp > 1 and distributed.env_world() > 1:
+        fail("--ddp: this process was already started by torchrun; leave --ddp out (torchrun sets the processes)")
+    if ddp is not None and ddp < 1:
+        fail(f"--ddp {ddp}: expected the number of processes, 1 or more")
+    with (_quiet_rank() if quiet else stage(f"interrupted; the last finished epoch is saved: add --resume --out {out}{again} "
+                                            f"to continue")) as (console, progress):
         cfg = TrainConfig(model=model, task=task, img_size=parse_img_size(img_size, cache), epochs=epochs,
                           batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup, loss=loss,
                           smoothing=smoothing, class_weights=class_weights, head_weights=parse_head_weights(head_weights),
@@ -75,8 +125,17 @@ def train(
                           extra_weight=extra_weight, age_loss=age_loss,
                           overrides=str(overrides) if overrides else None, resume=resume,
                           augment=AugmentParams(enabled=augment, rotate=rotate, mixup=mixup, cutmix=cutmix))
-        run = fit(load_cache(cache, verify=verify), out, cfg, progress=progress)
-    train_summary(console, run)
+        if ddp and ddp > 1:  # checked here, then torchrun runs the same command on every process
+            check_distributed(load_cache(cache, verify=verify), out, cfg, ddp)
+        else:
+            run = fit(load_cache(cache, verify=verify), out, cfg, progress=progress)
+    if ddp and ddp > 1:
+        code = distributed.launch(ddp, _rank_args(ctx, out))
+        if code:
+            raise typer.Exit(code)
+        return
+    if not quiet:
+        train_summary(console, run)
 
 
 @app.command()
