@@ -1,5 +1,6 @@
 """One rank of tests/test_ddp.py's torchrun launch: a DDP run interrupted after epoch 1 and resumed, the same run
-straight through, and a hash check that must fail; rank 0 writes what it saw to OUT/worker.json.
+straight through, a hash check that must fail, and a run folder rank 0 cannot claim (every rank must stop);
+rank 0 writes what it saw to OUT/worker.json.
 
 Run by the test as ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_worker.py CACHE OUT``.
 The process group is started here once, so the three trainings share it (``train`` then leaves it open).
@@ -48,6 +49,15 @@ def main(cache: str, out: str) -> None:
         report["mismatch"] = None
     except InputError as e:
         report["mismatch"] = str(e)
+    if d.main:  # a folder that is not a run folder: rank 0's claim fails, and every rank must stop with it
+        (out / "taken").mkdir()
+        (out / "taken" / "notes.txt").write_text("mine")
+    try:
+        train(cache, out / "taken", TrainConfig(**RESUME))
+        refused = None
+    except InputError as e:
+        refused = [type(e).__name__, str(e)]
+    report["claim_refused"] = distributed.gather(d, refused)
     report["initialised_after"] = dist.is_initialized()
     if d.main:
         (out / "worker.json").write_text(json.dumps(report))

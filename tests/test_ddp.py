@@ -116,6 +116,10 @@ def test_a_resumed_ddp_run_equals_an_uninterrupted_one(work, cache):
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
     assert not torch.equal(state["ranks"][0]["gd"], state["ranks"][1]["gd"])  # each rank augments with its own draws
     assert report["mismatch"] and "differ between processes" in report["mismatch"]
+    # rank 0 alone claims the run folder; its refusal stops every rank with the same line, none left waiting
+    assert [r[0] for r in report["claim_refused"]] == ["AgreedError", "AgreedError"]
+    assert all("is not empty and is not a facecurate run folder" in r[1] for r in report["claim_refused"])
+    assert (out / "taken" / "notes.txt").read_text() == "mine" and sorted(p.name for p in (out / "taken").iterdir()) == ["notes.txt"]
     with pytest.raises(InputError, match="saved by a run of 2 process"):  # one process cannot continue it
         train(cache, out / "cut", TrainConfig.from_dict({**json.loads((out / "cut" / "config.json").read_text()), "resume": True}))
 

@@ -35,14 +35,16 @@ def _rank_args(ctx: typer.Context, out: Path) -> list[str]:
 
 @contextlib.contextmanager
 def _quiet_rank():
-    """A torchrun rank other than 0: no output (rank 0 says it all); bad input still exits with code 2."""
+    """A torchrun rank other than 0: no progress and no summary (rank 0 shows them); bad input exits with code 2, said
+    here only when it is this rank's own finding (an error agreed on by every rank is rank 0's to say)."""
     from ..curate.errors import InputError
     from ..train import distributed
 
     try:
         yield None, None
     except InputError as e:
-        typer.echo(f"error (rank {distributed.env_rank()}): {e}", err=True)
+        if not isinstance(e, distributed.AgreedError):  # this rank's own finding: say it, with the rank
+            typer.echo(f"error (rank {distributed.env_rank()}): {e}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -35,6 +35,10 @@ from ..curate.errors import InputError
 from .runtime import pick_device
 
 
+class AgreedError(InputError):
+    """Bad input raised on every rank because one rank found it; rank 0 reports it (the others need not repeat it)."""
+
+
 @dataclass(frozen=True)
 class Dist:
     """This process's place in the run: rank, world size, its device and the backend."""
@@ -119,10 +123,10 @@ def sync(d: Dist) -> None:
 
 
 def agree(d: Dist, error: str | None) -> None:
-    """Collective: raise InputError on every rank when any rank had ``error`` (rank order decides which one is said)."""
+    """Collective: raise AgreedError on every rank when any rank had ``error`` (rank order decides which one is said)."""
     errors = [e for e in gather(d, error) if e]
     if errors:
-        raise InputError(errors[0])
+        raise AgreedError(errors[0])
 
 
 def on_main(d: Dist | None, fn: Callable, *args, **kwargs):
@@ -157,7 +161,7 @@ def same_everywhere(d: Dist, what: str, *parts) -> str:
     mine = digest(*parts)
     hashes = gather(d, mine)
     if len(set(hashes)) > 1:
-        raise InputError(f"the {what} differ between processes (sha256 per rank: {', '.join(h[:12] for h in hashes)}); "
+        raise AgreedError(f"the {what} differ between processes (sha256 per rank: {', '.join(h[:12] for h in hashes)}); "
                          f"every process must read the same cache with the same options")
     return mine
 
