@@ -1,7 +1,7 @@
 """`train` and `predict`: a person-grouped K-fold run from the cache, and its fold ensemble on new photos.
 
-`train --ddp N` checks the run, then starts torchrun with N copies of the same `train` command (the options
-given, `--out` resolved once); under torchrun only rank 0 renders, the other ranks stay quiet.
+`train --ddp N` checks the run, then starts N processes of the same `train` command with torchrun's launcher (the
+options given, `--out` resolved once); under torchrun only rank 0 renders, the other ranks stay quiet.
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def train(
     overrides: Optional[Path] = typer.Option(None, help="overrides.csv from relabel-report: label fixes applied for this run only."),
     resume: bool = typer.Option(False, help="Continue the run in --out/--name from its last saved epoch."),
     verify: str = typer.Option("quick", help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
-    ddp: Optional[int] = typer.Option(None, help="Train on N processes with DistributedDataParallel (one per GPU, NCCL; gloo on the CPU): starts `torchrun --standalone --nproc_per_node N -m facecurate train ...`. --batch-size is the global batch."),
+    ddp: Optional[int] = typer.Option(None, help="Train on N processes with DistributedDataParallel (one per GPU, NCCL; gloo on the CPU), as `torchrun --standalone --nproc_per_node N -m facecurate train ...` would. --batch-size is the global batch."),
 ) -> None:
     """Train a timm classifier from the cache with person-grouped K-fold; writes a run folder."""
     from ..curate.cache import load_cache

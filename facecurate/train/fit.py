@@ -148,13 +148,15 @@ def _train_distributed(cache: Cache, out: Path, cfg: TrainConfig, dist: distribu
 
 def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: int) -> None:
     """What ``train --ddp N`` checks before it starts torchrun, so bad input is one line before any process starts:
-    the options, the device for ``world`` processes, the data and folds, the batch split and the output folder."""
+    the options, the device for ``world`` processes, the data and folds, the batch split and the output folder
+    (claimed here, as rank 0 will claim it; nobody else may be writing it)."""
     validate_config(cfg)
     distributed.rank_device(cfg.device, 0, world)
     _, _, _, fold_ids, extra = plan_run(cache, cfg, QUIET)
     n_extra = sum(len(x.rows) for x in extra) if cfg.extra_weight is None else 0
     distributed.check_batches(cfg.batch_size, world, [len(split_indices(fold_ids, f)[0]) + n_extra for f in folds_to_run(cfg)])
     check_separate(Path(out), [cache.path, *(x.cache.path for x in extra)], option="--out")
+    claim_folder(Path(out), "run", recognise=_is_run)  # rank 0 claims it again (a no-op); its lock is rank 0's to take
     if writer_of(out):
         raise InputError(f"{out}: this run is being written by {writer_of(out)}; wait for it to finish (or stop it), then run again")
 
