@@ -175,7 +175,7 @@ def test_without_oof_a_quick_kfold_is_trained_first(tmp_path):
     cache = save_cache(tmp_path / "cache", _faces(12, seed=7, h=32, w=24), _manifest(oof), {"params": {}, "versions": {}})
     # the CLI orchestrates: train.quick_oof, then curate.audit.relabel_report on its out-of-fold table
     r = CliRunner().invoke(app, ["relabel-report", str(cache.path), "--out", str(tmp_path / "rep"), "--folds", "2",
-                                 "--epochs", "1", "--image-size", "32", "--batch-size", "16", "--device", "cpu"])
+                                 "--epochs", "1", "--img-size", "32", "--batch-size", "16", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     oof_path = tmp_path / "rep" / "quick_run" / "oof.parquet"
     assert f"Out-of-fold probabilities: {oof_path}" in (tmp_path / "rep" / "report.html").read_text()

@@ -120,7 +120,7 @@ def test_options_are_checked_before_any_training_and_threads_reach_the_quick_run
         assert r.exit_code == 2 and name in r.output, r.output
         assert not (tmp_path / "rep").exists()  # nothing trained, nothing written
     r = CliRunner().invoke(app, ["relabel-report", str(cache.path), "--out", str(tmp_path / "rep"), "--folds", "2",
-                                 "--epochs", "1", "--image-size", "32", "--batch-size", "16", "--device", "cpu",
+                                 "--epochs", "1", "--img-size", "32", "--batch-size", "16", "--device", "cpu",
                                  "--threads", "1", "--no-near-duplicates"])
     assert r.exit_code == 0, r.output
     import json

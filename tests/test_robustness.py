@@ -24,7 +24,7 @@ from facecurate.cli import app
 from facecurate.curate.cache import load_cache, save_cache
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_CROP = ["--detector", "mediapipe", "--batch", "8"]
+FAST_CROP = ["--detector", "mediapipe", "--batch-size", "8"]
 TINY_TRAIN = ["--model", "resnet10t", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
               "--threads", "1", "--patience", "0", "--ema", "0"]
 
@@ -261,7 +261,7 @@ def test_a_huge_photo_is_downscaled_and_a_tiny_one_flagged(work):
     (["crop", "{data}", "--size", "0"], "--size"),
     (["crop", "{data}", "--min-photo-size", "0"], "--min-photo-size"),
     (["relabel-report", "{cache}", "--img-size", "0"], "--img-size"),
-    (["relabel-report", "{cache}", "--image-size", "0"], "--img-size"),
+    (["relabel-report", "{cache}", "--img-size", "0"], "--img-size"),
     (["relabel-report", "{cache}", "--age-bins", "60,30"], "--age-bins"),
     (["predict", "{run}", "{data}", "--batch-size", "0"], "--batch-size"),
 ])

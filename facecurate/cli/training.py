@@ -1,12 +1,17 @@
-"""`train` and `predict`: a person-grouped K-fold run from the cache, and its fold ensemble on new photos."""
+"""`train` and `predict`: a person-grouped K-fold run from the cache, and its fold ensemble on new photos.
+
+`train --ddp N` checks the run, then starts N processes of the same `train` command with torchrun's launcher (the
+options given, `--out` resolved once); under torchrun only rank 0 renders, the other ranks stay quiet.
+"""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, flag, quiet_option, stage, verbose_option
+from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, fail, flag, quiet_option, stage, verbose_option
 from .render import print_paths, train_summary
 
 
@@ -40,6 +45,8 @@ def config_json_options(config: dict) -> dict:
                 out["augment" if ak == "enabled" else ak] = _joined(av) if ak in ("scale", "ratio") else av
         elif k == "warmup_epochs":
             out["warmup"] = v
+        elif k == "ddp" and isinstance(v, dict):  # a DDP run is repeated on as many processes
+            out["ddp"] = v.get("world_size")
         elif k in ("img_size", "head_weights", "extra"):
             out[k] = _joined(v) if v is not None else None
         else:
@@ -50,8 +57,49 @@ def config_json_options(config: dict) -> dict:
 CONFIG_TRANSLATORS["train"] = config_json_options
 
 
+def _rank_args(ctx: typer.Context, out: Path) -> list[str]:
+    """The `train` command every torchrun process runs: the options given on this command line, not their defaults,
+    with `--out` fixed to the folder picked here, `--verify off` (checked here already) and without `--ddp`; values read
+    from `--config` are passed as options, `--quiet`/`--verbose` as given."""
+    args = ["train"]
+    for p in ctx.command.params:
+        value = ctx.params[p.name]
+        if p.name in ("ddp", "out", "name", "verify", "config", "quiet", "verbose"):
+            continue
+        if p.param_type_name == "argument":
+            args.insert(1, str(value))
+        elif getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT":  # typer's own click: by name
+            if getattr(p, "is_flag", False):
+                args += (p.opts if value else p.secondary_opts)[:1]
+            else:
+                args += [p.opts[0], str(value)]
+    if ctx.params.get("quiet"):
+        args.append("--quiet")
+    if ctx.params.get("verbose"):
+        args.append("--verbose")
+    return [*args, "--out", str(out), "--verify", "off"]
+
+
+@contextlib.contextmanager
+def _quiet_rank():
+    """A torchrun rank other than 0: no progress and no summary (rank 0 shows them); bad input exits with code 2, said
+    here only when it is this rank's own finding (an error agreed on by every rank is rank 0's to say)."""
+    from ..curate.errors import InputError
+    from ..train import distributed
+
+    try:
+        yield None, None
+    except InputError as e:
+        if not isinstance(e, distributed.AgreedError):  # this rank's own finding: say it, with the rank
+            typer.echo(f"error (rank {distributed.env_rank()}): {e}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 @command()
 def train(
+    ctx: typer.Context,
     cache: Path = typer.Argument(..., help="A cache folder written by `crop`."),
     out: Optional[Path] = typer.Option(None, help="Run folder.", show_default="artifacts/runs/<name>"),
     name: Optional[str] = typer.Option(None, help="Run name; -2, -3 ... are appended when taken, unless --resume.", show_default="<cache name>-<model>"),
@@ -105,16 +153,26 @@ def train(
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
+    ddp: Optional[int] = typer.Option(None, help="Train on N processes with DistributedDataParallel (one per GPU, NCCL; gloo on the CPU), as `torchrun --standalone --nproc_per_node N -m facecurate train ...` would. --batch-size is the global batch."),
 ) -> None:
     """Train a timm classifier from the cache with person-grouped K-fold; writes a run folder (`--config RUN/config.json` repeats a run)."""
     from ..curate.cache import load_cache
     from ..train.augment import AugmentParams
+    from ..train import distributed
     from ..train.config import TrainConfig, default_run_dir, parse_extra, parse_head_weights, parse_img_size
+    from ..train.fit import check_distributed
     from ..train.fit import train as fit
 
     out = out or default_run_dir(cache, model, name, resume)
-    with stage(f"interrupted; the last finished epoch is saved: add --resume --out {out} to continue",
-               quiet, verbose) as (console, progress):
+    world = ddp if ddp and ddp > 1 else distributed.env_world()
+    again = f" with {world} processes (--ddp {world})" if world > 1 else ""
+    other_rank = distributed.env_rank() > 0
+    if ddp is not None and ddp > 1 and distributed.env_world() > 1:
+        fail("--ddp: this process was already started by torchrun; leave --ddp out (torchrun sets the processes)")
+    if ddp is not None and ddp < 1:
+        fail(f"--ddp {ddp}: expected the number of processes, 1 or more")
+    interrupted = f"interrupted; the last finished epoch is saved: add --resume --out {out}{again} to continue"
+    with (_quiet_rank() if other_rank else stage(interrupted, quiet, verbose)) as (console, progress):
         aug = AugmentParams(enabled=augment, hflip=hflip, scale=_range(scale, "--scale"), ratio=_range(ratio, "--ratio"),
                             rotate=rotate, brightness=brightness, contrast=contrast, saturation=saturation,
                             mixup=mixup, cutmix=cutmix)
@@ -128,8 +186,17 @@ def train(
                           extra=parse_extra(extra), extra_weight=extra_weight, age_loss=age_loss,
                           overrides=str(overrides) if overrides else None, resume=resume,
                           eval_batch_size=eval_batch_size, plots=plots, augment=aug)
-        run = fit(load_cache(cache, verify=verify), out, cfg, progress=progress)
-    train_summary(console, run, quiet)
+        if ddp and ddp > 1:  # checked here, then torchrun runs the same command on every process
+            check_distributed(load_cache(cache, verify=verify), out, cfg, ddp)
+        else:
+            run = fit(load_cache(cache, verify=verify), out, cfg, progress=progress)
+    if ddp and ddp > 1:
+        code = distributed.launch(ddp, _rank_args(ctx, out))
+        if code:
+            raise typer.Exit(code)
+        return
+    if not other_rank:
+        train_summary(console, run, quiet)
 
 
 @command()

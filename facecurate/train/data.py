@@ -184,14 +184,21 @@ def _augment(images, idx: np.ndarray, size: tuple[int, int], aug: AugmentParams,
 def iter_train(images: CacheImages | SourceImages, positions: np.ndarray, labels: torch.Tensor, batch_size: int,
                size: tuple[int, int], aug: AugmentParams, g: torch.Generator, gd: torch.Generator,
                weights: np.ndarray | None = None, channels_last: bool = False, norm: Norm = IMAGENET,
-               extra: np.ndarray | None = None, extra_share: float | None = None):
+               extra: np.ndarray | None = None, extra_share: float | None = None, shard: tuple[int, int] | None = None):
     """Yield (augmented float batch, labels N x 4) for one epoch over ``positions`` (+ ``extra``, see ``train_order``);
-    the last short batch is dropped when there is more than one."""
+    the last short batch is dropped when there is more than one.
+
+    ``shard=(rank, world)`` (DDP): every rank draws the same epoch order from ``g`` and keeps photos rank, rank +
+    world, ... of each global batch of ``batch_size``, a disjoint share of batch_size / world photos."""
     extra = np.zeros(0, np.int64) if extra is None else np.asarray(extra)
     order = train_order(positions, extra, batch_size, extra_share, g, weights)
     n_batches = steps_per_epoch(len(positions), batch_size, len(extra), extra_share)
     for b in range(n_batches):
         idx = order[b * batch_size:(b + 1) * batch_size]
+        if shard is not None:
+            if len(idx) % shard[1]:
+                raise ValueError(f"a batch of {len(idx)} photos does not split over {shard[1]} processes")
+            idx = idx[shard[0]::shard[1]]
         x = _augment(images, idx, size, aug, gd, norm)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

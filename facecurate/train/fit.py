@@ -5,6 +5,9 @@
 ``curves.png`` and ``summary.json``, and returns ``out``. The fold loop itself is ``fold.fit_fold``; the
 ``--extra`` caches (``extra.load_extra``) sit behind the main cache's rows and join every fold's training.
 ``quick_oof`` is the short preset relabel-report's CLI trains when it is given no out-of-fold table.
+Started by torchrun (``WORLD_SIZE`` > 1), ``train`` runs the same on every rank with DistributedDataParallel
+(``distributed``): the folds are computed on every rank and checked equal, rank 0 alone claims, locks and
+writes the run folder, and ``check_distributed`` is what ``train --ddp N`` checks before it starts torchrun.
 """
 from __future__ import annotations
 
@@ -20,10 +23,11 @@ import torch
 
 from ..curate.cache import Cache, load_cache
 from ..curate.errors import InputError
-from ..curate.locks import folder_lock
+from ..curate.locks import folder_lock, writer_of
 from ..curate.outputs import check_separate, claim_folder
 from ..curate.overrides import ORIG_COLUMNS, apply_overrides, describe_changes, override_changes, read_overrides
 from ..curate.progress import QUIET, Progress
+from . import distributed
 from .augment import Norm
 from .checkpoint import BEST, load_weights
 from .config import (
@@ -39,7 +43,7 @@ from .fold import fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
-from .runtime import amp_dtype, pick_device, torch_threads
+from .runtime import NoEvents, amp_dtype, event_writer, pick_device, torch_threads
 from .splits import holdout_persons, kfold_persons, split_indices
 
 
@@ -98,6 +102,12 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     progress = progress or QUIET
     validate_config(cfg)
+    dist = distributed.setup(cfg.device)  # None unless started by torchrun with more than one process
+    if dist is not None:
+        try:
+            return _train_distributed(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save)
+        finally:
+            distributed.teardown(dist)
     device = pick_device(cfg.device)
     plan = plan_run(cache, cfg, progress)  # every check that needs the data, before anything is written
     out = Path(out)
@@ -109,6 +119,46 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
             locks.enter_context(folder_lock(c.path, "cache", shared=True))
         locks.enter_context(torch_threads(cfg.threads))
         return _train(cache, out, cfg, device, plan, progress, on_epoch_end, on_save)
+
+
+def _train_distributed(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Dist, progress: Progress,
+                       on_epoch_end, on_save) -> Path:
+    """``train`` on one rank of a DDP run: rank 0's folder and reports, the same plan checked on every rank."""
+    progress = progress if dist.main else QUIET
+    out = Path(distributed.broadcast(dist, str(out)))  # rank 0's folder, however each rank's default was picked
+    plan = plan_run(cache, cfg, progress)
+    manifest, rows, _, fold_ids, extra = plan
+    distributed.same_everywhere(dist, "training rows, labels, folds and options", rows, label_array(manifest), fold_ids,
+                                *(x.rows for x in extra), json.dumps(asdict(cfg), sort_keys=True, default=str))
+    n_extra = sum(len(x.rows) for x in extra) if cfg.extra_weight is None else 0
+    distributed.check_batches(cfg.batch_size, dist.world,
+                              [len(split_indices(fold_ids, f)[0]) + n_extra for f in folds_to_run(cfg)])
+    with contextlib.ExitStack() as locks:
+        def claim() -> None:
+            check_separate(out, [cache.path, *(x.cache.path for x in extra)], option="--out")
+            claim_folder(out, "run", recognise=_is_run)
+            locks.enter_context(folder_lock(out, "run"))
+
+        distributed.on_main(dist, claim)  # the run folder's claim and lock: rank 0's; the caches are read by all
+        for c in [cache, *(x.cache for x in extra)]:
+            locks.enter_context(folder_lock(c.path, "cache", shared=True))
+        locks.enter_context(torch_threads(cfg.threads))
+        return _train(cache, out, cfg, dist.device, plan, progress, on_epoch_end, on_save, dist)
+
+
+def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: int) -> None:
+    """What ``train --ddp N`` checks before it starts torchrun, so bad input is one line before any process starts:
+    the options, the device for ``world`` processes, the data and folds, the batch split and the output folder
+    (claimed here, as rank 0 will claim it; nobody else may be writing it)."""
+    validate_config(cfg)
+    distributed.rank_device(cfg.device, 0, world)
+    _, _, _, fold_ids, extra = plan_run(cache, cfg, QUIET)
+    n_extra = sum(len(x.rows) for x in extra) if cfg.extra_weight is None else 0
+    distributed.check_batches(cfg.batch_size, world, [len(split_indices(fold_ids, f)[0]) + n_extra for f in folds_to_run(cfg)])
+    check_separate(Path(out), [cache.path, *(x.cache.path for x in extra)], option="--out")
+    claim_folder(Path(out), "run", recognise=_is_run)  # rank 0 claims it again (a no-op); its lock is rank 0's to take
+    if writer_of(out):
+        raise InputError(f"{out}: this run is being written by {writer_of(out)}; wait for it to finish (or stop it), then run again")
 
 
 def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray, list[ExtraCache]]:
@@ -155,7 +205,7 @@ def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.nd
 
 
 def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan: tuple, progress: Progress,
-           on_epoch_end, on_save) -> Path:
+           on_epoch_end, on_save, dist: distributed.Dist | None = None) -> Path:
     # CPU kernels used here are deterministic (the tests check it); on CUDA speed wins over bit-exact repeats
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -166,19 +216,22 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
     size = tuple(cfg.img_size) if cfg.img_size else tuple(int(s) for s in cache.images.shape[1:3])
     norm = data_norm(build_model(cfg.model, cfg.task, age_loss=cfg.age_loss))
     weights_file = str(resolve_weights(cfg.weights)[0].resolve()) if cfg.weights else None
-    _write_config(out, cfg, {**asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
-                             "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins),
-                             "overrides_changed": changed, "overrides_changes": override_changes(manifest) or None,
-                             "n_photos": int(len(rows)),
-                             "n_people": int(manifest["person"].nunique()), "device": str(device),
-                             "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "weights_file": weights_file,
-                             "extra_data": [x.record for x in extra]})
+    main = dist is None or dist.main
+    ddp = {} if dist is None else {"ddp": {"world_size": dist.world, "backend": dist.backend,
+                                           "batch_per_process": cfg.batch_size // dist.world}}
+    distributed.on_main(dist, _write_config, out, cfg, {
+        **asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
+        "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins), "overrides_changed": changed,
+        "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
+        "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
+        "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra], **ddp})
 
     images = SourceImages([CacheImages(cache.images, device, rows), *(CacheImages(x.cache.images, device, x.rows) for x in extra)])
     labels_t = torch.as_tensor(labels, device=device)
-    history = pd.read_csv(out / "metrics.csv") if cfg.resume and (out / "metrics.csv").is_file() else pd.DataFrame()
-    oof_old = pd.read_parquet(out / "oof.parquet") if cfg.resume and (out / "oof.parquet").is_file() else pd.DataFrame()
-    writer = _tensorboard(progress)
+    resumed = main and cfg.resume
+    history = pd.read_csv(out / "metrics.csv") if resumed and (out / "metrics.csv").is_file() else pd.DataFrame()
+    oof_old = pd.read_parquet(out / "oof.parquet") if resumed and (out / "oof.parquet").is_file() else pd.DataFrame()
+    writer = event_writer(progress) if main else NoEvents  # ranks other than 0 log nowhere
 
     summaries, oof_parts = [], []
     for f in folds_to_run(cfg):
@@ -187,15 +240,22 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with writer(str(out / "tensorboard" / f"fold_{f}")) as tb:
             fold_rows, best = fit_fold(f, cfg, out, images, labels, labels_t, train_pos, val_pos, size, device,
-                                       history, tb, norm, progress, on_epoch_end, on_save, extra_pos=extra_pos)
+                                       history, tb, norm, progress, on_epoch_end, on_save, extra_pos=extra_pos, dist=dist)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
-        history.to_csv(out / "metrics.csv", index=False)
+        if dist is not None:
+            distributed.sync(dist)  # rank 0 has written the fold's files: every rank reads its best weights
+        if main:
+            history.to_csv(out / "metrics.csv", index=False)
         # out-of-fold probabilities of the best checkpoint, with the flipped photo averaged in (as predict does)
         model = load_weights(new_model(cfg, device), out / f"fold_{f}" / BEST)
-        probs = infer_probs(model, images, val_pos, size, cfg.task, cfg.eval_batch_size, flip_tta=True,
-                            dtype=amp_dtype(cfg.amp, device), channels_last=device.type == "cuda" and cfg.channels_last,
-                            norm=norm, age_loss=cfg.age_loss)
+        probs = infer_probs(model, images, val_pos if dist is None else distributed.shard(val_pos, dist), size, cfg.task,
+                            cfg.eval_batch_size, flip_tta=True, dtype=amp_dtype(cfg.amp, device),
+                            channels_last=device.type == "cuda" and cfg.channels_last, norm=norm, age_loss=cfg.age_loss)
+        if dist is not None:
+            probs = distributed.gather_probs(dist, probs)
+        if not main:
+            continue
         oof_parts.append(_oof_part(f, manifest, labels, val_pos, probs))
         done = list(oof_parts)
         if len(oof_old):
@@ -203,34 +263,11 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
         pd.concat(done, ignore_index=True).to_parquet(out / "oof.parquet", index=False)
         summaries.append({"fold": f, **best, **{f"tta_{k}": v for k, v in head_metrics(probs, labels[val_pos]).items()}})
 
-    _finish(out, pd.read_parquet(out / "oof.parquet"), history, summaries, age_bins, cfg, [x.record for x in extra])
+    if main:
+        _finish(out, pd.read_parquet(out / "oof.parquet"), history, summaries, age_bins, cfg, [x.record for x in extra])
+    if dist is not None:
+        distributed.sync(dist)  # every rank returns once the run folder is complete
     return out
-
-
-class _NoEvents:
-    """Stands in for TensorBoard's SummaryWriter when the optional ``tensorboard`` package is not installed."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __enter__(self) -> "_NoEvents":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def add_scalar(self, *args, **kwargs) -> None:
-        pass
-
-
-def _tensorboard(progress: Progress):
-    """TensorBoard's SummaryWriter, or a writer of nothing (said once) without the optional package."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        progress.note("no tensorboard package: the run writes no TensorBoard events (pip install 'facecurate[tensorboard]')")
-        return _NoEvents
-    return SummaryWriter
 
 
 def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list[dict], age_bins, cfg: TrainConfig,

@@ -1,4 +1,4 @@
-"""Where and how a run computes: the device, mixed precision, CPU threads and seeds."""
+"""Where and how a run computes: the device, mixed precision, CPU threads and seeds; where it logs (TensorBoard)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +10,7 @@ import torch
 
 from ..curate.devices import resolve_device
 from ..curate.errors import InputError
+from ..curate.progress import Progress
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -47,3 +48,29 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class NoEvents:
+    """Stands in for TensorBoard's SummaryWriter when the optional ``tensorboard`` package is not installed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __enter__(self) -> "NoEvents":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+
+def event_writer(progress: Progress):
+    """TensorBoard's SummaryWriter, or a writer of nothing (said once) without the optional package."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        progress.note("no tensorboard package: the run writes no TensorBoard events (pip install 'facecurate[tensorboard]')")
+        return NoEvents
+    return SummaryWriter
