@@ -250,11 +250,13 @@ def test_cli_skips_a_face_without_keypoints_and_lists_it(tmp_path):
 
 def test_csv_input_with_several_photos_per_person(tmp_path, detector):
     imgs = astronaut_variants(3, seed=6)
+    faces = tmp_path / "faces"  # the output may not lie inside the input's folder
+    faces.mkdir()
     for i, img in enumerate(imgs):
-        Image.fromarray(img).save(tmp_path / f"p{i}.png")
-    (tmp_path / "faces.csv").write_text("path,age,gender,person\np0.png,33,male,ann\np1.png,33,male,ann\np2.png,71,1,bob\n")
+        Image.fromarray(img).save(faces / f"p{i}.png")
+    (faces / "faces.csv").write_text("path,age,gender,person\np0.png,33,male,ann\np1.png,33,male,ann\np2.png,71,1,bob\n")
     from facecurate.curate.synth import synthesize
-    r = synthesize(tmp_path / "faces.csv", tmp_path / "out", seed=0, detector=detector)
+    r = synthesize(faces / "faces.csv", tmp_path / "out", seed=0, detector=detector)
     assert r.people == 2 and r.photos == 14
     train = pd.read_csv(tmp_path / "out" / "train.csv", dtype=str)
     assert sorted(zip(train["gender"], train["age"])) == [("female", "71"), ("male", "33")]

@@ -219,12 +219,14 @@ def _surface(style: MaskStyle, fx: np.ndarray, fy: np.ndarray, g: MaskGeometry, 
 
 
 def draw_mask(image: np.ndarray, keypoints: np.ndarray, style: MaskStyle, wear: str = "correct",
-              rng: np.random.Generator | None = None, loops: bool = True) -> tuple[np.ndarray, np.ndarray]:
+              rng: np.random.Generator | None = None, loops: bool = True,
+              cover: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``style`` worn as ``wear`` onto a copy of ``image`` (RGB uint8) from ``keypoints`` (4, 2).
 
     Returns (new image, mask body alpha float32 H x W in 0..1). The photo's own light falls on the
     mask (its blurred luminance modulates the shading), the surface curves away at the cheeks, and
-    ear loops run towards the ears. ``rng`` jitters position, outline and pattern phase.
+    ear loops run towards the ears. ``rng`` jitters position, outline and pattern phase. ``cover``
+    (H x W float32, optional) gets the body and the loops added: where the mask covers what was there.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     img = np.asarray(image)
@@ -274,15 +276,19 @@ def draw_mask(image: np.ndarray, keypoints: np.ndarray, style: MaskStyle, wear: 
     out[cy0:cy1, cx0:cx1] = np.clip(region * (1 - a) + rgb * a, 0, 255).astype(np.uint8)
     alpha_full[cy0:cy1, cx0:cx1] = alpha
     if loops:
-        _draw_loops(out, frame, g, style, d, rng)
+        _draw_loops(out, frame, g, style, d, rng, cover)
+    if cover is not None:
+        region = cover[cy0:cy1, cx0:cx1]
+        region += alpha * (1 - region)
     return out, alpha_full
 
 
 def _draw_loops(out: np.ndarray, frame: FaceFrame, g: MaskGeometry, style: MaskStyle, d: float,
-                rng: np.random.Generator) -> None:
-    """Ear loops: from the mask's side corners towards the ears, a little beyond the cheeks."""
+                rng: np.random.Generator, cover: np.ndarray | None = None) -> None:
+    """Ear loops: from the mask's side corners towards the ears, a little beyond the cheeks (also into ``cover``)."""
     thick = max(1, int(round(0.03 * d)))
     colour = tuple(int(c) for c in style.loop)
+    lines = np.zeros(out.shape[:2], np.uint8) if cover is not None else None
     for side in (-1.0, 1.0):
         ear = np.array([[side * (g.width + 0.18 + rng.uniform(0, 0.05)), 0.35 + rng.uniform(-0.05, 0.05)]])
         ear_px = frame.to_image(ear)[0]
@@ -291,3 +297,7 @@ def _draw_loops(out: np.ndarray, frame: FaceFrame, g: MaskGeometry, style: MaskS
             mid = (start + ear_px) / 2 + (ear_px - start)[::-1] * np.array([1, -1]) * 0.08 * side
             pts = np.round(np.stack([start, mid, ear_px]) * 16).astype(np.int32)
             cv2.polylines(out, [pts], False, colour, thick, lineType=cv2.LINE_AA, shift=4)
+            if lines is not None:
+                cv2.polylines(lines, [pts], False, 255, thick, lineType=cv2.LINE_AA, shift=4)
+    if lines is not None:
+        np.maximum(cover, lines.astype(np.float32) / 255, out=cover)

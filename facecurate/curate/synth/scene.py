@@ -1,8 +1,11 @@
-"""Place a face crop into a 384 x 512 portrait photo: a varied background, a torso, hair, the face.
+"""Place a face crop into a 384 x 512 portrait photo: a backdrop, a torso, hair, the face.
 
 Like the reference photos: a person photographed from the chest up, the face in the upper middle.
-A person's ``Look`` (background, clothes, hair, framing) is drawn once; each of their photos then
-moves the head a little (``compose``). Everything is driven by a numpy ``Generator``: same seed, same photo.
+A person's ``Look`` (backdrop, clothes, hair, framing) is drawn once; each of their photos then
+moves the head a little (``compose``). The backdrop is a painted wall (``make_background``) or a
+given photo (``backdrops.py``). ``compose`` also returns where the person covers the backdrop (the
+over-composited alpha of hair, neck, torso, head and face), the ground truth for background removal.
+Everything is driven by a numpy ``Generator``: same seed, same photo.
 """
 from __future__ import annotations
 
@@ -73,13 +76,14 @@ def make_background(rng: np.random.Generator, height: int = PHOTO_HEIGHT, width:
 
 
 def make_look(rng: np.random.Generator, age: int | None = None, height: int = PHOTO_HEIGHT,
-              width: int = PHOTO_WIDTH) -> Look:
-    """Draw one person's look; ``age`` makes grey hair likelier from 50 on."""
+              width: int = PHOTO_WIDTH, background: np.ndarray | None = None) -> Look:
+    """Draw one person's look; ``age`` makes grey hair likelier from 50 on; ``background`` (H x W x 3 uint8)
+    replaces the painted wall."""
     grey = age is not None and age >= 50 and rng.random() < (0.35 if age < 60 else 0.65)
     hair = GREY_HAIR[rng.integers(len(GREY_HAIR))] if grey else HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))]
     d = float(rng.uniform(0.14, 0.2) * width)  # eye distance: the face spans a third to two fifths of the width
     return Look(
-        background=make_background(rng, height, width),
+        background=make_background(rng, height, width) if background is None else background,
         shirt=tuple(int(c) for c in np.clip(np.array(SHIRT_COLOURS[rng.integers(len(SHIRT_COLOURS))]) + rng.normal(0, 10, 3), 0, 255)),
         neckline=str(rng.choice(["round", "v", "collar"])),
         hair=tuple(int(c) for c in hair),
@@ -116,10 +120,18 @@ def face_transform(keypoints: np.ndarray, eye_dist: float, centre: tuple[float, 
     return m
 
 
-def _fill(canvas: np.ndarray, poly: np.ndarray, colour: np.ndarray, shade=None) -> None:
+def _cover(cover: np.ndarray | None, y0: int, x0: int, a: np.ndarray) -> None:
+    """Over-composite coverage ``a`` (h x w float32) into ``cover`` at (y0, x0): c = c + a (1 - c)."""
+    if cover is not None:
+        region = cover[y0:y0 + a.shape[0], x0:x0 + a.shape[1]]
+        region += a * (1 - region)
+
+
+def _fill(canvas: np.ndarray, poly: np.ndarray, colour: np.ndarray, shade=None, cover: np.ndarray | None = None) -> None:
     """Anti-aliased fill of a polygon on a float canvas, in the polygon's bounding box only.
 
-    ``shade(xs, ys)`` (optional) gives a per-pixel brightness factor from photo coordinates.
+    ``shade(xs, ys)`` (optional) gives a per-pixel brightness factor from photo coordinates; the
+    polygon's coverage is added to ``cover`` (H x W float32) when given.
     """
     h, w = canvas.shape[:2]
     x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int) - 1, 0)
@@ -136,9 +148,11 @@ def _fill(canvas: np.ndarray, poly: np.ndarray, colour: np.ndarray, shade=None) 
     region = canvas[y0:y1, x0:x1]
     region *= 1 - a
     region += paint * a
+    _cover(cover, y0, x0, a[..., 0])
 
 
-def _torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: Look, skin: np.ndarray) -> None:
+def _torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: Look, skin: np.ndarray,
+           cover: np.ndarray | None = None) -> None:
     """Shoulders and chest in the shirt colour, a neck in the skin colour, a neckline."""
     h, w = canvas.shape[:2]
     shoulder_y = chin_y + 0.75 * d
@@ -150,9 +164,11 @@ def _torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: Look, s
     poly = np.concatenate([right, (right * [-1, 1])[::-1]]) + [cx, 0]
     neck = np.array([(cx - 0.55 * d, chin_y - 0.9 * d), (cx + 0.55 * d, chin_y - 0.9 * d),
                      (cx + 0.62 * d, shoulder_y + 0.1 * d), (cx - 0.62 * d, shoulder_y + 0.1 * d)])
-    _fill(canvas, neck, skin * 0.92, lambda xs, ys: 1.0 - 0.3 * np.clip(1 - (ys - chin_y) / (0.5 * d), 0, 1))  # shadow under the chin
+    _fill(canvas, neck, skin * 0.92, lambda xs, ys: 1.0 - 0.3 * np.clip(1 - (ys - chin_y) / (0.5 * d), 0, 1),  # shadow under the chin
+          cover=cover)
     _fill(canvas, poly, np.array(look.shirt, np.float32),
-          lambda xs, ys: 1.0 - 0.25 * np.clip(np.abs(xs - cx) / (half * 1.2), 0, 1) ** 2 - 0.1 * np.clip((ys - shoulder_y) / h, 0, 1))
+          lambda xs, ys: 1.0 - 0.25 * np.clip(np.abs(xs - cx) / (half * 1.2), 0, 1) ** 2 - 0.1 * np.clip((ys - shoulder_y) / h, 0, 1),
+          cover=cover)
     if look.neckline == "v":
         _fill(canvas, np.array([(cx - 0.5 * d, shoulder_y - 0.12 * d), (cx + 0.5 * d, shoulder_y - 0.12 * d),
                                 (cx, shoulder_y + 0.9 * d)]), skin * 0.9)
@@ -182,12 +198,23 @@ def _head_alpha(shape: tuple[int, int], keypoints: np.ndarray) -> np.ndarray:
     return a * ramp_y[:, None].astype(np.float32) * ramp_x[None, :].astype(np.float32)
 
 
+def _ellipse_box(centre: np.ndarray, axes: tuple[float, float], angle: float, margin: float, w: int, h: int) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1), clipped to the photo, around a rotated ellipse grown by ``margin`` px."""
+    t = np.radians(angle)
+    ex = np.hypot(axes[0] * np.cos(t), axes[1] * np.sin(t)) + margin
+    ey = np.hypot(axes[0] * np.sin(t), axes[1] * np.cos(t)) + margin
+    return (max(int(np.floor(centre[0] - ex)), 0), max(int(np.floor(centre[1] - ey)), 0),
+            min(int(np.ceil(centre[0] + ex)) + 1, w), min(int(np.ceil(centre[1] + ey)) + 1, h))
+
+
 def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.Generator,
-            move: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+            move: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One photo of the person: the face (RGB uint8) placed on ``look`` with a small head movement.
 
-    Returns (photo uint8 PHOTO_HEIGHT x PHOTO_WIDTH x 3, keypoints (4, 2) float32 in the photo).
-    ``move`` scales the per-photo jitter of position, size and roll (0: none).
+    Returns (photo uint8 PHOTO_HEIGHT x PHOTO_WIDTH x 3, keypoints (4, 2) float32 in the photo,
+    cover float32 H x W in 0..1: how much the person (hair, neck, torso, head, face) covers the backdrop).
+    ``move`` scales the per-photo jitter of position, size and roll (0: none). Head and face are
+    blended inside their bounding box only.
     """
     h, w = look.background.shape[:2]
     d = look.eye_dist * (1 + move * rng.uniform(-0.04, 0.04))
@@ -198,27 +225,43 @@ def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.
     kp = (np.concatenate([np.asarray(keypoints, np.float64), np.ones((4, 1))], 1) @ m.T).astype(np.float32)
     fr = face_frame(kp)
     hgt = float(np.linalg.norm(fr.ey))
+    angle = float(np.degrees(np.arctan2(fr.ex[1], fr.ex[0])))
     skin = skin_colour(face, keypoints)
     canvas = look.background.astype(np.float32)
+    cover = np.zeros((h, w), np.float32)
     chin = fr.to_image(np.array([[0.0, 1.8]]))[0]
     hair = np.array(look.hair, np.float32)
     if look.long_hair:  # hair falling behind the neck to the shoulders
         _fill(canvas, np.array([(cx - 1.25 * d, cy), (cx + 1.25 * d, cy), (cx + 1.35 * d, chin[1] + 1.1 * d),
-                                (cx - 1.35 * d, chin[1] + 1.1 * d)]), hair * 0.9)
-    _torso(canvas, float(chin[0]), float(chin[1]), d, look, skin)
-    # the skull behind the face: a hair-coloured oval reaching above the forehead and to the ears
-    head = np.zeros((h, w), np.uint8)
+                                (cx - 1.35 * d, chin[1] + 1.1 * d)]), hair * 0.9, cover=cover)
+    _torso(canvas, float(chin[0]), float(chin[1]), d, look, skin, cover)
+    # head and face live in one box: the skull's oval and the face's blurred oval, warped there
     hc = fr.to_image(np.array([[0.0, 0.1]]))[0]
-    cv2.ellipse(head, (int(hc[0] * 16), int(hc[1] * 16)), (int(1.22 * d * 16), int(1.55 * hgt * 16)),
-                float(np.degrees(np.arctan2(fr.ex[1], fr.ex[0]))), 0, 360, 255, -1, cv2.LINE_AA, 4)
-    a = (head.astype(np.float32) / 255)[..., None]
-    canvas = canvas * (1 - a) + hair * (0.9 + 0.2 * _smooth_noise(rng, h, w, 24))[..., None] * a
-    # the face itself, warped into place with a soft oval edge
-    fa = _head_alpha(face.shape[:2], keypoints)
-    warped = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    wa = cv2.warpAffine(fa, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    canvas = canvas * (1 - wa[..., None]) + warped.astype(np.float32) * wa[..., None]
-    return np.clip(canvas, 0, 255).astype(np.uint8), kp
+    fc = fr.to_image(np.array([[0.0, 0.5]]))[0]
+    b1 = _ellipse_box(hc, (1.22 * d, 1.55 * hgt), angle, 2, w, h)
+    b2 = _ellipse_box(fc, (1.1 * d, 1.5 * hgt), angle, 0.4 * d + 2, w, h)
+    x0, y0, x1, y1 = min(b1[0], b2[0]), min(b1[1], b2[1]), max(b1[2], b2[2]), max(b1[3], b2[3])
+    if x1 > x0 and y1 > y0:
+        bw, bh = x1 - x0, y1 - y0
+        region = canvas[y0:y1, x0:x1]
+        # the skull behind the face: a hair-coloured oval reaching above the forehead and to the ears
+        head = np.zeros((bh, bw), np.uint8)
+        cv2.ellipse(head, (int((hc[0] - x0) * 16), int((hc[1] - y0) * 16)), (int(1.22 * d * 16), int(1.55 * hgt * 16)),
+                    angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
+        a = head.astype(np.float32) / 255
+        cells = max(2, int(round(24 * bw / w)))
+        shade = hair * (0.9 + 0.2 * _smooth_noise(rng, bh, bw, cells))[..., None]
+        region += (shade - region) * a[..., None]
+        _cover(cover, y0, x0, a)
+        # the face itself, warped into place with a soft oval edge
+        mr = m.copy()
+        mr[:, 2] -= (x0, y0)
+        fa = _head_alpha(face.shape[:2], keypoints)
+        warped = cv2.warpAffine(face, mr, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        wa = cv2.warpAffine(fa, mr, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        region += (warped.astype(np.float32) - region) * wa[..., None]
+        _cover(cover, y0, x0, wa)
+    return np.clip(canvas, 0, 255).astype(np.uint8), kp, cover
 
 
 def camera(photo: np.ndarray, look: Look, rng: np.random.Generator) -> np.ndarray:
