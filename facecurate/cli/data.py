@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from ..curate.labels import PHOTO_STEMS
 from .app import DATA_HELP, app, stage
 from .render import inspect_summary, synth_summary
 
@@ -30,7 +31,7 @@ def inspect(
 @app.command()
 def synth(
     faces: Path = typer.Argument(..., help="Labelled faces: a folder of UTKFace-named photos (age_gender_race_*.jpg, gender 0 male / 1 female) or a CSV with path, age, gender (+ optional person, race)."),
-    out: Path = typer.Argument(..., help="Folder to write (new, empty, or a previous synth output, which is replaced)."),
+    out: Path = typer.Argument(..., help="Folder to write: new, empty, or a previous synth output. A finished one is replaced; one an interrupted run left with the same options and inputs is resumed after its last finished block (other options start it over)."),
     people: Optional[int] = typer.Option(None, help="How many people to write (7 photos each); default: every usable person."),
     seed: int = typer.Option(0, help="Random seed: the same seed writes the same files."),
     balance: str = typer.Option("", help="Draw people evenly over these groups so scarce ones are not starved: 'age', 'gender' or 'age,gender'."),
@@ -42,6 +43,12 @@ def synth(
     contact: int = typer.Option(8, help="People shown in contact.png (0: no contact sheet)."),
     workers: Optional[int] = typer.Option(None, help="Threads rendering and writing photos; default: min(4, CPU cores)."),
     quality: int = typer.Option(92, help="JPEG quality of the written photos."),
+    photos: str = typer.Option(",".join(PHOTO_STEMS), help="Which photos each person gets, e.g. 'mask1,incorrect_mask,normal' for external training data."),
+    backdrops: Optional[Path] = typer.Option(None, help="Folder of photos (street scenes, other people) to put behind people instead of a painted wall: a crop of one, chosen per person, scaled to fill the frame."),
+    backdrop_share: Optional[float] = typer.Option(None, help="Share of people who get a --backdrops photo (the rest a painted wall); 1.0 when --backdrops is given."),
+    dedup: bool = typer.Option(True, help="Skip source faces that duplicate an earlier one (identical bytes, or the same photo re-cropped: perceptual hash + thumbnail correlation); listed in skipped.csv."),
+    person_masks: bool = typer.Option(True, help="Write each photo's true person mask (masks/<image>.png, 1-bit): the ground truth for background removal."),
+    block: int = typer.Option(256, help="People per block: what an interruption can lose, and how often progress is saved (rounded up to a multiple of 16)."),
     show: int = typer.Option(10, help="How many skipped faces to print (all are in skipped.csv)."),
 ) -> None:
     """Synthesise masked photos (mask1-5, incorrect_mask, normal) from labelled faces into the competition layout."""
@@ -50,5 +57,6 @@ def synth(
     with stage() as (console, progress):
         result = synthesize(faces, out, people=people, seed=seed, balance=balance, inject=inject, eval_layout=eval_layout,
                             detector=detector, device=device, age_bins=age_bins, contact=contact, workers=workers,
-                            quality=quality, progress=progress)
+                            quality=quality, progress=progress, photos=photos, backdrops=backdrops,
+                            backdrop_share=backdrop_share, dedup=dedup, person_masks=person_masks, block=block)
     synth_summary(console, result, show)

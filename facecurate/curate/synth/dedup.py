@@ -30,7 +30,7 @@ MAX_DISTANCE = 8  # pHash bits
 def min_correlation(distance: int | np.ndarray) -> np.ndarray:
     """Thumbnail correlation a pair at ``distance`` hash bits needs to count as near-identical: 0.95 up to 4 bits,
     rising to 0.975 at 8."""
-    return 0.95 + np.maximum(0, np.asarray(distance) - 4) * 0.00625
+    return 0.95 + np.maximum(0, np.asarray(distance, np.int64) - 4) * 0.00625
 
 
 def signatures(images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +67,7 @@ class Deduper:
         n = len(self.names)
         if not n:
             return None
-        dist = np.bitwise_count(self._hashes[:n] ^ np.uint64(phash))
+        dist = np.bitwise_count(self._hashes[:n] ^ np.uint64(phash)).astype(np.int64)
         cand = np.nonzero(dist <= self.max_distance)[0]
         if not len(cand):
             return None

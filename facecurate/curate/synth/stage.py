@@ -277,6 +277,8 @@ def _run(sources, out: Path, params: dict, o: _Options, people, keys, detector, 
     groups = pd.crosstab(pd.Series([GENDER_NAMES[p.gender] for p in plans], name="gender"),
                          pd.Series([age_group(p.age, o.bins) for p in plans], name="age_group")) if plans else pd.DataFrame()
     duplicates = sum(r.status == "duplicate" for r in records)
+    if duplicates and progress:
+        progress.note(f"{duplicates} duplicate face(s) skipped (the first copy drawn is kept; listed in skipped.csv)")
     seconds = time.perf_counter() - t0
     meta = {"params": params, "detector": parts.detector, "people": len(plans), "photos": len(ids), "skipped": len(skipped),
             "duplicates": duplicates, "injected": len(inj_rows), "blocks": n_blocks, "block": parts.block,
