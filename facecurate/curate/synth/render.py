@@ -23,7 +23,7 @@ from .backdrops import Backdrops, choose_backdrop, render_backdrop
 from .masks import MASK_STYLES, WEARS, draw_mask, jitter_style
 from .person_mask import MASKS, mask_path, write_person_mask
 from .plan import PersonPlan, person_rng
-from .scene import PHOTO_HEIGHT, PHOTO_WIDTH, camera, compose, make_look
+from .scene import PHOTO_HEIGHT, PHOTO_WIDTH, camera, compose, face_alpha, make_look, person_body
 
 THUMB_W, THUMB_H = 144, 192  # contact-sheet thumbnails: big enough to see where a mask sits
 #: truth.csv's columns, in order (one row per photo).
@@ -52,11 +52,14 @@ def render_person(faces: Sequence[tuple[np.ndarray, np.ndarray]], age: int, rng:
     if incorrect is None:
         incorrect = (int(rng.integers(len(MASK_STYLES))), str(rng.choice(WEARS[1:])))
     children = dict(zip(PHOTO_STEMS, rng.spawn(len(PHOTO_STEMS))))
+    alphas = [face_alpha(im.shape[:2], kp) for im, kp in faces]
+    bodies = [person_body(im, kp, look) for im, kp in faces]
     photos: dict[str, dict] = {}
     for stem in (s for s in PHOTO_STEMS if s in stems):
         r = children[stem]
-        image, kp = faces[int(r.integers(len(faces)))] if len(faces) > 1 else faces[0]
-        photo, kp_photo, cover = compose(image, kp, look, r)
+        k = int(r.integers(len(faces))) if len(faces) > 1 else 0
+        image, kp = faces[k]
+        photo, kp_photo, cover = compose(image, kp, look, r, face_alpha=alphas[k], body=bodies[k])
         alpha = None
         if stem.startswith("mask"):
             k, wear = int(stem[4:]) - 1, "correct"

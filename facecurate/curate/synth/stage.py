@@ -29,18 +29,17 @@ import pandas as pd
 from ..cache_writer import fingerprint
 from ..checksums import hash_bytes
 from ..errors import InputError
-from ..labels import DEFAULT_AGE_BINS, GENDER_NAMES, PHOTO_STEMS, age_group, parse_age_bins
+from ..labels import DEFAULT_AGE_BINS, GENDER_NAMES, age_group, parse_age_bins
 from ..locks import folder_lock
 from ..outputs import check_separate, claim_folder
 from ..progress import Progress, Steps
 from ..readers import Problem
 from .backdrops import Backdrops, list_backdrops
-from .dedup import Deduper
 from .finish import write_contact, write_tables, write_truth
-from .keypoints import FaceRecord, scan_people
-from .partial import OUTPUT_FILES, SynthParts
+from .partial import OUTPUT_FILES, Stopper, SynthParts, SynthStopped
 from .plan import PersonPlan, draw_order, parse_balance, parse_inject, parse_photos, plan_people
 from .render import TRUTH_COLUMNS, write_person
+from .scan import accepted_people, scan
 from .scene import PHOTO_HEIGHT, PHOTO_WIDTH
 from .sources import FaceSource, read_faces
 
@@ -71,10 +70,6 @@ class SynthResult:
         return self.photos / self.seconds if self.seconds > 0 else float("nan")
 
 
-class SynthStopped(RuntimeError):
-    """Raised when ``stop_after_blocks`` blocks are done: the run stops as if interrupted and can be resumed."""
-
-
 @dataclass(frozen=True)
 class _Options:
     seed: int
@@ -99,72 +94,8 @@ def _key(sources: Sequence[FaceSource], params: dict, backdrops: Backdrops | Non
     return fingerprint(params, frame)
 
 
-def _accepted(records: Sequence[FaceRecord], sources: Sequence[FaceSource]) -> list[tuple[str, list]]:
-    """People with at least one usable face, in draw order: (name, [(source, keypoints, box), ...])."""
-    got: dict[int, tuple[str, list]] = {}
-    for r in records:
-        if r.status == "ok":
-            got.setdefault(r.pos, (r.person, []))[1].append((sources[r.src], r.keypoints, r.box))
-    return [got[p] for p in sorted(got)]
-
-
-def _scan(parts: SynthParts, order: list[int], names: list[str], by_index: Mapping[str, list[int]],
-          sources: Sequence[FaceSource], wanted: int, detector, device: str | None, dedup: bool, detect_batch: int,
-          pool: ThreadPoolExecutor, progress: Progress | None, stop: list[int]) -> None:
-    """The keypoint pass, block by block from where ``parts`` stopped, until ``wanted`` people are accepted."""
-    done_records = parts.scan_records()
-    accepted = len({r.pos for r in done_records if r.status == "ok"})
-    steps = Steps(progress, "detect keypoints", wanted, done=accepted)
-    deduper = Deduper() if dedup else None
-    if deduper is not None:
-        for r in done_records:
-            if r.status in ("ok", "no_keypoints"):
-                deduper.add(sources[r.src].path, r.key, np.uint64(r.phash), np.frombuffer(r.thumb, np.float32))
-    from ..detect import make_detector  # torch: imported only when faces need detecting
-
-    det = make_detector(detector, device=device) if isinstance(detector, str) else detector
-    try:
-        b, block = parts.scan_blocks, parts.block
-        while True:
-            start = b * block
-            positions = list(range(start, min(start + block, len(order))))
-            records: list[FaceRecord] = []
-            complete = not positions or accepted >= wanted
-            for s in range(0, len(positions) if not complete else 0, detect_batch):
-                batch = [(p, names[order[p]]) for p in positions[s:s + detect_batch]]
-                found = scan_people(batch, by_index, sources, det, deduper, pool)
-                ok_pos = sorted({r.pos for r in found if r.status == "ok"})
-                if accepted + len(ok_pos) >= wanted:  # the wanted-th person ends the pass; later people are not listed
-                    cut = ok_pos[wanted - accepted - 1]
-                    found = [r for r in found if r.pos <= cut]
-                    ok_pos = ok_pos[:wanted - accepted]
-                    complete = True
-                records.extend(found)
-                accepted += len(ok_pos)
-                steps.advance(len(ok_pos))
-                if complete:
-                    break
-            complete = complete or start + block >= len(order)
-            parts.save_scan(b, records, complete, det.name)
-            b += 1
-            _tick(stop)
-            if complete:
-                return
-    finally:
-        if isinstance(detector, str):
-            det.close()
-
-
-def _tick(stop: list[int]) -> None:
-    """Count a finished block against ``stop_after_blocks`` (kept in a one-item list); stop as if interrupted."""
-    if stop:
-        stop[0] -= 1
-        if stop[0] <= 0:
-            raise SynthStopped("stopped after the requested number of blocks; run again to resume")
-
-
 def _render(parts: SynthParts, plans: list[PersonPlan], out: Path, o: _Options, pool: ThreadPoolExecutor,
-            progress: Progress | None, stop: list[int]) -> int:
+            progress: Progress | None, stop: Stopper) -> int:
     """The render pass over the blocks not finished yet; returns the number of blocks."""
     block = parts.block
     n_blocks = (len(plans) + block - 1) // block
@@ -178,7 +109,7 @@ def _render(parts: SynthParts, plans: list[PersonPlan], out: Path, o: _Options, 
             rows.extend(r)
             steps.advance()
         parts.save_truth(b, pd.DataFrame(rows, columns=TRUTH_COLUMNS))
-        _tick(stop)
+        stop.tick()
     return n_blocks
 
 
@@ -261,12 +192,12 @@ def _run(sources, out: Path, params: dict, o: _Options, people, keys, detector, 
                    for k in keys) for n in names]
     order = draw_order(cells, np.random.default_rng([o.seed, 0]))
     wanted = len(names) if people is None else min(people, len(names))
-    stop = [stop_after_blocks] if stop_after_blocks is not None else []
+    stop = Stopper(stop_after_blocks)
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
         if not parts.scan_complete:
-            _scan(parts, order, names, by_index, sources, wanted, detector, device, dedup, detect_batch, pool, progress, stop)
+            scan(parts, order, names, by_index, sources, wanted, detector, device, dedup, detect_batch, pool, progress, stop)
         records = parts.scan_records()  # from disk, as a resumed run reads them
-        accepted = _accepted(records, sources)
+        accepted = accepted_people(records, sources)
         by_person = {n: [sources[i] for i in idx] for n, idx in by_index.items()}
         plans, inj_rows = plan_people(accepted, by_person, o.fractions, o.seed, o.bins)
         n_blocks = _render(parts, plans, out, o, pool, progress, stop)
