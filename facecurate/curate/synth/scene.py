@@ -15,7 +15,7 @@ from statistics import NormalDist
 import cv2
 import numpy as np
 
-from .body import BodyLayer, add_cover, body_layer, paste_body
+from .body import BodyLayer, add_cover, body_layer, channels, paste_body
 from .masks import face_frame
 
 PHOTO_HEIGHT, PHOTO_WIDTH = 512, 384
@@ -82,11 +82,11 @@ def make_background(rng: np.random.Generator, height: int = PHOTO_HEIGHT, width:
     elif kind == "curtain":
         period = rng.uniform(18, 40)
         folds = 0.85 + 0.15 * np.sin(2 * np.pi * xs * width / period + rng.uniform(0, 6))
-        img *= folds[..., None]
+        img *= channels(np.broadcast_to(folds, (height, width)).astype(np.float32))
     elif kind == "mottled":
-        img *= (0.8 + 0.35 * _smooth_noise(rng, height, width, 6))[..., None]
+        img *= channels(0.8 + 0.35 * _smooth_noise(rng, height, width, 6))
     light = 1.0 + rng.uniform(-0.18, 0.18) * (xs - 0.5) * 2 + rng.uniform(-0.12, 0.08) * (ys - 0.3)
-    img *= light[..., None]
+    img *= channels(light.astype(np.float32))
     return add_noise(np.clip(img, 0, 255).astype(np.uint8), rng)
 
 
@@ -202,7 +202,7 @@ def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.
     cover = np.zeros((h, w), np.float32)
     chin = fr.to_image(np.array([[0.0, 1.8]]))[0]
     hair = np.array(look.hair, np.float32)
-    paste_body(canvas, cover, body if body is not None else person_body(face, keypoints, look), chin, d, angle)
+    paste_body(canvas, cover, body if body is not None else person_body(face, keypoints, look), chin)
     # head and face live in one box: the skull's oval and the face's blurred oval, warped there
     hc = fr.to_image(np.array([[0.0, 0.1]]))[0]
     fc = fr.to_image(np.array([[0.0, 0.5]]))[0]
@@ -218,8 +218,8 @@ def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.
                     angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
         a = head.astype(np.float32) / 255
         cells = max(2, int(round(24 * bw / w)))
-        shade = hair * (0.9 + 0.2 * _smooth_noise(rng, bh, bw, cells))[..., None]
-        region += (shade - region) * a[..., None]
+        shade = cv2.multiply(channels(0.9 + 0.2 * _smooth_noise(rng, bh, bw, cells)), (*(float(c) for c in hair), 0.0))
+        region += (shade - region) * channels(a)
         add_cover(cover, y0, x0, a)
         # the face itself, warped into place with a soft oval edge
         mr = m.copy()
@@ -227,7 +227,7 @@ def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.
         fa = face_alpha if face_alpha is not None else _head_alpha(face.shape[:2], keypoints)
         warped = cv2.warpAffine(face, mr, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         wa = cv2.warpAffine(fa, mr, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        region += (warped.astype(np.float32) - region) * wa[..., None]
+        region += (warped.astype(np.float32) - region) * channels(wa)
         add_cover(cover, y0, x0, wa)
     return np.clip(canvas, 0, 255).astype(np.uint8), kp, cover
 
