@@ -7,6 +7,7 @@ people with a usable face; faces of later people in that batch are dropped, not 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,19 @@ from .dedup import Deduper
 from .keypoints import FaceRecord, scan_people
 from .partial import Stopper, SynthParts
 from .sources import FaceSource
+
+
+def release_freed_memory() -> None:
+    """Hand memory the process freed back to the system (glibc's ``malloc_trim``; a no-op elsewhere).
+
+    MTCNN allocates tensors of varying sizes per batch, and glibc keeps what torch frees in its heaps:
+    measured on 2,000 UTKFace faces, RSS climbed by 150-350 MB within each block of 128 people when this
+    ran once per block (back to the same 890-915 MB after each call). Called after each detector batch.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def accepted_people(records: Sequence[FaceRecord], sources: Sequence[FaceSource]) -> list[tuple[str, list]]:
@@ -90,6 +104,7 @@ def scan_blocks(parts: SynthParts, order: list[int], names: list[str], by_index:
         for s in range(0, len(positions) if not complete else 0, detect_batch):
             batch = [(p, names[order[p]]) for p in positions[s:s + detect_batch]]
             found = scan_people(batch, by_index, sources, det, deduper, pool)
+            release_freed_memory()
             ok_pos = sorted({r.pos for r in found if r.status == "ok"})
             if accepted + len(ok_pos) >= wanted:  # the wanted-th person ends the pass; later people are not listed
                 cut = ok_pos[wanted - accepted - 1]
