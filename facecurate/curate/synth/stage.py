@@ -72,6 +72,8 @@ class SynthResult:
 
 @dataclass(frozen=True)
 class _Options:
+    """The parsed options the render pass needs."""
+
     seed: int
     bins: tuple[int, ...]
     fractions: dict
