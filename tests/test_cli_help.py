@@ -112,3 +112,21 @@ def test_old_spellings_work_with_a_notice_and_quiet_prints_only_the_result(tmp_p
     assert meta["params"]["batch"] == 1 and meta["params"]["workers"] == 1
     q = CliRunner().invoke(app, ["crop", str(root), "--out", str(tmp_path / "q"), "--detector", "mediapipe", "--quiet"])
     assert q.exit_code == 0 and q.stdout.strip() == f"cache: {tmp_path / 'q'}"
+
+
+def test_synth_old_workers_spelling_and_quiet(tmp_path):
+    from PIL import Image
+
+    from facecurate.curate.synth import astronaut_variants
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for img, name in zip(astronaut_variants(2, seed=4), ("25_0_0_20170101.jpg.chip.jpg", "67_1_2_20170102.jpg.chip.jpg")):
+        Image.fromarray(img).save(faces / name)
+    out = tmp_path / "synth"
+    r = CliRunner().invoke(app, ["synth", str(faces), str(out), "--workers", "1", "--contact", "0", "--no-dedup",
+                                 "--photos", "normal", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "--workers is now --render-threads" in r.stderr
+    assert r.stdout.strip() == f"synth: {out}"
+    assert len(pd.read_csv(out / "train.csv")) == 2

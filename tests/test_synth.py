@@ -1,5 +1,6 @@
 """`synth` on astronaut-based faces: layout and labels read back, masks sit on the detected keypoints,
 a seed reproduces the files byte for byte, injected errors are exactly those listed, eval layout, skips."""
+import json
 import re
 import subprocess
 import sys
@@ -20,7 +21,14 @@ from facecurate.curate.labels import age_group
 from facecurate.curate.synth.masks import MASK_STYLES, WEARS, draw_mask, mask_geometry
 from facecurate.curate.labels import PHOTO_STEMS
 from facecurate.curate.readers import read_eval, read_train
-from facecurate.curate.synth import FaceSource, astronaut_variants, build_demo_sample, synthesize_sources
+from facecurate.curate.synth import (
+    FaceSource,
+    SynthStopped,
+    astronaut_variants,
+    build_demo_sample,
+    read_person_mask,
+    synthesize_sources,
+)
 from facecurate.curate.synth.keypoints import find_keypoints
 from facecurate.curate.synth.plan import draw_order, parse_balance, parse_inject, plan_injection
 from facecurate.curate.synth.render import render_person
@@ -250,11 +258,13 @@ def test_cli_skips_a_face_without_keypoints_and_lists_it(tmp_path):
 
 def test_csv_input_with_several_photos_per_person(tmp_path, detector):
     imgs = astronaut_variants(3, seed=6)
+    faces = tmp_path / "faces"  # the output may not lie inside the input's folder
+    faces.mkdir()
     for i, img in enumerate(imgs):
-        Image.fromarray(img).save(tmp_path / f"p{i}.png")
-    (tmp_path / "faces.csv").write_text("path,age,gender,person\np0.png,33,male,ann\np1.png,33,male,ann\np2.png,71,1,bob\n")
+        Image.fromarray(img).save(faces / f"p{i}.png")
+    (faces / "faces.csv").write_text("path,age,gender,person\np0.png,33,male,ann\np1.png,33,male,ann\np2.png,71,1,bob\n")
     from facecurate.curate.synth import synthesize
-    r = synthesize(tmp_path / "faces.csv", tmp_path / "out", seed=0, detector=detector)
+    r = synthesize(faces / "faces.csv", tmp_path / "out", seed=0, detector=detector)
     assert r.people == 2 and r.photos == 14
     train = pd.read_csv(tmp_path / "out" / "train.csv", dtype=str)
     assert sorted(zip(train["gender"], train["age"])) == [("female", "71"), ("male", "33")]
@@ -290,3 +300,164 @@ def test_plan_injection_and_option_parsing():
             parse_inject(bad)
     with pytest.raises(InputError):
         parse_balance("race")
+
+
+# ----------------------------------------------------------------------------- streaming, resume, dedup, backdrops, masks
+
+
+def _people(n: int, seed: int) -> list[FaceSource]:
+    """``n`` astronaut variants as in-memory people with ages over all groups."""
+    return [FaceSource(f"v{seed}-{i}", f"v{seed}-{i}", 20 + 23 * (i % 3), i % 2, "Other", image=img)
+            for i, img in enumerate(astronaut_variants(n, seed=seed))]
+
+
+def _backdrop_folder(path: Path, plain: tuple[int, int, int] | None = None) -> Path:
+    """A few street-like backdrops: small astronaut faces pasted on a gradient (or one plain colour)."""
+    path.mkdir()
+    if plain is not None:
+        Image.fromarray(np.full((300, 400, 3), plain, np.uint8)).save(path / "plain.png")
+        return path
+    faces = astronaut_variants(4, seed=21, size=80)
+    for k in range(3):
+        canvas = np.zeros((300 + 40 * k, 420, 3), np.uint8)
+        canvas[:] = np.linspace(40, 220, 420, dtype=np.uint8)[None, :, None]
+        canvas[..., k] = 255 - canvas[..., k]
+        for j, f in enumerate(faces):
+            y, x = 20 + 60 * j + 10 * k, 30 + 90 * j
+            canvas[y:y + 80, x:x + 80] = f
+        Image.fromarray(canvas).save(path / f"street{k}.jpg", quality=92)
+    return path
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes); synth.json without its run-specific timing."""
+    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    meta = json.loads(files.pop("synth.json"))
+    for k in ("seconds", "resumed_blocks"):
+        meta.pop(k)
+    files["synth.json"] = json.dumps(meta, sort_keys=True).encode()
+    return files
+
+
+def test_an_interrupted_run_resumes_to_the_same_files(tmp_path, detector):
+    """Stopped after a keypoint block, then after the first render block, then finished: every file equals an
+    uninterrupted run's; the same options over a finished or differently-seeded output start over."""
+    sources = _people(6, seed=13)
+    sources.append(FaceSource("copy", "copy", 70, 1, "Other", image=sources[2].image.copy()))  # byte-identical
+    backdrops = _backdrop_folder(tmp_path / "bd")
+    opts = dict(people=5, seed=4, inject={"gender": 0.2}, photos="mask1,incorrect_mask,normal", backdrops=backdrops,
+                backdrop_share=0.6, block=2, detect_batch=2, detector=detector, balance="age,gender")
+    whole = synthesize_sources(sources, tmp_path / "whole", **opts)
+    assert whole.people == 5 and whole.photos == 15 and whole.resumed == 0
+    out = tmp_path / "parts"
+    with pytest.raises(SynthStopped):
+        synthesize_sources(sources, out, stop_after_blocks=1, **opts)
+    assert (out / ".partial" / "progress.json").is_file() and not (out / "truth.csv").exists()
+    prog = json.loads((out / ".partial" / "progress.json").read_text())
+    assert prog["scan_blocks"] == 1 and not prog["scan_complete"]
+    with pytest.raises(SynthStopped):  # the rest of the keypoint pass and one render block
+        synthesize_sources(sources, out, stop_after_blocks=int(3), **opts)
+    prog = json.loads((out / ".partial" / "progress.json").read_text())
+    assert prog["scan_complete"] and len(prog["render_done"]) >= 1
+    notes = []
+
+    class Record:
+        def update(self, *a, **k):
+            pass
+
+        def note(self, text):
+            notes.append(text)
+
+    done = synthesize_sources(sources, out, progress=Record(), **opts)
+    assert done.resumed >= 3 and any("resuming" in n for n in notes)
+    assert not (out / ".partial").exists()
+    assert _tree(out) == _tree(tmp_path / "whole")
+    # each person has exactly the photos asked for
+    m = read_train(out).manifest
+    assert m["person"].nunique() == 5
+    assert all(sorted(v) == ["incorrect_mask", "mask1", "normal"] for _, v in m.groupby("person")["photo"])
+    # a different seed over an interrupted output starts over, and so does the same one over a finished output
+    with pytest.raises(SynthStopped):
+        synthesize_sources(sources, out, stop_after_blocks=1, **{**opts, "seed": 5})
+    again = synthesize_sources(sources, out, **opts)
+    assert again.resumed == 0 and _tree(out) == _tree(tmp_path / "whole")
+
+
+def test_duplicate_faces_are_listed_and_skipped(tmp_path, detector):
+    """A byte-identical copy and a re-encoded, slightly rescaled copy are skipped as duplicates of the first drawn;
+    different variants of the astronaut are not."""
+    sources = _people(5, seed=17)
+    import cv2
+    ok, jpg = cv2.imencode(".jpg", cv2.resize(sources[1].image, (224, 224))[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
+    near = np.ascontiguousarray(cv2.imdecode(jpg, cv2.IMREAD_COLOR)[..., ::-1])
+    sources += [FaceSource("same", "same", 40, 0, image=sources[0].image.copy()),
+                FaceSource("near", "near", 66, 1, image=near)]
+    r = synthesize_sources(sources, tmp_path / "out", detector=detector, photos="normal", seed=1)
+    skipped = pd.read_csv(tmp_path / "out" / "skipped.csv")
+    assert r.duplicates == 2 and r.people == 5
+    reasons = dict(zip(skipped["path"], skipped["reason"]))
+    assert len(reasons) == 2
+    # whichever of a pair came first in the draw order is kept, the other names it
+    for (a, b), how in ((("v17-0", "same"), "identical bytes"), (("v17-1", "near"), "near-identical")):
+        assert (a in reasons) != (b in reasons)
+        kept, dup = (a, b) if b in reasons else (b, a)
+        assert reasons[dup].startswith(f"duplicate of {kept} ({how}"), reasons[dup]
+    # without dedup every face is a person
+    assert synthesize_sources(sources, tmp_path / "all", detector=detector, photos="normal", seed=1, dedup=False).people == 7
+
+
+def test_backdrops_sit_behind_the_person_and_the_person_mask_is_true(tmp_path, detector):
+    """On a plain green backdrop photo: every pixel outside the true person mask is the backdrop, almost none inside;
+    the mask covers the face and its keypoints and leaves the top of the frame; truth.csv names the backdrop."""
+    green = _backdrop_folder(tmp_path / "green", plain=(20, 200, 30))
+    out = tmp_path / "out"
+    r = synthesize_sources(_people(3, seed=23), out, detector=detector, backdrops=green, seed=2)
+    truth = pd.read_csv(out / "truth.csv", keep_default_na=False)
+    assert r.photos == 21 and set(truth["backdrop"]) == {"plain.png"}
+    import cv2
+    for row in truth.itertuples():
+        img = read_rgb(out / "images" / row.image_id).astype(int)
+        person = read_person_mask(out, row.image_id)
+        assert person.shape == img.shape[:2] == (512, 384)
+        band = np.ones((5, 5), np.uint8)
+        inside = cv2.erode(person.astype(np.uint8), band).astype(bool)
+        outside = ~cv2.dilate(person.astype(np.uint8), band).astype(bool)
+        is_green = (img[..., 1] > 140) & (img[..., 0] < 70) & (img[..., 2] < 80)
+        assert is_green[outside].mean() > 0.995, row.image_id
+        assert is_green[inside].mean() < 0.01, row.image_id
+        assert not person[:25].any()  # the top of the frame is backdrop
+        for part in ("leye", "reye", "nose", "mouth"):
+            assert person[int(round(getattr(row, f"{part}_y"))), int(round(getattr(row, f"{part}_x")))]
+        x1, y1, x2, y2 = row.face_x1, row.face_y1, row.face_x2, row.face_y2
+        cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 4, (y2 - y1) / 4
+        assert person[int(cy - hh):int(cy + hh), int(cx - hw):int(cx + hw)].all()  # the inner half of the face box
+        box = person[max(int(y1), 0):int(y2), max(int(x1), 0):int(x2)]
+        assert box.mean() > 0.7  # the box's corners may be backdrop beside the cheeks and neck
+
+    # a street-like folder through the CLI: the crop window is recorded and is what shows behind the person
+    streets = _backdrop_folder(tmp_path / "streets")
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for img, name in zip(astronaut_variants(2, seed=29), ("31_0_0_a.jpg.chip.jpg", "52_1_1_b.jpg.chip.jpg")):
+        Image.fromarray(img).save(faces / name)
+    res = CliRunner().invoke(app, ["synth", str(faces), str(tmp_path / "cli"), "--backdrops", str(streets), "--photos",
+                                   "mask1,normal", "--block", "1", "--seed", "3", "--no-person-masks"])
+    assert res.exit_code == 0, res.output
+    truth = pd.read_csv(tmp_path / "cli" / "truth.csv", keep_default_na=False)
+    assert len(truth) == 4 and set(truth["backdrop"]) <= {f"street{k}.jpg" for k in range(3)}
+    assert not (tmp_path / "cli" / "masks").exists()
+    for row in truth.itertuples():
+        src = read_rgb(streets / row.backdrop)
+        win = src[int(row.backdrop_y0):int(row.backdrop_y1), int(row.backdrop_x0):int(row.backdrop_x1)]
+        want = cv2.resize(win, (384, 512), interpolation=cv2.INTER_LINEAR).astype(float).mean(2)
+        if row.backdrop_flip:
+            want = want[:, ::-1]
+        got = read_rgb(tmp_path / "cli" / "images" / row.image_id).astype(float).mean(2)
+        top = slice(0, 40)  # above the head: backdrop only
+        corr = np.corrcoef(want[top].ravel(), got[top].ravel())[0, 1]
+        wrong = np.corrcoef(want[top][:, ::-1].ravel(), got[top].ravel())[0, 1]
+        assert corr > 0.9 and corr > wrong + 0.1, (row.image_id, corr, wrong)
+    bad = CliRunner().invoke(app, ["synth", str(faces), str(tmp_path / "x"), "--backdrop-share", "0.5"])
+    assert bad.exit_code == 2 and "--backdrops" in bad.output
+    bad = CliRunner().invoke(app, ["synth", str(faces), str(tmp_path / "x"), "--photos", "mask1,mask9"])
+    assert bad.exit_code == 2 and "--photos" in bad.output

@@ -120,15 +120,21 @@ def inspect_summary(console: Console, r: InspectResult, show: int = 20, quiet: b
     print_paths(console, "wrote", *r.files.values())
 
 
-def synth_summary(console: Console, r: SynthResult, show: int = 10) -> None:
-    """What ``synth`` wrote (people per group, photos, skipped, injected) and the first skipped faces."""
+def synth_summary(console: Console, r: SynthResult, show: int = 10, quiet: bool = False) -> None:
+    """What ``synth`` wrote (people per group, photos, skipped, injected) and the first skipped faces (``quiet``: the
+    folder line only)."""
+    if quiet:
+        console.print(f"synth: {r.out}", markup=False, soft_wrap=True)
+        return
     t = Table(title=f"synth -> {r.out} ({r.layout} layout)", show_header=False)
     t.add_row("people", f"{r.people} written" + (f" of {r.wanted} wanted" if r.wanted != r.people else ""))
     t.add_row("photos", f"{r.photos} (384 x 512)")
     names = head_names("age", r.age_bins)
     for g, row in r.groups.iterrows():
         t.add_row(f"  {g}", ", ".join(f"{names[int(a)]}: {n}" for a, n in row.items()))
-    t.add_row("skipped faces", f"{len(r.skipped)} (skipped.csv)")
+    t.add_row("skipped faces", f"{len(r.skipped)} (skipped.csv)" + (f", {r.duplicates} as duplicates" if r.duplicates else ""))
+    if r.resumed:
+        t.add_row("resumed", f"{r.resumed} block(s) from the interrupted run")
     kinds = r.injected["kind"].value_counts().to_dict() if len(r.injected) else {}
     t.add_row("injected errors", (", ".join(f"{k}: {v}" for k, v in kinds.items()) or "none") + " (injected.csv)")
     t.add_row("detector", r.detector)

@@ -48,7 +48,9 @@ def build_demo_sample(out: str | Path, people: int = 40, seed: int = 0, eval_lay
     """A small offline sample in the competition layout from skimage's astronaut, ages and genders over all groups.
 
     Each person is a different variant of the one public-domain photo; their assigned gender and age
-    cycle through the 6 gender x age-group cells. Same synthesis as ``synth`` (keypoints detected).
+    cycle through the 6 gender x age-group cells. Same synthesis as ``synth`` (keypoints detected),
+    without the duplicate check: variants of one photo can be near-identical by construction, and
+    the demo keeps each as its own person.
     """
     if people < 1:
         raise InputError(f"people must be at least 1, got {people}")
@@ -60,5 +62,5 @@ def build_demo_sample(out: str | Path, people: int = 40, seed: int = 0, eval_lay
         age = age_in_group(grp, rng)
         sources.append(FaceSource(f"astronaut-{seed}-{i:04d}", f"astronaut-{seed}-{i:04d}", age, gender, "Other", image=img))
     return synthesize_sources(sources, out, people=people, seed=seed, balance=("age", "gender"), inject=inject,
-                              eval_layout=eval_layout,
+                              eval_layout=eval_layout, dedup=False,
                               detector=detector, device=device, progress=progress)

@@ -1,18 +1,20 @@
-"""Keypoints of each source face for drawing masks: pad the tight chip, detect, keep the subject's face.
+"""Keypoints of each source face for drawing masks: decode, skip duplicates, pad the tight chip, detect, keep the subject.
 
-The subject is chosen by the same rule as `crop` (``curate.crop.subject.pick_subject``).
+The subject is chosen by the same rule as `crop` (``curate.crop.subject.pick_subject``). Only the
+keypoints and box of each face are kept (``FaceRecord``); the image is decoded again when rendered.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from ..crop.subject import pick_subject
 from ..decode import BadImage, read_rgb
-from ..progress import Progress, Steps
-from ..readers import Problem
+from .dedup import Deduper, content_key, signatures
 from .sources import FaceSource
 
 
@@ -42,33 +44,56 @@ def find_keypoints(images: Sequence[np.ndarray], detector, pad_fraction: float =
     return out
 
 
-def detect_people(names: Sequence[str], order: Sequence[int], by_person: Mapping[str, list[FaceSource]], wanted: int,
-                  det, skipped: list[Problem], progress: Progress | None = None, batch: int = 16) -> list[tuple[str, list]]:
-    """Walk the draw order in batches, detect keypoints, keep the first ``wanted`` people with a usable face."""
-    accepted: list[tuple[str, list]] = []
-    steps = Steps(progress, "detect keypoints", wanted)
-    pos = 0
-    while len(accepted) < wanted and pos < len(order):
-        chunk = [names[i] for i in order[pos:pos + batch]]
-        pos += len(chunk)
-        items: list[tuple[str, FaceSource, np.ndarray]] = []
-        for name in chunk:
-            for s in by_person[name]:
-                try:
-                    img = s.image if s.image is not None else read_rgb(s.path)
-                except BadImage as e:
-                    skipped.append(Problem(s.path, f"{e}; skipped"))
-                    continue
-                items.append((name, s, img))
-        found = find_keypoints([img for _, _, img in items], det) if items else []
-        got: dict[str, list] = {}
-        for (name, s, img), kb in zip(items, found):
-            if kb is None:
-                skipped.append(Problem(s.path, "no face keypoints found; skipped"))
+@dataclass
+class FaceRecord:
+    """What the keypoint pass found for one source face: ``status`` ok | no_keypoints | duplicate | unreadable."""
+
+    pos: int  # the person's place in the draw order
+    person: str
+    src: int  # index into the sources
+    status: str
+    reason: str = ""
+    keypoints: np.ndarray | None = None  # (4, 2) in the source image
+    box: np.ndarray | None = None  # (4,)
+    phash: int = 0  # signature of a decoded face (kept faces are what later faces are checked against)
+    thumb: bytes = b""
+    key: str = ""
+
+
+def _decode(src: FaceSource) -> tuple[np.ndarray | None, str]:
+    try:
+        return (src.image if src.image is not None else read_rgb(src.path)), ""
+    except BadImage as e:
+        return None, str(e)
+
+
+def scan_people(people: Sequence[tuple[int, str]], by_person: Mapping[str, list[int]], sources: Sequence[FaceSource],
+                det, dedup: Deduper | None, pool: Executor | None = None) -> list[FaceRecord]:
+    """Decode, deduplicate (against ``dedup``'s kept faces, which it then extends) and detect the faces of ``people``
+    ((draw position, name) pairs), in that order; one record per source face."""
+    jobs = [(pos, name, k) for pos, name in people for k in by_person[name]]
+    decoded = list((pool.map if pool else map)(lambda j: _decode(sources[j[2]]), jobs))
+    ok = [i for i, (img, _) in enumerate(decoded) if img is not None]
+    records = [FaceRecord(pos, name, k, "unreadable", f"{why}; skipped") for (pos, name, k), (_, why) in zip(jobs, decoded)]
+    if dedup is not None and ok:
+        hashes, thumbs = signatures([decoded[i][0] for i in ok])
+        keys = list((pool.map if pool else map)(lambda i: content_key(sources[jobs[i][2]].path, sources[jobs[i][2]].image), ok))
+        fresh = []
+        for i, h, t, key in zip(ok, hashes, thumbs, keys):
+            r = records[i]
+            r.phash, r.thumb, r.key = int(h), t.tobytes(), key
+            why = dedup.check(key, h, t)
+            if why is None:
+                dedup.add(sources[r.src].path, key, h, t)
+                fresh.append(i)
             else:
-                got.setdefault(name, []).append((img, kb[0], kb[1]))
-        for name in chunk:
-            if name in got and len(accepted) < wanted:
-                accepted.append((name, got[name]))
-                steps.advance()
-    return accepted
+                r.status, r.reason = "duplicate", f"{why}; skipped"
+        ok = fresh
+    found = find_keypoints([decoded[i][0] for i in ok], det) if ok else []
+    for i, kb in zip(ok, found):
+        r = records[i]
+        if kb is None:
+            r.status, r.reason = "no_keypoints", "no face keypoints found; skipped"
+        else:
+            r.status, r.reason, r.keypoints, r.box = "ok", "", kb[0], kb[1]
+    return records

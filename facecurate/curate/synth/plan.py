@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..labels import DEFAULT_AGE_BINS, GENDER_NAMES, N_AGE, age_group
+from ..labels import DEFAULT_AGE_BINS, GENDER_NAMES, N_AGE, PHOTO_STEMS, age_group
 from .sources import FaceSource
 
 INJECT_KINDS = ("gender", "age", "swap")
@@ -50,6 +50,17 @@ def parse_balance(text: str | Sequence[str] | None) -> tuple[str, ...]:
     if bad:
         raise InputError(f"--balance: unknown key(s) {', '.join(bad)}; expected age and/or gender")
     return tuple(k for k in BALANCE_KEYS if k in keys)
+
+
+def parse_photos(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"mask1,incorrect_mask,normal"`` -> the photos each person gets, in the layout's order (default: all 7)."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return tuple(PHOTO_STEMS)
+    stems = [k.strip() for k in (text.split(",") if isinstance(text, str) else text) if k.strip()]
+    bad = [k for k in stems if k not in PHOTO_STEMS]
+    if bad or not stems:
+        raise InputError(f"--photos: unknown photo(s) {', '.join(bad) or '(none given)'}; expected some of {', '.join(PHOTO_STEMS)}")
+    return tuple(k for k in PHOTO_STEMS if k in stems)
 
 
 def draw_order(cells: Sequence[tuple], rng: np.random.Generator) -> list[int]:
@@ -99,7 +110,7 @@ class PersonPlan:
     """Everything needed to render and write one person."""
 
     key: str
-    faces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (image, keypoints, box)
+    faces: list[tuple[FaceSource, np.ndarray, np.ndarray]]  # (source, keypoints, box): images are decoded when rendered
     age: int
     gender: int
     race: str

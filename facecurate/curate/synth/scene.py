@@ -1,16 +1,21 @@
-"""Place a face crop into a 384 x 512 portrait photo: a varied background, a torso, hair, the face.
+"""Place a face crop into a 384 x 512 portrait photo: a backdrop, a torso, hair, the face.
 
 Like the reference photos: a person photographed from the chest up, the face in the upper middle.
-A person's ``Look`` (background, clothes, hair, framing) is drawn once; each of their photos then
-moves the head a little (``compose``). Everything is driven by a numpy ``Generator``: same seed, same photo.
+A person's ``Look`` (backdrop, clothes, hair, framing) is drawn once; each of their photos then
+moves the head a little (``compose``). The backdrop is a painted wall (``make_background``) or a
+given photo (``backdrops.py``). ``compose`` also returns where the person covers the backdrop (the
+over-composited alpha of hair, neck, torso, head and face), the ground truth for background removal.
+Everything is driven by a numpy ``Generator``: same seed, same photo.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import cv2
 import numpy as np
 
+from .body import BodyLayer, add_cover, body_layer, channels, paste_body
 from .masks import face_frame
 
 PHOTO_HEIGHT, PHOTO_WIDTH = 512, 384
@@ -43,6 +48,20 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
+# Gaussian sensor noise of sigma 2 grey levels, whole levels: random bytes through a table of the normal's quantiles,
+# split into what is added and what is taken away so that cv2's saturating add/subtract do the clipping.
+# ~10x cheaper than rng.standard_normal on a whole photo (the largest cost of a photo before).
+_Z = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)])
+_NOISE_UP = np.clip(np.round(2.0 * _Z), 0, None).astype(np.uint8)
+_NOISE_DOWN = np.clip(-np.round(2.0 * _Z), 0, None).astype(np.uint8)
+
+
+def add_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``img`` (uint8) plus Gaussian noise of sigma 2 grey levels (rounded), clipped to 0..255."""
+    u = np.frombuffer(rng.bytes(img.size), np.uint8).reshape(img.shape)
+    return cv2.subtract(cv2.add(img, cv2.LUT(u, _NOISE_UP)), cv2.LUT(u, _NOISE_DOWN))
+
+
 def make_background(rng: np.random.Generator, height: int = PHOTO_HEIGHT, width: int = PHOTO_WIDTH) -> np.ndarray:
     """A plausible indoor backdrop (uint8 H x W x 3): plain wall, two-tone wall with a floor or door, curtain or mottled."""
     kind = rng.choice(["wall", "two_tone", "door", "curtain", "mottled"])
@@ -63,23 +82,23 @@ def make_background(rng: np.random.Generator, height: int = PHOTO_HEIGHT, width:
     elif kind == "curtain":
         period = rng.uniform(18, 40)
         folds = 0.85 + 0.15 * np.sin(2 * np.pi * xs * width / period + rng.uniform(0, 6))
-        img *= folds[..., None]
+        img *= channels(np.broadcast_to(folds, (height, width)).astype(np.float32))
     elif kind == "mottled":
-        img *= (0.8 + 0.35 * _smooth_noise(rng, height, width, 6))[..., None]
+        img *= channels(0.8 + 0.35 * _smooth_noise(rng, height, width, 6))
     light = 1.0 + rng.uniform(-0.18, 0.18) * (xs - 0.5) * 2 + rng.uniform(-0.12, 0.08) * (ys - 0.3)
-    img *= light[..., None]
-    img += 2.0 * rng.standard_normal(img.shape, dtype=np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    img *= channels(light.astype(np.float32))
+    return add_noise(np.clip(img, 0, 255).astype(np.uint8), rng)
 
 
 def make_look(rng: np.random.Generator, age: int | None = None, height: int = PHOTO_HEIGHT,
-              width: int = PHOTO_WIDTH) -> Look:
-    """Draw one person's look; ``age`` makes grey hair likelier from 50 on."""
+              width: int = PHOTO_WIDTH, background: np.ndarray | None = None) -> Look:
+    """Draw one person's look; ``age`` makes grey hair likelier from 50 on; ``background`` (H x W x 3 uint8)
+    replaces the painted wall."""
     grey = age is not None and age >= 50 and rng.random() < (0.35 if age < 60 else 0.65)
     hair = GREY_HAIR[rng.integers(len(GREY_HAIR))] if grey else HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))]
     d = float(rng.uniform(0.14, 0.2) * width)  # eye distance: the face spans a third to two fifths of the width
     return Look(
-        background=make_background(rng, height, width),
+        background=make_background(rng, height, width) if background is None else background,
         shirt=tuple(int(c) for c in np.clip(np.array(SHIRT_COLOURS[rng.integers(len(SHIRT_COLOURS))]) + rng.normal(0, 10, 3), 0, 255)),
         neckline=str(rng.choice(["round", "v", "collar"])),
         hair=tuple(int(c) for c in hair),
@@ -116,54 +135,9 @@ def face_transform(keypoints: np.ndarray, eye_dist: float, centre: tuple[float, 
     return m
 
 
-def _fill(canvas: np.ndarray, poly: np.ndarray, colour: np.ndarray, shade=None) -> None:
-    """Anti-aliased fill of a polygon on a float canvas, in the polygon's bounding box only.
-
-    ``shade(xs, ys)`` (optional) gives a per-pixel brightness factor from photo coordinates.
-    """
-    h, w = canvas.shape[:2]
-    x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int) - 1, 0)
-    x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 2, [w, h])
-    if x1 <= x0 or y1 <= y0:
-        return
-    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(m, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
-    a = (m.astype(np.float32) / 255)[..., None]
-    paint = np.asarray(colour, np.float32)[None, None, :]
-    if shade is not None:
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        paint = paint * shade(xs, ys)[..., None]
-    region = canvas[y0:y1, x0:x1]
-    region *= 1 - a
-    region += paint * a
-
-
-def _torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: Look, skin: np.ndarray) -> None:
-    """Shoulders and chest in the shirt colour, a neck in the skin colour, a neckline."""
-    h, w = canvas.shape[:2]
-    shoulder_y = chin_y + 0.75 * d
-    half = 2.1 * d
-    right = np.array([
-        (0.45 * d, shoulder_y - 0.15 * d), (1.2 * d, shoulder_y), (1.75 * d, shoulder_y + 0.2 * d),
-        (half, shoulder_y + 0.8 * d), (half + 0.25 * d, h + 40.0),
-    ])
-    poly = np.concatenate([right, (right * [-1, 1])[::-1]]) + [cx, 0]
-    neck = np.array([(cx - 0.55 * d, chin_y - 0.9 * d), (cx + 0.55 * d, chin_y - 0.9 * d),
-                     (cx + 0.62 * d, shoulder_y + 0.1 * d), (cx - 0.62 * d, shoulder_y + 0.1 * d)])
-    _fill(canvas, neck, skin * 0.92, lambda xs, ys: 1.0 - 0.3 * np.clip(1 - (ys - chin_y) / (0.5 * d), 0, 1))  # shadow under the chin
-    _fill(canvas, poly, np.array(look.shirt, np.float32),
-          lambda xs, ys: 1.0 - 0.25 * np.clip(np.abs(xs - cx) / (half * 1.2), 0, 1) ** 2 - 0.1 * np.clip((ys - shoulder_y) / h, 0, 1))
-    if look.neckline == "v":
-        _fill(canvas, np.array([(cx - 0.5 * d, shoulder_y - 0.12 * d), (cx + 0.5 * d, shoulder_y - 0.12 * d),
-                                (cx, shoulder_y + 0.9 * d)]), skin * 0.9)
-    elif look.neckline == "round":
-        t = np.linspace(0, np.pi, 24)
-        _fill(canvas, np.stack([cx + 0.55 * d * np.cos(t), shoulder_y - 0.15 * d + 0.45 * d * np.sin(t)], 1), skin * 0.9)
-    else:  # a shirt collar: two pale triangles either side of the neck
-        col = np.clip(np.array(look.shirt, np.float32) * 1.25 + 25, 0, 255)
-        for s in (-1, 1):
-            _fill(canvas, np.array([(cx + s * 0.15 * d, shoulder_y + 0.25 * d), (cx + s * 0.62 * d, shoulder_y - 0.2 * d),
-                                    (cx + s * 0.8 * d, shoulder_y + 0.25 * d)]), col)
+def face_alpha(shape: tuple[int, int], keypoints: np.ndarray) -> np.ndarray:
+    """The face's soft oval in its own image (see ``compose``)."""
+    return _head_alpha(shape, keypoints)
 
 
 def _head_alpha(shape: tuple[int, int], keypoints: np.ndarray) -> np.ndarray:
@@ -182,12 +156,37 @@ def _head_alpha(shape: tuple[int, int], keypoints: np.ndarray) -> np.ndarray:
     return a * ramp_y[:, None].astype(np.float32) * ramp_x[None, :].astype(np.float32)
 
 
+def _ellipse_box(centre: np.ndarray, axes: tuple[float, float], angle: float, margin: float, w: int, h: int) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1), clipped to the photo, around a rotated ellipse grown by ``margin`` px."""
+    t = np.radians(angle)
+    ex = np.hypot(axes[0] * np.cos(t), axes[1] * np.sin(t)) + margin
+    ey = np.hypot(axes[0] * np.sin(t), axes[1] * np.cos(t)) + margin
+    return (max(int(np.floor(centre[0] - ex)), 0), max(int(np.floor(centre[1] - ey)), 0),
+            min(int(np.ceil(centre[0] + ex)) + 1, w), min(int(np.ceil(centre[1] + ey)) + 1, h))
+
+
+def person_body(face: np.ndarray, keypoints: np.ndarray, look: Look) -> BodyLayer:
+    """The body layer (``body.py``) for this face on ``look``, at rest (no head movement)."""
+    h, w = look.background.shape[:2]
+    m = face_transform(keypoints, look.eye_dist, look.centre, look.roll)
+    kp = np.concatenate([np.asarray(keypoints, np.float64), np.ones((4, 1))], 1) @ m.T
+    fr = face_frame(kp)
+    chin = fr.to_image(np.array([[0.0, 1.8]]))[0]
+    angle = float(np.degrees(np.arctan2(fr.ex[1], fr.ex[0])))
+    return body_layer(h, w, look, fr.origin, chin, look.eye_dist, angle, skin_colour(face, keypoints))
+
+
 def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.Generator,
-            move: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+            move: float = 1.0, face_alpha: np.ndarray | None = None,
+            body: BodyLayer | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One photo of the person: the face (RGB uint8) placed on ``look`` with a small head movement.
 
-    Returns (photo uint8 PHOTO_HEIGHT x PHOTO_WIDTH x 3, keypoints (4, 2) float32 in the photo).
-    ``move`` scales the per-photo jitter of position, size and roll (0: none).
+    Returns (photo uint8 PHOTO_HEIGHT x PHOTO_WIDTH x 3, keypoints (4, 2) float32 in the photo,
+    cover float32 H x W in 0..1: how much the person (hair, neck, torso, head, face) covers the backdrop).
+    ``move`` scales the per-photo jitter of position, size and roll (0: none). ``face_alpha`` and
+    ``body`` are ``face_alpha(face.shape, keypoints)`` and ``person_body(face, keypoints, look)``,
+    computed here when not given (a person's photos share them). Head and face are blended inside
+    their bounding box only.
     """
     h, w = look.background.shape[:2]
     d = look.eye_dist * (1 + move * rng.uniform(-0.04, 0.04))
@@ -198,31 +197,42 @@ def compose(face: np.ndarray, keypoints: np.ndarray, look: Look, rng: np.random.
     kp = (np.concatenate([np.asarray(keypoints, np.float64), np.ones((4, 1))], 1) @ m.T).astype(np.float32)
     fr = face_frame(kp)
     hgt = float(np.linalg.norm(fr.ey))
-    skin = skin_colour(face, keypoints)
+    angle = float(np.degrees(np.arctan2(fr.ex[1], fr.ex[0])))
     canvas = look.background.astype(np.float32)
+    cover = np.zeros((h, w), np.float32)
     chin = fr.to_image(np.array([[0.0, 1.8]]))[0]
     hair = np.array(look.hair, np.float32)
-    if look.long_hair:  # hair falling behind the neck to the shoulders
-        _fill(canvas, np.array([(cx - 1.25 * d, cy), (cx + 1.25 * d, cy), (cx + 1.35 * d, chin[1] + 1.1 * d),
-                                (cx - 1.35 * d, chin[1] + 1.1 * d)]), hair * 0.9)
-    _torso(canvas, float(chin[0]), float(chin[1]), d, look, skin)
-    # the skull behind the face: a hair-coloured oval reaching above the forehead and to the ears
-    head = np.zeros((h, w), np.uint8)
+    paste_body(canvas, cover, body if body is not None else person_body(face, keypoints, look), chin)
+    # head and face live in one box: the skull's oval and the face's blurred oval, warped there
     hc = fr.to_image(np.array([[0.0, 0.1]]))[0]
-    cv2.ellipse(head, (int(hc[0] * 16), int(hc[1] * 16)), (int(1.22 * d * 16), int(1.55 * hgt * 16)),
-                float(np.degrees(np.arctan2(fr.ex[1], fr.ex[0]))), 0, 360, 255, -1, cv2.LINE_AA, 4)
-    a = (head.astype(np.float32) / 255)[..., None]
-    canvas = canvas * (1 - a) + hair * (0.9 + 0.2 * _smooth_noise(rng, h, w, 24))[..., None] * a
-    # the face itself, warped into place with a soft oval edge
-    fa = _head_alpha(face.shape[:2], keypoints)
-    warped = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    wa = cv2.warpAffine(fa, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    canvas = canvas * (1 - wa[..., None]) + warped.astype(np.float32) * wa[..., None]
-    return np.clip(canvas, 0, 255).astype(np.uint8), kp
+    fc = fr.to_image(np.array([[0.0, 0.5]]))[0]
+    b1 = _ellipse_box(hc, (1.22 * d, 1.55 * hgt), angle, 2, w, h)
+    b2 = _ellipse_box(fc, (1.1 * d, 1.5 * hgt), angle, 0.4 * d + 2, w, h)
+    x0, y0, x1, y1 = min(b1[0], b2[0]), min(b1[1], b2[1]), max(b1[2], b2[2]), max(b1[3], b2[3])
+    if x1 > x0 and y1 > y0:
+        bw, bh = x1 - x0, y1 - y0
+        region = canvas[y0:y1, x0:x1]
+        # the skull behind the face: a hair-coloured oval reaching above the forehead and to the ears
+        head = np.zeros((bh, bw), np.uint8)
+        cv2.ellipse(head, (int((hc[0] - x0) * 16), int((hc[1] - y0) * 16)), (int(1.22 * d * 16), int(1.55 * hgt * 16)),
+                    angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
+        a = head.astype(np.float32) / 255
+        cells = max(2, int(round(24 * bw / w)))
+        shade = cv2.multiply(channels(0.9 + 0.2 * _smooth_noise(rng, bh, bw, cells)), (*(float(c) for c in hair), 0.0))
+        region += (shade - region) * channels(a)
+        add_cover(cover, y0, x0, a)
+        # the face itself, warped into place with a soft oval edge
+        mr = m.copy()
+        mr[:, 2] -= (x0, y0)
+        fa = face_alpha if face_alpha is not None else _head_alpha(face.shape[:2], keypoints)
+        warped = cv2.warpAffine(face, mr, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        wa = cv2.warpAffine(fa, mr, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        region += (warped.astype(np.float32) - region) * channels(wa)
+        add_cover(cover, y0, x0, wa)
+    return np.clip(canvas, 0, 255).astype(np.uint8), kp, cover
 
 
 def camera(photo: np.ndarray, look: Look, rng: np.random.Generator) -> np.ndarray:
     """The camera's touch on a finished photo: white balance, exposure and a little sensor noise."""
-    img = photo.astype(np.float32) * (np.array(look.cast, np.float32) * np.float32(look.brightness))
-    img += 2.0 * rng.standard_normal(img.shape, dtype=np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    gain = np.diag(np.array(look.cast, np.float32) * np.float32(look.brightness))
+    return add_noise(cv2.transform(photo, gain), rng)  # per-channel gain, rounded and saturated by cv2
