@@ -21,7 +21,7 @@ def crop(
     margins: str = typer.Option("0.7,0.5,0.55", help="Margins top,side,bottom around the face box, in face widths (bottom is generous to keep chin and mask)."),
     edge: str = typer.Option("shift", help="At the photo's edge: shift the crop inside the photo, or pad beyond it."),
     pad: str = typer.Option("gray", help="Fill for any part of the crop beyond the photo: gray, black or replicate."),
-    background: str = typer.Option("none", help="Background removal: none, mediapipe (bundled selfie segmenter), mediapipe-landscape or rembg (model file in U2NET_HOME). The face is always kept."),
+    background: str = typer.Option("none", help="Background removal: none, mediapipe (bundled landscape selfie segmenter, the measured best), mediapipe-general (its square model) or rembg (model file in U2NET_HOME). The face is always kept."),
     fill: str = typer.Option("gray", help="What replaces the background: gray, blur or black."),
     rembg_model: str = typer.Option("u2netp", help="rembg model name (its .onnx must be in U2NET_HOME) or a .onnx path inside U2NET_HOME."),
     person_consensus: bool = flag(True, help="Let the person's other photos decide which face is theirs (a face in the background loses; none agreeing: the person box). Off: the large-and-central rule alone."),

@@ -17,8 +17,10 @@ from ..errors import InputError
 from ..native_logs import quiet_native_stderr
 from .person_mask import protect_face
 
-BACKGROUNDS = ("none", "mediapipe", "mediapipe-landscape", "rembg")
-SEGMENTERS = {"mediapipe": "selfie_segmentation", "mediapipe-landscape": "selfie_segmentation_landscape"}
+BACKGROUNDS = ("none", "mediapipe", "mediapipe-general", "rembg")
+#: ``mediapipe`` is the landscape model: on synthesized portraits it removed more backdrop than the general one at
+#: about 60% of its time (bench/background_quality.py, BENCHMARKS.md).
+SEGMENTERS = {"mediapipe": "selfie_segmentation_landscape", "mediapipe-general": "selfie_segmentation"}
 FILLS = ("gray", "blur", "black")
 REMBG_URL = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/{name}.onnx"
 
@@ -70,14 +72,14 @@ class BackgroundRemover:
 
 
 class MediaPipeRemover(BackgroundRemover):
-    """MediaPipe selfie segmentation through the Tasks ``ImageSegmenter`` with a bundled ``.tflite``: the general
-    model (256 x 256 input) or the landscape one (144 x 256)."""
+    """MediaPipe selfie segmentation through the Tasks ``ImageSegmenter`` with a bundled ``.tflite``: the landscape
+    model (144 x 256 input, ``mediapipe``) or the general one (256 x 256, ``mediapipe-general``)."""
 
     name = "mediapipe"
 
-    def __init__(self, fill: str = "gray", model: str = "selfie_segmentation") -> None:
+    def __init__(self, fill: str = "gray", model: str = "selfie_segmentation_landscape") -> None:
         super().__init__(fill)
-        self.name = "mediapipe-landscape" if model.endswith("landscape") else "mediapipe"
+        self.name = "mediapipe" if model.endswith("landscape") else "mediapipe-general"
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 

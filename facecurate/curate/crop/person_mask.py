@@ -4,7 +4,7 @@ A selfie segmenter alone erases masked faces (the mask reads as background) and 
 wall beside the cheek. The face is known here, so it is foreground by construction: the face box
 and an ellipse grown to the hairline and the chin/mask are always kept, the neck and shoulders below
 get a prior, then the mask is cleaned: small specks and holes go, and only the part connected to
-the face stays. Edges are feathered a little so the fill blends.
+the face stays. Edges are feathered outwards a little so the fill blends.
 """
 from __future__ import annotations
 
@@ -13,18 +13,22 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-HAIR = 0.45        # the ellipse reaches this many face widths above the box (hair, forehead)
+# Sizes in face widths, picked with bench/background_quality.py against synth's true person masks (BENCHMARKS.md):
+# a wider ellipse (0.85) kept 40% more wall beside the head for a few face pixels more.
+HAIR = 0.30        # the ellipse reaches this far above the box (hair line, forehead)
 CHIN = 0.20        # ... and this far below a square face (chin, the mask's lower edge)
-SIDES = 0.85       # half-width of the ellipse in face widths (ears, cheeks)
+SIDES = 0.60       # half-width of the ellipse (cheeks, the mask's ear loops)
+BOX_PAD = 0.10     # the box kept as it is, grown by this much left, right and above ...
+BOX_PAD_BELOW = 0.30  # ... and this much below (jaw corners, a masked face's box often stops at the nose)
 SHOULDER_PRIOR = 0.35  # probability added below the chin (neck, shoulders) before the 0.5 cut
 
 
 def face_regions(shape: tuple[int, int], face: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """(protected, shoulders) boolean masks of an H x W crop for a face box x1, y1, x2, y2 in crop pixels.
 
-    protected = the face box and the grown face ellipse; shoulders = a trapezoid from the chin widening to
-    the crop's bottom edge. A masked face's box often stops at the nose, so the face counts as at least as
-    tall as it is wide.
+    protected = the face box (grown by BOX_PAD, BOX_PAD_BELOW) and the grown face ellipse; shoulders = a trapezoid
+    from the chin widening to the crop's bottom edge. A masked face's box often stops at the nose, so the face
+    counts as at least as tall as it is wide.
     """
     h, w = shape
     x1, y1, x2, y2 = (float(v) for v in face)
@@ -35,8 +39,9 @@ def face_regions(shape: tuple[int, int], face: Sequence[float]) -> tuple[np.ndar
     centre = (int(round((x1 + x2) / 2 * 16)), int(round((top + bottom) / 2 * 16)))
     axes = (int(round(SIDES * fw * 16)), int(round((bottom - top) / 2 * 16)))
     cv2.ellipse(protected, centre, axes, 0, 0, 360, 1, -1, cv2.LINE_8, 4)
-    bx1, by1 = int(np.floor(max(x1, 0))), int(np.floor(max(y1, 0)))
-    bx2, by2 = int(np.ceil(min(x2, w))), int(np.ceil(min(y1 + fh, h)))
+    pad, below = BOX_PAD * fw, BOX_PAD_BELOW * fw
+    bx1, by1 = int(np.floor(max(x1 - pad, 0))), int(np.floor(max(y1 - pad, 0)))
+    bx2, by2 = int(np.ceil(min(x2 + pad, w))), int(np.ceil(min(y1 + fh + below, h)))
     protected[by1:by2, bx1:bx2] = 1
     cx, chin = (x1 + x2) / 2, y1 + fh
     trapezoid = np.array([[cx - 0.4 * fw, chin], [cx + 0.4 * fw, chin], [cx + 1.3 * fw, h], [cx - 1.3 * fw, h]])
@@ -81,8 +86,9 @@ def protect_face(prob: np.ndarray, face: Sequence[float] | None, feather: float 
             sizes[0] = 0
             touching = np.array([int(np.argmax(sizes))])
         fg = np.isin(labels, touching)
-    fg = _fill_holes(fg.astype(np.uint8))
-    alpha = cv2.GaussianBlur(fg.astype(np.float32), (0, 0), feather) if feather > 0 else fg.astype(np.float32)
+    fg = _fill_holes(fg.astype(np.uint8)).astype(np.float32)
+    # feathered outwards only: the person's own edge pixels stay whole, the fill fades in beyond them
+    alpha = np.maximum(cv2.GaussianBlur(fg, (0, 0), feather), fg) if feather > 0 else fg
     alpha[protected] = 1.0
     return np.clip(alpha, 0.0, 1.0)
 
