@@ -156,6 +156,9 @@ def ensemble(runs: list[str | Path], out: str | Path, data: str | Path | None = 
     for r in runs:
         read_run(r)
     oofs = read_oofs(runs) if oof or method in STACKERS else None
+    if method in STACKERS and oofs.folds is None:
+        raise InputError(f"--method {method}: {oofs.folds_note}; use --method mean or vote, or train the runs with the same "
+                         f"--folds and --seed")
     out = Path(out)
     check_separate(out, [*runs, *([data] if data is not None else [])], option="--out")
     claim_folder(out, "ensemble", recognise=lambda p: (p / "ensemble.json").is_file())
