@@ -91,3 +91,18 @@ def test_a_bad_search_space_is_one_line(cache, tmp_path):
     with pytest.raises(InputError, match="--pruner"):
         tune(cache, tmp_path / "t2", parse_space("1e-3", "0.05", "ce", "none", "32", "test_resnet", "1"), pruner="hyperband")
     assert not (tmp_path / "t").exists() and not (tmp_path / "t2").exists()  # refused before anything was written
+
+
+def test_a_trial_left_running_by_a_killed_tune_is_failed_and_run_again_first(cache, tmp_path):
+    out = tmp_path / "tune"
+    out.mkdir()
+    study = optuna.create_study(study_name=STUDY, storage=f"sqlite:///{out / DB}", direction="maximize")
+    stale = study.ask()  # what a kill -9 leaves: a trial still RUNNING in the storage
+    lr = stale.suggest_float("lr", 1e-3, 1e-2, log=True)
+    space = parse_space("1e-3,1e-2", "0.05", "ce", "none", "32", "test_resnet", "1")
+    tune(cache, out, space, trials=1, folds=2, batch_size=8, threads=1, pruner="none")
+    trials = pd.read_csv(out / "trials.csv")
+    assert list(trials["state"]) == ["FAIL", "COMPLETE"]
+    assert trials.loc[1, "params_lr"] == pytest.approx(lr)  # the interrupted values, tried again
+    tune(cache, out, space, trials=1, folds=2, batch_size=8, threads=1, pruner="none")  # done: nothing more runs
+    assert len(pd.read_csv(out / "trials.csv")) == 2

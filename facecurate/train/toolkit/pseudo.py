@@ -73,9 +73,7 @@ def pseudo_label(run: str | Path, data: str | Path, out: str | Path, min_confide
     if not data.exists():
         raise InputError(f"{data}: no such file or folder")
     cache_root = Path(cache_root) if cache_root is not None else DEFAULT_CACHE_ROOT
-    check_separate(out, [data, run], option="--out")
-    if Path(out).resolve() == Path(config.get("cache", "")).resolve():
-        raise InputError(f"{out}: --out is the run's own training cache; choose another folder")
+    check_separate(out, [data, run, *([config["cache"]] if config.get("cache") else [])], option="--out")
     claim_folder(out, "cache", recognise=lambda p: (p / "meta.json").is_file() and "pseudo_label" in (p / "meta.json").read_text())
     with folder_lock(out, "cache"):
         source = crop_for_run(config, data, cache_root, device=device, progress=progress)
