@@ -90,18 +90,18 @@ def write_grid(path: Path, head: str, picks: pd.DataFrame, maps: np.ndarray, ima
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>explain {run}</title>
+<html lang="en"><head><meta charset="utf-8"><title>explain {name}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1400px;color:#222}}img{{max-width:100%;
 border:1px solid #ddd}}table{{border-collapse:collapse;font-size:13px;margin:8px 0 28px}}td,th{{border:1px solid #ddd;
 padding:3px 8px;text-align:left}}th{{background:#f4f4f4}}.wrong{{color:#b00020}}p{{line-height:1.45}}</style></head>
-<body><h1>What {run} looks at</h1>
+<body><h1>What run {name} looks at</h1>
 <p>{intro}</p>
 <p>Each picture is one head. A row is one {rowkind}; {sides} The coloured map is Grad-CAM at layer <code>{layer}</code>
 for the class the model <em>predicted</em>: red is where the evidence for that class came from. A model that reads
 the face lights the face; one that lights the background, the hair or the shirt has learned a shortcut from the
 data (the seeds' "bias and cheating") and will fail on photos where that shortcut is absent.</p>
 {sections}
-<p style="color:#666;font-size:12px">Cache: <code>{cache}</code>. Every photo shown is listed in
+<p style="color:#666;font-size:12px">Run: <code>{run}</code>. Cache: <code>{cache}</code>. Every photo shown is listed in
 <code>explained.csv</code>.</p></body></html>
 """
 
@@ -131,7 +131,7 @@ def write_page(path: Path, run: Path, cache: Path, grids: dict[str, Path], picks
         sections.append(f"<h2>{head}</h2><img src=\"{png.name}\" alt=\"Grad-CAM grid of the {head} head\">"
                         f"<table><tr><th>row</th><th>side</th><th>photo</th><th>person</th><th>true</th>"
                         f"<th>predicted</th><th>p</th></tr>{rows}</table>")
-    path.write_text(PAGE.format(run=html.escape(str(run)), intro=intro, rowkind="true class" if labelled else
+    path.write_text(PAGE.format(run=html.escape(str(run)), name=html.escape(Path(run).name), intro=intro, rowkind="true class" if labelled else
                                 "predicted class", sides=sides, layer=html.escape(layer), sections="\n".join(sections),
                                 cache=html.escape(str(cache))))
     return path
