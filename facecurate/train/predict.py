@@ -103,6 +103,20 @@ def _cache_folder(data: Path, crop: dict, root: Path = DEFAULT_CACHE_ROOT) -> Pa
     return root / f"{name}-{digest}"
 
 
+def crop_for_run(config: dict, data: str | Path, cache_root: str | Path, device: str | None = None,
+                 progress: Progress | None = None) -> Cache:
+    """``data`` cropped with the run's crop settings (``config.json``'s ``crop``) under ``cache_root``: a matching
+    cache there is reused or resumed, else one named by the settings is written (what predict, explain, pseudo-label
+    and ensemble read)."""
+    data = Path(data)
+    if not data.exists():
+        raise InputError(f"{data}: no such file or folder")
+    check_separate(cache_root, [data], option="--cache-root")
+    params = CropParams.from_dict(config.get("crop") or {})
+    folder = _cache_folder(data.resolve(), config.get("crop") or {}, Path(cache_root))
+    return crop_dataset(data, folder, params, device=device, progress=progress).cache
+
+
 def submission_frame(probs: pd.DataFrame, data: Path, layout: str) -> tuple[pd.DataFrame, int]:
     """``ImageID,ans`` in info.csv's order for the eval layout (image_id,ans otherwise); (frame, rows filled for missing photos)."""
     if layout != "eval":
@@ -164,9 +178,7 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
     check_separate(cache_root, [data], option="--cache-root")
     claim_folder(out.parent, "predict", recognise=lambda p: (p / "predict.json").is_file(), option="--out")
     with folder_lock(out.parent, "predict folder"):
-        params = CropParams.from_dict(config.get("crop") or {})
-        folder = _cache_folder(data.resolve(), config.get("crop") or {}, cache_root)
-        cache = crop_dataset(data, folder, params, device=device, progress=progress).cache
+        cache = crop_for_run(config, data, cache_root, device=device, progress=progress)
         probs = predict_cache(run, cache, device=device, batch_size=batch_size, tta=tta, progress=progress)
         layout = str((cache.meta or {}).get("layout", ""))
         sub, missing = submission_frame(probs, data, layout)
