@@ -34,6 +34,15 @@ ANCHOR = ROOT.parent / "shared" / "anchors" / "naive_crop.py"
 FACES = ROOT.parent / "shared" / "data" / "utkface"
 
 
+def _backdrops(sample: Path) -> str:
+    """What is behind the sample's people: synth's --backdrops folder (and share), else painted walls."""
+    meta = sample / "synth.json"
+    params = json.loads(meta.read_text()).get("params", {}) if meta.is_file() else {}
+    if not params:
+        return "unknown (not a synth output)"
+    return f"{params['backdrops']} (share {params.get('backdrop_share')})" if params.get("backdrops") else "painted"
+
+
 def build_sample(out: Path, people: int, seed: int = 1, backdrops: Path | None = None) -> Path:
     """A competition-layout folder of ``people`` x 7 photos 384x512 rendered from UTKFace faces (masks drawn on)."""
     from facecurate.curate.synth import synthesize
@@ -89,7 +98,7 @@ def main() -> None:
         cuda = {"device": torch.cuda.get_device_name(0), "photos": n, "wall_s": round(gs, 2), "photos_per_s": round(n / gs, 1)}
     print(json.dumps({
         "bench": "crop_speed", "photos": n, "photo_size": "384x512", "cpu_cores": os.cpu_count(), "repeat": a.repeat,
-        "sample": str(sample), "backdrops": str(a.backdrops) if a.backdrops else "painted",
+        "sample": str(sample), "backdrops": _backdrops(sample),
         "ours": {"wall_s": spread(ours_s), "photos_per_s": spread([n / s for s in ours_s], 1),
                  "in_process_photos_per_s": round(n / meta["seconds"], 1) if meta.get("seconds") else None,
                  "detector": meta["detector"], "counts": meta["counts"], "usable": int((m["error"] == "").sum())},

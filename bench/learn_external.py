@@ -96,27 +96,36 @@ def external_sources(main: Path, external: Path, work: Path):
                             "same_bytes": int(sum(same_bytes)), "near_duplicate": int(near.sum()), "left_out": len(out)}
 
 
-def synth_once(faces, out: Path, people: int, seed: int, problems=()) -> float:
-    """``synthesize`` (a folder) or ``synthesize_sources`` (a list of faces) unless ``out`` holds the same request."""
+def synth_once(faces, out: Path, people: int | None, seed: int, problems=(), photos: str | None = None) -> dict:
+    """``synthesize`` (a folder) or ``synthesize_sources`` (a list of faces) unless ``out`` holds the same request;
+    its seconds, photos, photos/s and the process's peak RSS after it (the synth-at-scale figure)."""
+    import resource
+
+    from facecurate.curate.labels import PHOTO_STEMS
     from facecurate.curate.synth import synthesize_sources
 
+    photos = photos or ",".join(PHOTO_STEMS)
     meta = out / "synth.json"
     if meta.is_file():
         params = json.loads(meta.read_text()).get("params", {})
-        if params.get("people") == people and params.get("seed") == seed:
-            return 0.0
+        if params.get("people") == people and params.get("seed") == seed and \
+                ",".join(params.get("photos", PHOTO_STEMS)) == photos:
+            return {"seconds": 0.0, "reused": True}
     t0 = time.perf_counter()
+    kw = dict(people=people, seed=seed, balance=("age", "gender"), photos=photos, person_masks=False)
     if isinstance(faces, Path):
-        synthesize(faces, out, people=people, seed=seed, balance=("age", "gender"))
+        r = synthesize(faces, out, **kw)
     else:
-        synthesize_sources(faces, out, people=people, seed=seed, balance=("age", "gender"), problems=problems)
-    return time.perf_counter() - t0
+        r = synthesize_sources(faces, out, problems=problems, **kw)
+    t = time.perf_counter() - t0
+    return {"seconds": round(t, 1), "people": r.people, "photos": r.photos, "photos_per_s": round(r.photos / t, 1),
+            "duplicates_skipped": r.duplicates, "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
 
 
-def crop_once(synth: Path, out: Path, size: int):
+def crop_once(synth: Path, out: Path, size: int, margins: str | None = None):
     """``crop_dataset`` (it reuses a cache whose fingerprint matches); (cache, seconds)."""
     t0 = time.perf_counter()
-    cache = crop_dataset(synth, out, CropParams(size=size)).cache
+    cache = crop_dataset(synth, out, CropParams(size=size, **({"margins": margins} if margins else {}))).cache
     return cache, time.perf_counter() - t0
 
 
@@ -156,9 +165,13 @@ def main() -> None:
     ap.add_argument("--external-faces", type=Path, default=data / "utkface-large", help="external faces (none in --faces)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/facecurate_learn_external"))
     ap.add_argument("--people", type=int, default=300)
-    ap.add_argument("--external-people", type=int, default=2000)
+    ap.add_argument("--external-people", type=int, default=2000, help="0: every external face")
+    ap.add_argument("--external-photos", default="mask1,normal",
+                    help="photos per external person (synth --photos): a masked and a plain face teach gender and age")
     ap.add_argument("--crop-size", type=int, default=256, help="main cache crop height (crop's default)")
     ap.add_argument("--external-crop-size", type=int, default=160, help="external cache crop height (smaller on disk)")
+    ap.add_argument("--margins", default=None,
+                    help="crop --margins TOP,SIDE,BOTTOM (face widths) of both caches; tighter: a larger face at --img-size")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--age-loss", default="ce", help="ce, ordinal or ce,ordinal: every configuration runs for each")
     ap.add_argument("--epochs", type=int, default=15)
@@ -182,10 +195,15 @@ def main() -> None:
     t0 = time.perf_counter()
     ext_faces, ext_problems, overlap = external_sources(a.faces, a.external_faces, a.work)
     seconds["external_dedupe"] = time.perf_counter() - t0
-    seconds["synth_main"] = synth_once(a.faces, a.work / "main_synth", a.people, a.seed)
-    seconds["synth_external"] = synth_once(ext_faces, a.work / "external_synth", a.external_people, a.seed + 1, ext_problems)
-    main_cache, seconds["crop_main"] = crop_once(a.work / "main_synth", a.work / "main_cache", a.crop_size)
-    ext_cache, seconds["crop_external"] = crop_once(a.work / "external_synth", a.work / "external_cache", a.external_crop_size)
+    synth_runs = {"main": synth_once(a.faces, a.work / "main_synth", a.people, a.seed)}
+    synth_runs["external"] = synth_once(ext_faces, a.work / "external_synth", a.external_people or None, a.seed + 1,
+                                        ext_problems, a.external_photos)
+    for k, v in synth_runs.items():
+        seconds[f"synth_{k}"] = v["seconds"]
+    tag = f"_m{a.margins.replace(',', '_')}" if a.margins else ""
+    main_cache, seconds["crop_main"] = crop_once(a.work / "main_synth", a.work / f"main_cache{tag}", a.crop_size, a.margins)
+    ext_cache, seconds["crop_external"] = crop_once(a.work / "external_synth", a.work / f"external_cache{tag}",
+                                                    a.external_crop_size, a.margins)
     h, w = main_cache.images.shape[1:3]
     size = (a.img_size, round(a.img_size * w / h))
     base = dict(model=a.model, epochs=a.epochs, img_size=size, folds=a.folds, threads=a.threads, seed=a.seed)
@@ -193,7 +211,7 @@ def main() -> None:
     pretrain: dict[str, dict] = {}
     extra_record = None
     for age_loss in age_losses:
-        pre_run = a.work / "runs" / f"external-{age_loss}"
+        pre_run = a.work / "runs" / f"external-{age_loss}{tag}"
         if {"weights", "both"} & set(configs):
             cfg = TrainConfig(**{**base, "epochs": a.pretrain_epochs}, val_ratio=a.pretrain_val, age_loss=age_loss)
             t, reused = pretrain_once(ext_cache, pre_run, cfg)
@@ -206,7 +224,7 @@ def main() -> None:
                 cfg.update(extra=(str(ext_cache.path),), extra_weight=a.extra_weight)
             if name in ("weights", "both"):
                 cfg.update(weights=str(pre_run), lr=a.finetune_lr)
-            run = a.work / "runs" / f"{name}-{age_loss}"
+            run = a.work / "runs" / f"{name}-{age_loss}{tag}"
             t = fresh_train(main_cache, run, TrainConfig(**cfg))
             results[f"{name}-{age_loss}"] = scores(run, t)
             if name in ("extra", "both") and extra_record is None:
@@ -217,11 +235,11 @@ def main() -> None:
                                             "photos": int(len(main_cache.usable())), "crop": [int(h), int(w)]},
         "external": {"people": int(ext_cache.manifest["person"].nunique()), "photos": int(len(ext_cache.usable())),
                      "crop": [int(v) for v in ext_cache.images.shape[1:3]], "as_trained": extra_record, "folders": overlap},
-        "settings": {"model": a.model, "img_size": list(size), "epochs": a.epochs, "folds": a.folds,
-                     "extra_weight": a.extra_weight, "pretrain_epochs": a.pretrain_epochs, "pretrain_val": a.pretrain_val,
+        "settings": {"model": a.model, "margins": a.margins or "crop's default", "img_size": list(size), "epochs": a.epochs, "folds": a.folds,
+                     "external_photos": a.external_photos, "extra_weight": a.extra_weight, "pretrain_epochs": a.pretrain_epochs, "pretrain_val": a.pretrain_val,
                      "finetune_lr": a.finetune_lr, "other": "TrainConfig defaults (smooth 0.1, AdamW 2e-3, EMA 0.998, "
                                                           "patience 5, augment on)"},
-        "pretrain": pretrain, "results": results, "best": best, "goals": GOALS,
+        "synth": synth_runs, "pretrain": pretrain, "results": results, "best": best, "goals": GOALS,
         "seconds": {k: round(v, 1) for k, v in seconds.items()}, "cpus": os.cpu_count(), "torch_threads": a.threads,
         "load_avg_1m": round(os.getloadavg()[0], 2)}))
 

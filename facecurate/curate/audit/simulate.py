@@ -18,7 +18,8 @@ Assumptions (docs/relabel-report.md#how-sure-is-a-flag):
   non-injected unit counts as a false alarm only by its chance of being clean. Injected units are
   drawn in proportion to that chance of being clean.
 - Errors are injected at the rate the data seems to have (that fit), clipped to ``rates``, so the
-  estimate is for this data's prevalence. Each kind is simulated alone.
+  estimate is for this data's prevalence; the chances of real errors use the same clipped rate. Each
+  kind is simulated alone.
 
 A hand-written simulation because no library estimates the precision of its own flags
 (cleanlab, fastdup, FiftyOne do not); scipy fits the two parameters.
@@ -116,17 +117,19 @@ def error_posterior(a: np.ndarray, pi: float) -> np.ndarray:
     return np.exp(log_wrong - np.logaddexp(log_clean, log_wrong))
 
 
-def real_error_chance(u: Units) -> tuple[np.ndarray, float]:
+def real_error_chance(u: Units, max_rate: float = 1.0) -> tuple[np.ndarray, float]:
     """(each unit's chance of being a real error, the fitted error rate) on the units' own labels.
 
     Photo probabilities are first temperature-scaled on the given labels (``scores.temperature``): the
     injected and the real errors in the labels make that a little soft, which errs towards fewer real
-    errors, i.e. a lower estimated precision.
+    errors, i.e. a lower estimated precision. The chances use the fitted rate clipped to ``max_rate``: a
+    weak model's own mistakes look like label errors and fit a high rate, which would excuse its false
+    alarms as "real errors" and make the estimate optimistic.
     """
     sugg, _ = score_units(u)
     z, k = evidence(u, sugg, temperature(u.row_probs, u.row_labels))
     c, pi = fit_noise(z, k)
-    return error_posterior(z / (1.0 + c * (k - 1)), pi), pi
+    return error_posterior(z / (1.0 + c * (k - 1)), min(pi, max_rate)), pi
 
 
 def inject(u: Units, rng: np.random.Generator, n_errors: int, clean: np.ndarray, k: int) -> tuple:
@@ -156,7 +159,7 @@ def estimate_kind(u: Units, target: float = 0.8, margin: float = 0.1, draws: int
     """
     n = len(u.given)
     grid = THRESHOLD_GRID[THRESHOLD_GRID >= 0.5 + margin - 1e-9]
-    w, pi = real_error_chance(u) if n else (np.zeros(0), 0.0)
+    w, pi = real_error_chance(u, max_rate=rates[1]) if n else (np.zeros(0), 0.0)
     rate = float(np.clip(pi, *rates))
     n_err = max(1, int(round(rate * n))) if n else 0
     draws = int(min(200, max(draws, int(np.ceil(min_injected / max(n_err, 1)))))) if n else 0
