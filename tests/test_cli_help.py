@@ -130,3 +130,19 @@ def test_synth_old_workers_spelling_and_quiet(tmp_path):
     assert "--workers is now --render-threads" in r.stderr
     assert r.stdout.strip() == f"synth: {out}"
     assert len(pd.read_csv(out / "train.csv")) == 2
+
+
+def test_train_says_what_happens_to_a_partial_batch_and_names_its_pictures_and_next_commands(tmp_path):
+    from _train_data import make_cache
+
+    cache = make_cache(tmp_path / "cache", n_people=8, seed=2).path  # 56 photos: 2 folds of 28 training photos
+    run = tmp_path / "run"
+    r = CliRunner(env=WIDE).invoke(app, ["train", str(cache), "--out", str(run), "--model", "resnet10t", "--epochs", "1",
+                                         "--folds", "2", "--batch-size", "5", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    text = _text(r.output)
+    assert re.search(r"fold 0: 5 batch\(es\) of 5 per epoch; the last 3 shuffled photos of each epoch wait for the next one", text)
+    for name in ("confusion.png", "curves.png", "per_class.csv"):
+        assert (run / name).is_file() and str(run / name) in text
+    assert f"next: facecurate relabel-report {cache} --oof {run / 'oof.parquet'}" in text
+    assert f"facecurate predict {run} DATA" in text

@@ -169,6 +169,36 @@ def test_predict_writes_submission_in_info_order(run_fit, work):
     assert list(sub2.columns) == ["image_id", "ans"] and len(sub2) == 5
 
 
+def test_predict_keeps_its_crop_cache_beside_the_submission(run_fit, work, monkeypatch):
+    """Without --cache-root the eval crops go to a cache/ folder beside the output, never under the current directory."""
+    data, here = work / "eval_beside", work / "elsewhere"
+    make_eval_layout(data, n=3)
+    here.mkdir()
+    monkeypatch.chdir(here)
+    out = predict(run_fit, data, out=work / "pred_beside" / "submission.csv")
+    probs = pd.read_parquet(out.parent / "probs.parquet")
+    assert Path(probs["cache"].iloc[0]).resolve().parent == (out.parent / "cache").resolve()
+    assert list(here.iterdir()) == []
+
+
+def test_per_class_csv_scores_every_class_and_head(run_a):
+    """per_class.csv: one row per class of the 18 and per head class, scored on the out-of-fold photos."""
+    from sklearn.metrics import f1_score
+
+    table, oof = pd.read_csv(run_a / "per_class.csv"), pd.read_parquet(run_a / "oof.parquet")
+    assert table.groupby("output").size().to_dict() == {"class": 18, "mask": 3, "gender": 2, "age": 3}
+    assert list(table.columns) == ["output", "id", "name", "precision", "recall", "f1", "support", "predicted"]
+    for out, column, k in (("class", "label", 18), ("mask", "mask", 3), ("gender", "gender", 2), ("age", "age_group", 3)):
+        rows = table[table["output"] == out].set_index("id")
+        y, pred = oof[column].to_numpy(int), oof[[f"p_{out}_{j}" for j in range(k)]].to_numpy().argmax(1)
+        assert rows["support"].tolist() == np.bincount(y, minlength=k).tolist()
+        assert rows["predicted"].tolist() == np.bincount(pred, minlength=k).tolist()
+        f1 = f1_score(y, pred, labels=np.arange(k), average=None, zero_division=0)
+        seen = rows["support"].to_numpy() > 0
+        assert np.allclose(rows["f1"].to_numpy()[seen], f1[seen], atol=1e-4)
+        assert rows["f1"][~seen].isna().all() and rows["precision"][~seen].isna().all()  # no score for an absent class
+
+
 def test_multi_head_probabilities_combine_into_18_classes():
     pm, pg, pa = torch.tensor([[0.1, 0.2, 0.7]]), torch.tensor([[0.4, 0.6]]), torch.tensor([[0.5, 0.3, 0.2]])
     p = class_probs_from_heads(pm, pg, pa)
