@@ -22,6 +22,9 @@ def test_help_lists_every_command():
     assert r.returncode == 0
     for cmd in ("inspect", "crop", "relabel-report", "train", "predict"):
         assert cmd in r.stdout
+    listed = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("│ ") and len(line.split()) > 2]
+    pipeline = [c for c in listed if c in ("inspect", "crop", "relabel-report", "train", "predict")]
+    assert pipeline == ["inspect", "crop", "relabel-report", "train", "predict"]  # in the loop's order
 
 
 def test_inspect_prints_exact_counts_and_writes_a_readable_png(tmp_path):
