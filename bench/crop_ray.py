@@ -33,14 +33,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crop_speed import spread  # noqa: E402  (bench/ is on the path when run as a script)
 from facecurate.curate.crop import CropParams, crop_dataset  # noqa: E402
 
 FACES = ROOT.parent / "shared" / "data" / "utkface"
-
-
-def spread(values: list[float], digits: int = 2) -> dict:
-    return {"min": round(min(values), digits), "median": round(statistics.median(values), digits),
-            "max": round(max(values), digits)}
 
 
 def timed_crop(sample: Path, out: Path, params: CropParams) -> float:
