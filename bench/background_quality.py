@@ -54,16 +54,26 @@ def main() -> None:
     ap.add_argument("--learn", action="store_true", help="also train the quick 5-fold with and without removal")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--methods", default=None, help="comma-separated subset of the methods (default: all available)")
+    ap.add_argument("--person-mask", default="", metavar="NAME=V,...",
+                    help="override person_mask's sizes for this run (e.g. BOX_PAD=0,BOX_PAD_BELOW=0.1): one point of the "
+                         "face-kept / IoU trade-off")
     a = ap.parse_args()
 
     from facecurate.curate.crop import CropParams, crop_dataset
     from facecurate.curate.crop.background import composite, find_rembg_model, make_remover
     from facecurate.curate.crop.geometry import cut
+    from facecurate.curate.crop import person_mask
     from facecurate.curate.crop.person_mask import crop_box
     from facecurate.curate.errors import InputError
     from facecurate.curate.synth import synthesize
     from facecurate.curate.synth.person_mask import read_person_mask
 
+    overrides = {k.strip(): float(v) for k, v in (kv.split("=") for kv in a.person_mask.split(",") if kv.strip())}
+    for name, value in overrides.items():
+        if not hasattr(person_mask, name):
+            sys.exit(f"--person-mask: person_mask has no size {name!r}")
+        setattr(person_mask, name, value)
     work = a.work or Path(tempfile.mkdtemp(prefix="background_quality_"))
     sample = work / "sample"
     if not (sample / "truth.csv").is_file():
@@ -79,6 +89,8 @@ def main() -> None:
         methods.append("rembg")
     except InputError:
         pass
+    if a.methods:
+        methods = [x for x in methods if x in a.methods.split(",")]
     street = truth["backdrop"].fillna("").astype(str).ne("") if "backdrop" in truth else pd.Series(False, index=truth.index)
     results: dict = {}
     for method in methods:
@@ -118,7 +130,7 @@ def main() -> None:
             results[method]["iou_street"] = round(float(iou[on_street].mean()), 4)
             results[method]["iou_painted"] = round(float(iou[~on_street].mean()), 4)
     out = {"bench": "background_quality", "people": a.people, "photos": int(len(m)), "crop": list(out_hw),
-           "street_share": a.backdrop_share, "methods": results, "cpu_cores": os.cpu_count(),
+           "street_share": a.backdrop_share, "person_mask": overrides, "methods": results, "cpu_cores": os.cpu_count(),
            "goals": {"face_kept_min": 0.995, "iou_mean": 0.90, "backdrop_removed_mean": 0.90, "ms_per_photo": 5.0}}
     if a.learn:
         from facecurate.train import quick_oof
