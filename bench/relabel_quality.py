@@ -62,10 +62,27 @@ def ours(oof: pd.DataFrame, manifest: pd.DataFrame, truth: dict[str, set], pool:
         res[k] = {**measured, "status": est.status, "threshold": None if est.off else round(est.threshold, 4),
                   "est_precision": None if not np.isfinite(est.precision) else round(est.precision, 3),
                   "est_recall": None if not np.isfinite(est.recall) else round(est.recall, 3),
-                  "est_minus_measured_precision": gap, "in_overrides": confident}
+                  "est_minus_measured_precision": gap, "in_overrides": confident,
+                  "oracle_est_precision": _oracle_precision(oof, kind, truth[k], est, pool)}
     quality = {h: {"balanced_accuracy": round(q.balanced_accuracy, 3), "interval": [round(x, 3) for x in q.interval],
                    "macro_f1": round(q.macro_f1, 3), "ece": round(q.ece, 3), "on": q.on} for h, q in audit.quality.items()}
     return res, flags, quality
+
+
+def _oracle_precision(oof: pd.DataFrame, kind: str, truth: set, est, pool: str) -> float | None:
+    """The simulation's precision at the report's threshold when the real errors are known (injected.csv):
+    the gap to the measured precision is the simulation's own error, the rest is the real-error estimate's."""
+    from facecurate.curate.audit.scores import make_units
+    from facecurate.curate.audit.simulate import estimate_kind
+
+    if est.off or not np.isfinite(est.precision):
+        return None
+    u = make_units(oof, kind, pool)
+    known = np.isin(u.keys.astype(str), list(truth)).astype(float)
+    oracle = estimate_kind(u, target=est.target, draws=est.draws, real_error=known)
+    curve = {round(t, 6): p for t, p, _ in oracle.curve}
+    p = curve.get(round(est.threshold, 6))
+    return None if p is None or not np.isfinite(p) else round(float(p), 3)
 
 
 def cleanlab_per_head(oof: pd.DataFrame, truth: dict[str, set]) -> dict:

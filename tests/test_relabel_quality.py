@@ -74,6 +74,24 @@ def test_the_estimate_follows_a_middling_model():
     assert np.mean(gaps) <= 0.15, gaps
 
 
+def test_with_the_real_errors_known_the_simulation_matches_the_measured_precision():
+    """The simulation itself is sound: told which units are real errors, its precision at the report's threshold is the
+    measured one (what is left of the estimate's gap is the estimate of how many real errors the data holds)."""
+    flips = tuple(range(0, 300, 20))
+    gaps = []
+    for seed in (21, 22):
+        oof, _ = make_oof(300, seed=seed, gender_flip=flips, strength=(10.0, 1.0, 4.0))
+        audit = audit_labels(oof, manifest_of(oof), lift=0.3)
+        est = audit.estimates["gender"]
+        truth = {oof["person"].unique()[i] for i in flips}
+        precision, _ = _measured(audit.flags, "gender", truth)
+        u = make_units(oof, "gender")
+        oracle = estimate_kind(u, target=est.target, draws=est.draws, real_error=np.isin(u.keys, list(truth)).astype(float))
+        at = {round(t, 6): p for t, p, _ in oracle.curve}[round(est.threshold, 6)]
+        gaps.append(abs(at - precision))
+    assert max(gaps) <= 0.05, gaps
+
+
 def test_a_tie_is_never_a_flag():
     # a model that knows nothing: every probability uniform, every score exactly 0.5
     oof, _ = make_oof(60, seed=13, strength=(0.0, 0.0, 0.0))

@@ -151,15 +151,21 @@ def inject(u: Units, rng: np.random.Generator, n_errors: int, clean: np.ndarray,
 
 
 def estimate_kind(u: Units, target: float = 0.8, margin: float = 0.1, draws: int = 8, seed: int = 0,
-                  rates: tuple[float, float] = (0.02, 0.10), min_injected: int = 40) -> KindEstimate:
+                  rates: tuple[float, float] = (0.02, 0.10), min_injected: int = 40,
+                  real_error: np.ndarray | None = None) -> KindEstimate:
     """Simulate ``draws`` injected copies of ``u``'s labels and pick the lowest threshold reaching ``target`` precision.
 
     Thresholds below 0.5 + ``margin`` are never used: a score near 0.5 is a tie, not evidence. Draws are
-    added until at least ``min_injected`` errors were injected in all (at most 200 draws).
+    added until at least ``min_injected`` errors were injected in all (at most 200 draws). ``real_error``: each
+    unit's known chance of being a real error (a benchmark's truth, to tell the simulation's own error from the
+    real-error estimate's); default: estimated by ``real_error_chance``.
     """
     n = len(u.given)
     grid = THRESHOLD_GRID[THRESHOLD_GRID >= 0.5 + margin - 1e-9]
     w, pi = real_error_chance(u, max_rate=rates[1]) if n else (np.zeros(0), 0.0)
+    if real_error is not None:
+        w = np.asarray(real_error, float)
+        pi = float(w.mean()) if n else 0.0
     rate = float(np.clip(pi, *rates))
     n_err = max(1, int(round(rate * n))) if n else 0
     draws = int(min(200, max(draws, int(np.ceil(min_injected / max(n_err, 1)))))) if n else 0
