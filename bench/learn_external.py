@@ -125,7 +125,7 @@ def synth_once(faces, out: Path, people: int | None, seed: int, problems=(), pho
 def crop_once(synth: Path, out: Path, size: int, margins: str | None = None):
     """``crop_dataset`` (it reuses a cache whose fingerprint matches); (cache, seconds)."""
     t0 = time.perf_counter()
-    cache = crop_dataset(synth, out, CropParams(size=size, **({"margins": margins} if margins else {}))).cache
+    cache = crop_dataset(synth, out, CropParams(size=size, **({"margins": tuple(float(v) for v in margins.split(","))} if margins else {}))).cache
     return cache, time.perf_counter() - t0
 
 
