@@ -60,10 +60,9 @@ def main() -> None:
                          "face-kept / IoU trade-off")
     a = ap.parse_args()
 
-    from facecurate.curate.crop import CropParams, crop_dataset
+    from facecurate.curate.crop import CropParams, crop_dataset, person_mask
     from facecurate.curate.crop.background import composite, find_rembg_model, make_remover
     from facecurate.curate.crop.geometry import cut
-    from facecurate.curate.crop import person_mask
     from facecurate.curate.crop.person_mask import crop_box
     from facecurate.curate.errors import InputError
     from facecurate.curate.synth import synthesize

@@ -126,17 +126,18 @@ def main() -> None:
                               "face_covered": round(float(face[m["box_source"] == s].mean()), 4) if (m["box_source"] == s).any() else None}
                           for s in ("detected", "person", "prior")}
                 masked = (truth.set_index("image_id").loc[m["image_id"], "mask"] != 2).to_numpy()
+                missed = ~face.to_numpy()
+                box_w = truth.set_index("image_id").loc[m["image_id"]].eval("face_x2 - face_x1").to_numpy()
+                misses = [{"image_id": r.image_id, "source": r.box_source, "out_px": round(float(px), 1),
+                           "out_of_box_width": round(float(px / max(bw, 1.0)), 3)}
+                          for r, px, bw in zip(m[missed].itertuples(), overshoot(m, truth)[missed], box_w[missed])]
                 out["runs"].append({
                     "detector": det, "resolved": cache.meta["detector"], "setting": name, "photos": len(m),
                     "face_covered": round(float(face.mean()), 4), "face_grown_covered": round(float(grown.mean()), 4),
                     "masked_face_covered": round(float(face[masked].mean()), 4),
                     "not_covered": int((~face).sum()), "by_source": by_src, "rejected": result.rejected,
                     "off_person": result.off_person, "second_look": cache.meta["counts"].get("second_look"),
-                    "misses": [{"image_id": r.image_id, "source": r.box_source, "out_px": round(float(px), 1),
-                                "out_of_box_width": round(float(px / max(bw, 1.0)), 3)}
-                               for r, px, bw in zip(m[~face.to_numpy()].itertuples(), overshoot(m, truth)[~face.to_numpy()],
-                                                    truth.set_index("image_id").loc[m["image_id"]].eval("face_x2 - face_x1")
-                                                    .to_numpy()[~face.to_numpy()])][:20],
+                    "misses": misses[:20],
                     "seconds": round(time.perf_counter() - t0, 1),
                 })
             first = crop_dataset(sample, tmp / f"{a.detectors.split(',')[0]}_consensus", CropParams(detector=a.detectors.split(",")[0])).cache
