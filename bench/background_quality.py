@@ -68,7 +68,10 @@ def main() -> None:
     from facecurate.curate.synth import synthesize
     from facecurate.curate.synth.person_mask import read_person_mask
 
-    overrides = {k.strip(): float(v) for k, v in (kv.split("=") for kv in a.person_mask.split(",") if kv.strip())}
+    try:
+        overrides = {k.strip(): float(v) for k, v in (kv.split("=") for kv in a.person_mask.split(",") if kv.strip())}
+    except ValueError:
+        sys.exit(f"--person-mask {a.person_mask!r}: expected NAME=NUMBER,... (e.g. BOX_PAD=0,BOX_PAD_BELOW=0.1)")
     for name, value in overrides.items():
         if not hasattr(person_mask, name):
             sys.exit(f"--person-mask: person_mask has no size {name!r}")
