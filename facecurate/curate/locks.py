@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError
-from .outputs import LOCK
+
+LOCK = ".lock"  # the lock file inside a locked folder
 
 
 def _holder(f) -> str:

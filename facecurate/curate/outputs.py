@@ -1,21 +1,24 @@
 """Output folders that never touch the user's data: refuse overlaps with inputs, claim a folder before writing.
 
-Every stage that writes calls ``check_separate`` (an output equal to, inside or containing an input
-folder is refused) and ``claim_folder`` (a folder is written only when it is new, empty, or already a
-facecurate folder of the same kind, marked by ``.facecurate.json``). Both raise ``InputError`` with
-one line before anything is written; nothing here deletes a file.
+Every stage that writes goes through ``claimed_output``, the one way to claim an output folder: it
+checks the folder against the stage's inputs (``check_separate``: an output equal to, inside or
+containing an input folder is refused), claims it (``claim_folder``: a folder is written only when it
+is new, empty, or already a facecurate folder of the same kind, marked by ``.facecurate.json``) and
+holds its lock while the stage writes (``locks.folder_lock``). Each step raises ``InputError`` with one
+line before anything is written; nothing here deletes a file.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .errors import InputError
+from .locks import LOCK, folder_lock
 
 MARKER = ".facecurate.json"
-LOCK = ".lock"
 #: Names of our own bookkeeping files: they never make a folder "not empty".
 OWN_NAMES = {MARKER, LOCK}
 
@@ -85,3 +88,33 @@ def claim_folder(path: str | Path, kind: str, recognise: Callable[[Path], bool] 
     elif not os.access(path, os.W_OK):
         raise InputError(f"{path}: cannot write in the {option} folder (permission denied)")
     return path
+
+
+def claim_output(out: str | Path, kind: str, inputs: Iterable[str | Path | None] = (),
+                 recognise: Callable[[Path], bool] | None = None, option: str = "--out") -> Path:
+    """``check_separate`` then ``claim_folder``: the checks every stage makes before it writes; returns the folder.
+
+    For a stage that must claim its folder early (before a long step, so a wrong ``--out`` fails first)
+    and lock it later; ``claimed_output`` does both at once.
+    """
+    check_separate(out, [i for i in inputs if i is not None], option=option)
+    return claim_folder(out, kind, recognise=recognise, option=option)
+
+
+@contextlib.contextmanager
+def claimed_output(out: str | Path, kind: str, inputs: Iterable[str | Path | None] = (),
+                   recognise: Callable[[Path], bool] | None = None, option: str = "--out",
+                   lock: bool = True, what: str | None = None) -> Iterator[Path]:
+    """Check, claim and lock ``out`` as a facecurate ``kind`` folder for the block; yields the folder.
+
+    ``inputs``: folders or files the output must not overlap (None entries are skipped). ``recognise``:
+    knows a folder of this kind written before markers existed. ``lock=False`` for a caller that holds
+    the lock some other way (a DDP rank that is not rank 0 never writes). ``what``: the folder's name in
+    the lock's message ("cache", "run"; default "<kind> folder").
+    """
+    path = claim_output(out, kind, inputs, recognise=recognise, option=option)
+    if not lock:
+        yield path
+        return
+    with folder_lock(path, what or f"{kind} folder"):
+        yield path
