@@ -1,0 +1,132 @@
+"""The default backend: dlib's 5-point landmarks and aligned 150 px chip, then dlib's face-recognition ResNet (128-D).
+
+Landmarks and chips come from dlib itself (``shape_predictor``, ``get_face_chip``: about 4 ms a photo);
+the ResNet runs as our PyTorch port (``dlib_resnet``: batched, traced and frozen on the CPU, on CUDA
+when present), because dlib's prebuilt wheel runs it without BLAS at ~300 ms a face. ``dlib-native``
+runs dlib's own network instead: the reference the port is checked against (bench/embed_speed.py).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .backend import EmbedBackend, register
+from .dlib_models import EXPECTED, LANDMARKS, RESNET, import_dlib, model_file, versions
+
+CHIP, PADDING = 150, 0.25  # dlib's own defaults for compute_face_descriptor
+MIN_FACE = 20  # face boxes narrower than this many cache pixels are not embedded
+WHY_SMALL, WHY_LANDMARKS, WHY_BOX = "face too small", "landmarks off the face", "no face box"
+
+
+def landmarks_ok(points: np.ndarray, box: np.ndarray) -> bool:
+    """Do the 5 points (2 per eye corner pair, then the nose) sit on a face in ``box``? Inside the box grown by
+    a quarter of its width, with the eyes at least a fifth of the box width apart."""
+    x1, y1, x2, y2 = box
+    m = 0.25 * (x2 - x1)
+    inside = np.all((points[:, 0] >= x1 - m) & (points[:, 0] <= x2 + m) & (points[:, 1] >= y1 - m) & (points[:, 1] <= y2 + m))
+    eyes = np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0))
+    return bool(inside and eyes >= 0.2 * (x2 - x1))
+
+
+class DlibBackend(EmbedBackend):
+    """dlib landmarks + chip; descriptors from the PyTorch port (``native=False``) or dlib's own net."""
+
+    name, dim = "dlib", 128
+
+    def __init__(self, device: str = "cpu", threads: int = 0, native: bool = False, min_face: int = MIN_FACE) -> None:
+        self.dlib = import_dlib()
+        self.predictor = self.dlib.shape_predictor(str(model_file(LANDMARKS)))
+        self.device, self.native, self.min_face = device, native, int(min_face)
+        self.name = "dlib-native" if native else "dlib"
+        self._threads = None
+        if native:
+            self.net = self.dlib.face_recognition_model_v1(str(model_file(RESNET)))
+        else:
+            self.net = _torch_net(device, threads)
+            import torch
+
+            if not str(device).startswith("cuda") and threads:
+                self._threads = torch.get_num_threads()
+                torch.set_num_threads(int(threads))
+
+    def provenance(self) -> dict:
+        files = {n: EXPECTED[n] for n in (LANDMARKS, RESNET)}  # model_file() refused any other content
+        return {"files": files, "versions": versions("dlib-bin", "face_recognition_models", "torch", "numpy", "facecurate")}
+
+    def chips(self, images: np.ndarray, boxes: np.ndarray) -> tuple[list[np.ndarray | None], list[str]]:
+        """Aligned 150 x 150 chips (None where a photo cannot be embedded) and the reasons."""
+        out, why = [], []
+        for img, box in zip(images, np.asarray(boxes, np.float64)):
+            if not np.all(np.isfinite(box)):
+                out.append(None)
+                why.append(WHY_BOX)
+                continue
+            if box[2] - box[0] < self.min_face:
+                out.append(None)
+                why.append(f"{WHY_SMALL} ({box[2] - box[0]:.0f} px wide in the cache)")
+                continue
+            img = np.ascontiguousarray(img)
+            rect = self.dlib.rectangle(*(int(round(v)) for v in box))
+            shape = self.predictor(img, rect)
+            pts = np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+            if not landmarks_ok(pts, box):
+                out.append(None)
+                why.append(WHY_LANDMARKS)
+                continue
+            out.append(self.dlib.get_face_chip(img, shape, size=CHIP, padding=PADDING))
+            why.append("")
+        return out, why
+
+    def descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
+        """len(chips) x 128 float32 from aligned 150 px chips."""
+        if not chips:
+            return np.zeros((0, self.dim), np.float32)
+        if self.native:
+            return np.array([np.array(v) for v in self.net.compute_face_descriptor(chips)], np.float32)
+        import torch
+
+        x = torch.from_numpy(np.stack(chips)).to(self.device).permute(0, 3, 1, 2).float()
+        with torch.inference_mode():
+            return self.net(x).float().cpu().numpy()
+
+    def embed(self, images: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        chips, why = self.chips(images, boxes)
+        vec = np.full((len(chips), self.dim), np.nan, np.float32)
+        ok = [i for i, c in enumerate(chips) if c is not None]
+        vec[ok] = self.descriptors([chips[i] for i in ok])
+        return vec, why
+
+    def close(self) -> None:
+        if self._threads is not None:
+            import torch
+
+            torch.set_num_threads(self._threads)
+            self._threads = None
+        self.net = None
+
+
+@register("dlib")
+def _dlib(device: str = "cpu", threads: int = 0, **options) -> DlibBackend:
+    return DlibBackend(device, threads, native=False, **options)
+
+
+@register("dlib-native")
+def _dlib_native(device: str = "cpu", threads: int = 0, **options) -> DlibBackend:
+    return DlibBackend(device, threads, native=True, **options)
+
+
+def _torch_net(device: str, threads: int):
+    """The port on ``device``; on the CPU traced, frozen and optimised for inference (same numbers, ~20% faster)."""
+    import torch
+
+    from .dlib_resnet import CHIP as SIDE
+    from .dlib_resnet import load_resnet
+
+    net = load_resnet(model_file(RESNET)).to(device)
+    if str(device).startswith("cuda"):
+        return net
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the pads are constants on purpose (fixed 150 px input)
+        example = torch.zeros((2, 3, SIDE, SIDE))
+        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, example)))

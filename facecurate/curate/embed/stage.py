@@ -1,0 +1,193 @@
+"""The `embed` stage: one face embedding per cached photo, computed from the cached crop (no photo decoded again).
+
+The face box in cache pixels is the manifest's face box minus the crop's origin, scaled by the crop's
+resize (``cache_boxes``). The backend turns crops + boxes into vectors, chunk by chunk under the
+cache's exclusive lock, resumably (``store``). A finished pass with the same backend, model files and
+cache content is reused as it is. The stage prints nothing: it reports through ``progress`` and returns
+an ``EmbedResult``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cache import META, VERIFY, Cache, load_cache
+from ..devices import resolve_device
+from ..errors import InputError
+from ..outputs import claimed_output
+from ..progress import QUIET, Progress, Steps
+from .backend import backend_names, make_backend
+from .store import EmbedStore
+
+WHY_NO_CROP = "no crop (the photo failed in crop)"
+
+
+@dataclass
+class EmbedParams:
+    """Every option of `embed`; ``RUNTIME_FIELDS`` do not change the vectors (beyond float rounding across devices)."""
+
+    backend: str = "dlib"       # curate.embed.backend_names(): dlib (default), dlib-native, facenet
+    min_face: int = 20          # face boxes narrower than this many cache pixels get no vector
+    batch: int = 64             # photos per network call
+    chunk: int = 512            # photos per resumable chunk
+    threads: int = 0            # torch CPU threads; 0 = every core
+    device: str | None = None   # torch device; None = CUDA when present
+    verify: str = "quick"       # how the cache is checked before the pass: quick | full | off
+
+    RUNTIME_FIELDS = ("batch", "chunk", "threads", "device", "verify")
+
+    def validate(self) -> "EmbedParams":
+        """Check every value; InputError naming the option otherwise."""
+        if self.backend not in backend_names():
+            raise InputError(f"--backend {self.backend!r}: expected one of {', '.join(backend_names())}")
+        for opt, val in (("--batch-size", self.batch), ("--chunk", self.chunk), ("--min-face", self.min_face)):
+            if int(val) < 1:
+                raise InputError(f"{opt} {val}: expected 1 or more")
+        if not 0 <= int(self.threads) <= 256:
+            raise InputError(f"--threads {self.threads}: expected 0 (every core) to 256")
+        if self.verify not in VERIFY:
+            raise InputError(f"--verify {self.verify!r}: expected one of {', '.join(VERIFY)}")
+        return self
+
+
+@dataclass
+class EmbedResult:
+    """What a pass did: ``state`` "complete" (reused), "resume" or "fresh"; ``embedded`` / ``failed`` photos,
+    ``reasons`` (reason -> photos), ``computed`` photos embedded by this call in ``seconds``."""
+
+    cache: Cache
+    state: str
+    backend: str
+    dim: int
+    embedded: int
+    failed: int
+    seconds: float
+    computed: int
+    device: str
+    chunks: int = 0
+    chunks_resumed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def photos_per_s(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else float("nan")
+
+
+def cache_boxes(manifest: pd.DataFrame, height: int, width: int) -> np.ndarray:
+    """N x 4 face boxes in cache pixels: (face - crop origin) scaled by the crop's resize to ``width`` x ``height``;
+    NaN rows where the manifest has no box."""
+    face = manifest[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(np.float64)
+    crop = manifest[["crop_x1", "crop_y1", "crop_x2", "crop_y2"]].to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sx = width / (crop[:, 2] - crop[:, 0])
+        sy = height / (crop[:, 3] - crop[:, 1])
+    scale = np.stack([sx, sy, sx, sy], axis=1)
+    return (face - crop[:, [0, 1, 0, 1]]) * scale
+
+
+def pass_key(cache: Cache, backend: str, provenance: dict, params: EmbedParams) -> str:
+    """SHA-256 of what decides the vectors: backend, its model files and versions, min_face, the cache's content."""
+    sums = cache.meta.get("checksums", {})
+    body = {"backend": backend, "provenance": provenance, "min_face": int(params.min_face),
+            "images": sums.get("images"), "manifest": sums.get("manifest")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _is_cache(p: Path) -> bool:
+    return (p / META).is_file()
+
+
+def embed_cache(cache: str | Path, params: EmbedParams = EmbedParams(), progress: Progress | None = None) -> EmbedResult:
+    """Embed every photo of the cache folder ``cache`` into its embeddings.npy (see ``store`` for the files).
+
+    Holds the cache's lock exclusively. An interruption (Ctrl-C, kill, an exception from ``progress``) keeps
+    the finished chunks; the next call resumes them to the same bytes as one uninterrupted pass.
+    """
+    progress = progress or QUIET
+    path = Path(cache)
+    if not (path / META).is_file():
+        raise InputError(f"{path}: not a cache (meta.json missing); run `crop` first")
+    params = EmbedParams(**{k: v for k, v in asdict(params).items()}).validate()
+    device = resolve_device(params.device)
+    with claimed_output(path, "cache", recognise=_is_cache, option="CACHE", what="cache"):
+        c = load_cache(path, verify=params.verify)
+        backend = make_backend(params.backend, device=device, threads=params.threads, min_face=params.min_face)
+        try:
+            return _embed_locked(c, backend, params, device, progress)
+        finally:
+            backend.close()
+
+
+def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress: Progress) -> EmbedResult:
+    n, (height, width) = len(c.manifest), c.images.shape[1:3]
+    provenance = backend.provenance()
+    key = pass_key(c, backend.name, provenance, params)
+    old = c.meta.get("embeddings", {})
+    if old.get("key") == key:
+        errors = c.embed_errors
+        progress.note(f"embeddings reused: {c.path} ({n} photos; same cache, backend and model files)")
+        return _result(c, "complete", backend, errors.tolist(), 0.0, 0, device, old.get("chunks", 0), 0)
+    store = EmbedStore.open(c.path, n, backend.dim, key, params.chunk, params.batch)
+    pending = store.pending_chunks()
+    if store.state == "resume":
+        progress.note(f"resuming the embedding pass in {c.path}: {len(store.done)} of {store.n_chunks} chunks already done")
+    boxes = cache_boxes(c.manifest, height, width)
+    failed_crop = c.manifest["error"].fillna("").astype(str).to_numpy() != "" if "error" in c.manifest else np.zeros(n, bool)
+    todo = sum(len(store.chunk_range(k)) for k in pending)
+    steps = Steps(progress, "embed", n, done=n - todo)
+    t0, computed = time.perf_counter(), 0
+    for k in pending:
+        rows = store.chunk_range(k)
+        errors = []
+        for s in range(rows.start, rows.stop, store.batch):
+            idx = np.arange(s, min(rows.stop, s + store.batch))
+            ok = idx[~failed_crop[idx]]
+            vec = np.full((len(idx), backend.dim), np.nan, np.float32)
+            why = [WHY_NO_CROP] * len(idx)
+            if len(ok):
+                v, w = backend.embed(np.asarray(c.images[ok[0]:ok[-1] + 1])[ok - ok[0]], boxes[ok])
+                pos = ok - s
+                vec[pos] = v
+                for p, reason in zip(pos, w):
+                    why[p] = reason
+            store.vectors[idx] = vec
+            errors += why
+            computed += len(idx)
+            rate = computed / max(time.perf_counter() - t0, 1e-9)
+            steps.advance(len(idx), f"{rate:.0f} photos/s, ETA {_eta((todo - computed) / rate)}")
+        store.finish_chunk(k, errors)
+    seconds = time.perf_counter() - t0
+    errors = store.all_errors()
+    counts = _reasons(errors)
+    entry = {"backend": backend.name, "dim": int(backend.dim), "key": key, **provenance,
+             "params": {"min_face": int(params.min_face), "batch": store.batch, "chunk": store.chunk},
+             "device": device, "embedded": int(sum(e == "" for e in errors)), "reasons": counts,
+             "chunks": store.n_chunks, "seconds": round(seconds, 2)}
+    meta = store.finalize(c.manifest["image_id"], entry)
+    cache = Cache(c.path, c.images, c.manifest, meta)
+    resumed = store.n_chunks - len(pending)
+    return _result(cache, store.state, backend, errors, seconds, computed, device, store.n_chunks, resumed)
+
+
+def _eta(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _reasons(errors: list[str]) -> dict[str, int]:
+    """Reasons without their per-photo detail (``face too small (12 px ...)`` -> ``face too small``), counted."""
+    return dict(Counter(e.split(" (")[0] if not e.startswith("no crop") else e for e in errors if e))
+
+
+def _result(cache: Cache, state: str, backend, errors: list[str], seconds: float, computed: int, device: str,
+            chunks: int, resumed: int) -> EmbedResult:
+    failed = int(sum(e != "" for e in errors))
+    return EmbedResult(cache, state, backend.name, int(backend.dim), len(errors) - failed, failed, seconds, computed,
+                       device, chunks, resumed, _reasons(errors))
