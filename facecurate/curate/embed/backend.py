@@ -33,14 +33,23 @@ class EmbedBackend:
 
 #: name -> factory(device, threads, **options); filled by the backend modules through ``register``.
 BACKENDS: dict[str, Callable[..., EmbedBackend]] = {}
+#: name -> a cheap check that raises InputError (what to install) when the backend cannot run here.
+READY: dict[str, Callable[[], None]] = {}
 
 
-def register(name: str) -> Callable:
-    """Class decorator: make a backend available as ``name`` (``embed --backend name``)."""
-    def add(cls):
-        BACKENDS[name] = cls
-        return cls
+def register(name: str, ready: Callable[[], None] = lambda: None) -> Callable:
+    """Decorator of a backend factory: make it available as ``name`` (``embed --backend name``), with its ``ready`` check."""
+    def add(factory):
+        BACKENDS[name], READY[name] = factory, ready
+        return factory
     return add
+
+
+def check_ready(name: str) -> None:
+    """InputError naming the backend or what to install when ``name`` cannot run here; nothing is loaded."""
+    if name not in backend_names():
+        raise InputError(f"--backend {name!r}: expected one of {', '.join(backend_names())}")
+    READY[name]()
 
 
 def make_backend(name: str, device: str = "cpu", threads: int = 0, **options) -> EmbedBackend:

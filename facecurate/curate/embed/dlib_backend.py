@@ -1,13 +1,12 @@
 """The default backend: dlib's 5-point landmarks and aligned 150 px chip, then dlib's face-recognition ResNet (128-D).
 
 Landmarks and chips come from dlib itself (``shape_predictor``, ``get_face_chip``: about 4 ms a photo);
-the ResNet runs as our PyTorch port (``dlib_resnet``: batched, traced and frozen on the CPU, on CUDA
-when present), because dlib's prebuilt wheel runs it without BLAS at ~300 ms a face. ``dlib-native``
+the ResNet runs as our PyTorch port (``dlib_resnet``: batched, on CUDA when present), because dlib's prebuilt wheel runs it without BLAS at ~300 ms a face. ``dlib-native``
 runs dlib's own network instead: the reference the port is checked against (bench/embed_speed.py).
 """
 from __future__ import annotations
 
-import warnings
+import time
 
 import numpy as np
 
@@ -40,6 +39,7 @@ class DlibBackend(EmbedBackend):
         self.device, self.native, self.min_face = device, native, int(min_face)
         self.name = "dlib-native" if native else "dlib"
         self._threads = None
+        self.seconds = {"landmarks": 0.0, "chip": 0.0, "net": 0.0}  # time spent per step (bench/embed_speed.py)
         if native:
             self.net = self.dlib.face_recognition_model_v1(str(model_file(RESNET)))
         else:
@@ -66,29 +66,37 @@ class DlibBackend(EmbedBackend):
                 out.append(None)
                 why.append(f"{WHY_SMALL} ({box[2] - box[0]:.0f} px wide in the cache)")
                 continue
+            t0 = time.perf_counter()
             img = np.ascontiguousarray(img)
             rect = self.dlib.rectangle(*(int(round(v)) for v in box))
             shape = self.predictor(img, rect)
             pts = np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+            t1 = time.perf_counter()
+            self.seconds["landmarks"] += t1 - t0
             if not landmarks_ok(pts, box):
                 out.append(None)
                 why.append(WHY_LANDMARKS)
                 continue
             out.append(self.dlib.get_face_chip(img, shape, size=CHIP, padding=PADDING))
             why.append("")
+            self.seconds["chip"] += time.perf_counter() - t1
         return out, why
 
     def descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
         """len(chips) x 128 float32 from aligned 150 px chips."""
         if not chips:
             return np.zeros((0, self.dim), np.float32)
+        t0 = time.perf_counter()
         if self.native:
-            return np.array([np.array(v) for v in self.net.compute_face_descriptor(chips)], np.float32)
-        import torch
+            out = np.array([np.array(v) for v in self.net.compute_face_descriptor(chips)], np.float32)
+        else:
+            import torch
 
-        x = torch.from_numpy(np.stack(chips)).to(self.device).permute(0, 3, 1, 2).float()
-        with torch.inference_mode():
-            return self.net(x).float().cpu().numpy()
+            x = torch.from_numpy(np.stack(chips)).to(self.device).permute(0, 3, 1, 2).float()
+            with torch.inference_mode():
+                out = self.net(x).float().cpu().numpy()
+        self.seconds["net"] += time.perf_counter() - t0
+        return out
 
     def embed(self, images: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, list[str]]:
         chips, why = self.chips(images, boxes)
@@ -106,27 +114,26 @@ class DlibBackend(EmbedBackend):
         self.net = None
 
 
-@register("dlib")
+def ready() -> None:
+    """InputError with the pip line when dlib or its model files are missing."""
+    import_dlib()
+    model_file(LANDMARKS)
+    model_file(RESNET)
+
+
+@register("dlib", ready)
 def _dlib(device: str = "cpu", threads: int = 0, **options) -> DlibBackend:
     return DlibBackend(device, threads, native=False, **options)
 
 
-@register("dlib-native")
+@register("dlib-native", ready)
 def _dlib_native(device: str = "cpu", threads: int = 0, **options) -> DlibBackend:
     return DlibBackend(device, threads, native=True, **options)
 
 
 def _torch_net(device: str, threads: int):
-    """The port on ``device``; on the CPU traced, frozen and optimised for inference (same numbers, ~20% faster)."""
-    import torch
-
-    from .dlib_resnet import CHIP as SIDE
+    """The port on ``device``, eager: tracing and freezing it (torch.jit) cost ~1.3 s of CPU for no measurable gain
+    (10.4 vs 11.4 ms a face, within noise on the shared CPU)."""
     from .dlib_resnet import load_resnet
 
-    net = load_resnet(model_file(RESNET)).to(device)
-    if str(device).startswith("cuda"):
-        return net
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the pads are constants on purpose (fixed 150 px input)
-        example = torch.zeros((2, 3, SIDE, SIDE))
-        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, example)))
+    return load_resnet(model_file(RESNET)).to(device)

@@ -118,7 +118,7 @@ class _Conv(nn.Module):
 def _add_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """dlib's ``add_prev``: the sum over the larger shape, the smaller tensor zero-padded at the far end.
 
-    The pads are plain ints (fixed by the 150 px input), so a traced module keeps any batch size."""
+    The pads are plain ints fixed by the 150 px input; the batch dimension is never touched."""
     k, h, w = (max(int(s), int(t)) for s, t in zip(a.shape[1:], b.shape[1:]))
 
     def grow(x: torch.Tensor) -> torch.Tensor:

@@ -48,10 +48,8 @@ class FacenetBackend(EmbedBackend):
         self.net = InceptionResnetV1(pretrained=None).eval()
         self.file = ""
         if weights is not None:
+            ready()
             path = weights_path()
-            if not path.is_file():
-                raise InputError(f"{path}: facenet's VGGFace2 weights are missing (nothing is downloaded); fetch {URL} "
-                                 f"into that folder, or use --backend dlib")
             self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             from ..models import sha256_file
 
@@ -91,6 +89,13 @@ class FacenetBackend(EmbedBackend):
         self.net = None
 
 
-@register("facenet")
+def ready() -> None:
+    """InputError naming the weights file when it is not in the torch hub cache."""
+    if not weights_path().is_file():
+        raise InputError(f"{weights_path()}: facenet's VGGFace2 weights are missing (nothing is downloaded); fetch {URL} "
+                         f"into that folder, or use --backend dlib")
+
+
+@register("facenet", ready)
 def _facenet(device: str = "cpu", threads: int = 0, **options) -> FacenetBackend:
     return FacenetBackend(device, threads, **options)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,7 @@ from ..devices import resolve_device
 from ..errors import InputError
 from ..outputs import claimed_output
 from ..progress import QUIET, Progress, Steps
-from .backend import backend_names, make_backend
+from .backend import backend_names, check_ready, make_backend
 from .store import EmbedStore
 
 WHY_NO_CROP = "no crop (the photo failed in crop)"
@@ -37,11 +40,12 @@ class EmbedParams:
     min_face: int = 20          # face boxes narrower than this many cache pixels get no vector
     batch: int = 64             # photos per network call
     chunk: int = 512            # photos per resumable chunk
-    threads: int = 0            # torch CPU threads; 0 = every core
+    threads: int = 0            # torch CPU threads per worker; 0 = every core / workers
+    workers: int = 0            # batches embedded side by side (threads); 0 = one per core on the CPU, 1 on CUDA
     device: str | None = None   # torch device; None = CUDA when present
     verify: str = "quick"       # how the cache is checked before the pass: quick | full | off
 
-    RUNTIME_FIELDS = ("batch", "chunk", "threads", "device", "verify")
+    RUNTIME_FIELDS = ("batch", "chunk", "threads", "workers", "device", "verify")
 
     def validate(self) -> "EmbedParams":
         """Check every value; InputError naming the option otherwise."""
@@ -52,6 +56,8 @@ class EmbedParams:
                 raise InputError(f"{opt} {val}: expected 1 or more")
         if not 0 <= int(self.threads) <= 256:
             raise InputError(f"--threads {self.threads}: expected 0 (every core) to 256")
+        if not 0 <= int(self.workers) <= 64:
+            raise InputError(f"--workers {self.workers}: expected 0 (one per core) to 64")
         if self.verify not in VERIFY:
             raise InputError(f"--verify {self.verify!r}: expected one of {', '.join(VERIFY)}")
         return self
@@ -74,6 +80,7 @@ class EmbedResult:
     chunks: int = 0
     chunks_resumed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)  # the backend's time per step (landmarks, chip, net)
 
     @property
     def photos_per_s(self) -> float:
@@ -116,16 +123,37 @@ def embed_cache(cache: str | Path, params: EmbedParams = EmbedParams(), progress
         raise InputError(f"{path}: not a cache (meta.json missing); run `crop` first")
     params = EmbedParams(**{k: v for k, v in asdict(params).items()}).validate()
     device = resolve_device(params.device)
+    check_ready(params.backend)
     with claimed_output(path, "cache", recognise=_is_cache, option="CACHE", what="cache"):
         c = load_cache(path, verify=params.verify)
-        backend = make_backend(params.backend, device=device, threads=params.threads, min_face=params.min_face)
+        cores = len(os.sched_getaffinity(0))
+        workers = params.workers or (1 if device.startswith("cuda") else cores)
+        threads = params.threads or max(1, cores // workers)
+        backend = make_backend(params.backend, device=device, threads=threads, min_face=params.min_face)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="embed") if workers > 1 else None
         try:
-            return _embed_locked(c, backend, params, device, progress)
+            return _embed_locked(c, backend, params, device, progress, pool)
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             backend.close()
 
 
-def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress: Progress) -> EmbedResult:
+def _embed_batch(c: Cache, backend, boxes: np.ndarray, failed_crop: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Rows ``idx`` (consecutive) -> their vectors and reasons; crop's error rows are not looked at."""
+    vec = np.full((len(idx), backend.dim), np.nan, np.float32)
+    why = [WHY_NO_CROP] * len(idx)
+    ok = idx[~failed_crop[idx]]
+    if len(ok):
+        v, w = backend.embed(np.asarray(c.images[idx[0]:idx[-1] + 1])[ok - idx[0]], boxes[ok])
+        vec[ok - idx[0]] = v
+        for p, reason in zip(ok - idx[0], w):
+            why[p] = reason
+    return vec, why
+
+
+def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress: Progress,
+                  pool: ThreadPoolExecutor | None) -> EmbedResult:
     n, (height, width) = len(c.manifest), c.images.shape[1:3]
     provenance = backend.provenance()
     key = pass_key(c, backend.name, provenance, params)
@@ -146,17 +174,9 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
     for k in pending:
         rows = store.chunk_range(k)
         errors = []
-        for s in range(rows.start, rows.stop, store.batch):
-            idx = np.arange(s, min(rows.stop, s + store.batch))
-            ok = idx[~failed_crop[idx]]
-            vec = np.full((len(idx), backend.dim), np.nan, np.float32)
-            why = [WHY_NO_CROP] * len(idx)
-            if len(ok):
-                v, w = backend.embed(np.asarray(c.images[ok[0]:ok[-1] + 1])[ok - ok[0]], boxes[ok])
-                pos = ok - s
-                vec[pos] = v
-                for p, reason in zip(pos, w):
-                    why[p] = reason
+        batches = [np.arange(s, min(rows.stop, s + store.batch)) for s in range(rows.start, rows.stop, store.batch)]
+        work = partial(_embed_batch, c, backend, boxes, failed_crop)
+        for idx, (vec, why) in zip(batches, pool.map(work, batches) if pool is not None else map(work, batches)):
             store.vectors[idx] = vec
             errors += why
             computed += len(idx)
@@ -173,7 +193,9 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
     meta = store.finalize(c.manifest["image_id"], entry)
     cache = Cache(c.path, c.images, c.manifest, meta)
     resumed = store.n_chunks - len(pending)
-    return _result(cache, store.state, backend, errors, seconds, computed, device, store.n_chunks, resumed)
+    result = _result(cache, store.state, backend, errors, seconds, computed, device, store.n_chunks, resumed)
+    result.step_seconds = {k: round(v, 3) for k, v in getattr(backend, "seconds", {}).items()}
+    return result
 
 
 def _eta(seconds: float) -> str:
