@@ -19,6 +19,7 @@ def embed(
     cache: Path = typer.Argument(..., help="A cache folder written by `crop`; embeddings.npy is added to it."),
     backend: str = typer.Option("dlib", help=BACKEND_HELP),
     min_face: int = typer.Option(20, help="Faces narrower than this many cache pixels get no embedding (a NaN row and a reason)."),
+    boxes: str = typer.Option("detected", help="Which face boxes to embed: detected (only faces a detector found) or all (also crop's fallback boxes, the person's or the data set's, which may hold no face at all)."),
     device: Optional[str] = typer.Option(None, help="Torch device for the network: cpu, cuda, cuda:1.", show_default="cuda when present"),
     batch_size: int = typer.Option(64, help="Photos per network call."),
     workers: int = typer.Option(0, help="Batches embedded side by side (0: one per CPU core; 1 on CUDA)."),
@@ -34,7 +35,7 @@ def embed(
 
     with stage(f"interrupted; finished chunks are kept in {cache}: run the same command again to resume",
                quiet, verbose) as (console, progress):
-        params = EmbedParams(backend=backend, min_face=min_face, batch=batch_size, chunk=chunk, threads=threads,
+        params = EmbedParams(backend=backend, min_face=min_face, boxes=boxes, batch=batch_size, chunk=chunk, threads=threads,
                              workers=workers, device=device, verify=verify)
         result = embed_cache(cache, params, progress=progress)
     embed_summary(console, result, quiet)

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..errors import InputError
 
+WHY_SMALL = "face too small"  # the start of the reason every backend gives for a face under min_face
+
 
 class EmbedBackend:
     """``name``, ``dim``, ``provenance()`` (model file hashes and package versions for meta.json), ``embed``, ``close``."""

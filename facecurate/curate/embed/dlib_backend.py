@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 
-from .backend import EmbedBackend, register
+from .backend import WHY_SMALL, EmbedBackend, register
 from .dlib_models import EXPECTED, LANDMARKS, RESNET, import_dlib, model_file, versions
 
 CHIP, PADDING = 150, 0.25  # dlib's own defaults for compute_face_descriptor
 MIN_FACE = 20  # face boxes narrower than this many cache pixels are not embedded
-WHY_SMALL, WHY_LANDMARKS, WHY_BOX = "face too small", "landmarks off the face", "no face box"
+WHY_LANDMARKS, WHY_BOX = "landmarks off the face", "no face box"
 
 
 def landmarks_ok(points: np.ndarray, box: np.ndarray) -> bool:

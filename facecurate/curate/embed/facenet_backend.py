@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .backend import EmbedBackend, register
+from .backend import WHY_SMALL, EmbedBackend, register
 from .dlib_models import versions
 
 WEIGHTS = "20180402-114759-vggface2.pt"
@@ -70,7 +70,7 @@ class FacenetBackend(EmbedBackend):
             if not np.all(np.isfinite(box)):
                 why.append("no face box")
             elif box[2] - box[0] < self.min_face:
-                why.append(f"face too small ({box[2] - box[0]:.0f} px wide in the cache)")
+                why.append(f"{WHY_SMALL} ({box[2] - box[0]:.0f} px wide in the cache)")
             else:
                 x1, y1, x2, y2 = square_box(box)
                 scale = SIDE / (x2 - x1)

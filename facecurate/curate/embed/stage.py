@@ -26,10 +26,13 @@ from ..devices import resolve_device
 from ..errors import InputError
 from ..outputs import claimed_output
 from ..progress import QUIET, Progress, Steps
-from .backend import backend_names, check_ready, make_backend
+from .backend import WHY_SMALL, backend_names, check_ready, make_backend
 from .store import EmbedStore
 
 WHY_NO_CROP = "no crop (the photo failed in crop)"
+#: Which of crop's face boxes are embedded. A fallback box (the person's median box, the data set's prior) is where a
+#: face probably is, not where one was seen: on a photo without a face it yields a confident vector of nothing.
+BOXES = ("detected", "all")
 
 
 @dataclass
@@ -38,6 +41,7 @@ class EmbedParams:
 
     backend: str = "dlib"       # curate.embed.backend_names(): dlib (default), dlib-native, facenet
     min_face: int = 20          # face boxes narrower than this many cache pixels get no vector
+    boxes: str = "detected"     # detected: only faces a detector found; all: also crop's fallback boxes (person, prior)
     batch: int = 64             # photos per network call
     chunk: int = 512            # photos per resumable chunk
     threads: int = 0            # torch CPU threads per worker; 0 = every core / workers
@@ -58,6 +62,8 @@ class EmbedParams:
             raise InputError(f"--threads {self.threads}: expected 0 (every core) to 256")
         if not 0 <= int(self.workers) <= 64:
             raise InputError(f"--workers {self.workers}: expected 0 (one per core) to 64")
+        if self.boxes not in BOXES:
+            raise InputError(f"--boxes {self.boxes!r}: expected one of {', '.join(BOXES)}")
         if self.verify not in VERIFY:
             raise InputError(f"--verify {self.verify!r}: expected one of {', '.join(VERIFY)}")
         return self
@@ -102,7 +108,7 @@ def cache_boxes(manifest: pd.DataFrame, height: int, width: int) -> np.ndarray:
 def pass_key(cache: Cache, backend: str, provenance: dict, params: EmbedParams) -> str:
     """SHA-256 of what decides the vectors: backend, its model files and versions, min_face, the cache's content."""
     sums = cache.meta.get("checksums", {})
-    body = {"backend": backend, "provenance": provenance, "min_face": int(params.min_face),
+    body = {"backend": backend, "provenance": provenance, "min_face": int(params.min_face), "boxes": params.boxes,
             "images": sums.get("images"), "manifest": sums.get("manifest")}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -139,11 +145,23 @@ def embed_cache(cache: str | Path, params: EmbedParams = EmbedParams(), progress
             backend.close()
 
 
-def _embed_batch(c: Cache, backend, boxes: np.ndarray, failed_crop: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Rows ``idx`` (consecutive) -> their vectors and reasons; crop's error rows are not looked at."""
+def skip_reasons(manifest: pd.DataFrame, boxes: str = "detected") -> np.ndarray:
+    """Per row, why it is not looked at ("" when it is): crop's error rows, and fallback boxes unless ``boxes="all"``."""
+    n = len(manifest)
+    error = manifest["error"].fillna("").astype(str).to_numpy() if "error" in manifest else np.full(n, "")
+    source = manifest["box_source"].fillna("").astype(str).to_numpy() if "box_source" in manifest else np.full(n, "detected")
+    why = np.where(error != "", WHY_NO_CROP, "").astype(object)
+    if boxes == "detected":
+        fallback = (error == "") & (source != "detected")
+        why[fallback] = [f"no face detected ({s} box)" for s in source[fallback]]
+    return why
+
+
+def _embed_batch(c: Cache, backend, boxes: np.ndarray, skip: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Rows ``idx`` (consecutive) -> their vectors and reasons; rows with a ``skip`` reason are not looked at."""
     vec = np.full((len(idx), backend.dim), np.nan, np.float32)
-    why = [WHY_NO_CROP] * len(idx)
-    ok = idx[~failed_crop[idx]]
+    why = [str(w) for w in skip[idx]]
+    ok = idx[skip[idx] == ""]
     if len(ok):
         v, w = backend.embed(np.asarray(c.images[idx[0]:idx[-1] + 1])[ok - idx[0]], boxes[ok])
         vec[ok - idx[0]] = v
@@ -167,7 +185,7 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
     if store.state == "resume":
         progress.note(f"resuming the embedding pass in {c.path}: {len(store.done)} of {store.n_chunks} chunks already done")
     boxes = cache_boxes(c.manifest, height, width)
-    failed_crop = c.manifest["error"].fillna("").astype(str).to_numpy() != "" if "error" in c.manifest else np.zeros(n, bool)
+    skip = skip_reasons(c.manifest, params.boxes)
     todo = sum(len(store.chunk_range(k)) for k in pending)
     steps = Steps(progress, "embed", n, done=n - todo)
     t0, computed = time.perf_counter(), 0
@@ -175,7 +193,7 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
         rows = store.chunk_range(k)
         errors = []
         batches = [np.arange(s, min(rows.stop, s + store.batch)) for s in range(rows.start, rows.stop, store.batch)]
-        work = partial(_embed_batch, c, backend, boxes, failed_crop)
+        work = partial(_embed_batch, c, backend, boxes, skip)
         for idx, (vec, why) in zip(batches, pool.map(work, batches) if pool is not None else map(work, batches)):
             store.vectors[idx] = vec
             errors += why
@@ -187,7 +205,7 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
     errors = store.all_errors()
     counts = _reasons(errors)
     entry = {"backend": backend.name, "dim": int(backend.dim), "key": key, **provenance,
-             "params": {"min_face": int(params.min_face), "batch": store.batch, "chunk": store.chunk},
+             "params": {"min_face": int(params.min_face), "boxes": params.boxes, "batch": store.batch, "chunk": store.chunk},
              "device": device, "embedded": int(sum(e == "" for e in errors)), "reasons": counts,
              "chunks": store.n_chunks, "seconds": round(seconds, 2)}
     meta = store.finalize(c.manifest["image_id"], entry)
@@ -205,7 +223,7 @@ def _eta(seconds: float) -> str:
 
 def _reasons(errors: list[str]) -> dict[str, int]:
     """Reasons without their per-photo detail (``face too small (12 px ...)`` -> ``face too small``), counted."""
-    return dict(Counter(e.split(" (")[0] if not e.startswith("no crop") else e for e in errors if e))
+    return dict(Counter(e.split(" (")[0] if e.startswith(WHY_SMALL) else e for e in errors if e))
 
 
 def _result(cache: Cache, state: str, backend, errors: list[str], seconds: float, computed: int, device: str,

