@@ -95,3 +95,63 @@ def test_port_matches_dlibs_own_network(cache_dir):
     chips = [x for x in chips if x is not None]
     assert len(chips) >= 5
     assert np.abs(port.descriptors(chips) - native.descriptors(chips)).max() <= 1e-4
+
+
+class _StopAt:
+    """A Progress that raises once the "embed" bar reaches ``at`` photos: an interruption through the real code path."""
+
+    def __init__(self, at: int | None = None) -> None:
+        self.at, self.notes = at, []
+
+    def update(self, task, done, total, info=""):
+        if task == "embed" and self.at is not None and done >= self.at:
+            raise KeyboardInterrupt
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def test_interrupted_pass_resumes_to_identical_bytes_and_a_finished_one_is_reused(cache_dir, tmp_path):
+    import shutil
+
+    whole, cut = shutil.copytree(cache_dir, tmp_path / "whole"), shutil.copytree(cache_dir, tmp_path / "cut")
+    params = EmbedParams(chunk=2, batch=1)
+    embed_cache(whole, params)
+    with pytest.raises(KeyboardInterrupt):
+        embed_cache(cut, params, progress=_StopAt(3))  # chunk 0 finished, chunk 1 under way
+    assert load_cache(cut).embeddings is None and not (cut / "embeddings.npy").exists()  # nothing half-written is listed
+    shown = _StopAt()
+    resumed = embed_cache(cut, EmbedParams(chunk=4, batch=3), progress=shown)  # the pass's own chunk and batch are kept
+    assert resumed.state == "resume" and resumed.chunks_resumed == 1 and resumed.computed == 5
+    assert any("resuming" in n for n in shown.notes)
+    assert (cut / "embeddings.npy").read_bytes() == (whole / "embeddings.npy").read_bytes()
+    assert (cut / "embeddings.parquet").read_bytes() == (whole / "embeddings.parquet").read_bytes()
+    again = embed_cache(cut, EmbedParams(), progress=shown)
+    assert again.state == "complete" and again.computed == 0 and any("reused" in n for n in shown.notes)
+
+
+def test_damaged_embeddings_are_caught_by_load_cache(cache_dir, tmp_path):
+    import shutil
+
+    work = shutil.copytree(cache_dir, tmp_path / "cache")
+    embed_cache(work, EmbedParams())
+    raw = bytearray((work / "embeddings.npy").read_bytes())
+    raw[-5] ^= 0xFF
+    (work / "embeddings.npy").write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=r"embeddings\.npy: checksum mismatch.*run `embed` again"):
+        load_cache(work)
+    (work / "embeddings.npy").unlink()
+    with pytest.raises(InputError, match=r"embeddings\.npy: missing"):
+        load_cache(work)
+    r = embed_cache(work, EmbedParams(verify="off"))  # `embed` again rebuilds them
+    assert r.state == "fresh" and load_cache(work).embeddings.shape == (7, 128)
+
+
+def test_cli_embed_missing_cache_and_missing_dlib_exit_2(cache_dir, tmp_path, monkeypatch):
+    r = CliRunner().invoke(app, ["embed", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "not a cache" in r.output and "Traceback" not in r.output
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib were not installed: `import dlib` raises ImportError
+    r = CliRunner().invoke(app, ["embed", str(cache_dir)])
+    assert r.exit_code == 2 and "pip install dlib-bin==20.0.1.post1" in r.output and len(r.output.strip().splitlines()) == 1

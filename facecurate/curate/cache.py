@@ -105,13 +105,13 @@ def _verify(path: Path, images: np.ndarray, manifest: pd.DataFrame, meta: dict, 
         where = f"rows {bad[0] * chunk}..{min(len(images), (bad[0] + 1) * chunk) - 1}" if bad else "chunk count"
         raise InputError(f"{path / IMAGES}: checksum mismatch in {len(bad) or 1} chunk(s) ({where}); the file is damaged; {FIX}")
     if "embeddings" in meta:
-        _verify_embeddings(path, len(images), meta)
+        verify_embeddings(path, len(images), meta)
     if level == "full":
         _verify_content(path, images, manifest, meta)
 
 
-def _verify_embeddings(path: Path, n: int, meta: dict) -> None:
-    """embeddings.npy and embeddings.parquet: present, the checksums meta.json holds, N x dim float32."""
+def verify_embeddings(path: Path, n: int, meta: dict) -> None:
+    """embeddings.npy and embeddings.parquet: present, the checksums meta.json holds, N x dim float32; else InputError."""
     fix = "run `embed` again to rebuild them"
     sums = meta.get("checksums", {})
     for name, key in ((EMBEDDINGS, "embeddings"), (EMBED_TABLE, "embeddings_table")):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cache import META, VERIFY, Cache, load_cache
+from ..cache import META, VERIFY, Cache, load_cache, verify_embeddings
 from ..devices import resolve_device
 from ..errors import InputError
 from ..outputs import claimed_output
@@ -176,6 +176,12 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
     provenance = backend.provenance()
     key = pass_key(c, backend.name, provenance, params)
     old = c.meta.get("embeddings", {})
+    if old.get("key") == key:
+        try:
+            verify_embeddings(c.path, n, c.meta)
+        except InputError as e:
+            progress.note(f"{e}: computing them again")
+            old = {}
     if old.get("key") == key:
         errors = c.embed_errors
         progress.note(f"embeddings reused: {c.path} ({n} photos; same cache, backend and model files)")
