@@ -147,11 +147,36 @@ def test_damaged_embeddings_are_caught_by_load_cache(cache_dir, tmp_path):
     assert r.state == "fresh" and load_cache(work).embeddings.shape == (7, 128)
 
 
-def test_cli_embed_missing_cache_and_missing_dlib_exit_2(cache_dir, tmp_path, monkeypatch):
+def test_cli_crop_embed_then_missing_cache_and_missing_dlib_exit_2(cache_dir, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    r = CliRunner().invoke(app, ["crop", str(cache_dir.parent / "data"), "--out", str(out), "--detector", "mediapipe", "--embed"])
+    assert r.exit_code == 0, r.output
+    assert "embeddings:" in r.output and "no face detected (person box) 1" in r.output
+    assert load_cache(out).embeddings.shape == (7, 128)
     r = CliRunner().invoke(app, ["embed", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "not a cache" in r.output and "Traceback" not in r.output
     import sys
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib were not installed: `import dlib` raises ImportError
-    r = CliRunner().invoke(app, ["embed", str(cache_dir)])
-    assert r.exit_code == 2 and "pip install dlib-bin==20.0.1.post1" in r.output and len(r.output.strip().splitlines()) == 1
+    for args in (["embed", str(out)], ["crop", str(cache_dir.parent / "data"), "--out", str(tmp_path / "c2"), "--embed"]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and "pip install dlib-bin==20.0.1.post1" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "c2" / "images.npy").exists()  # the crop never started
+
+
+def test_facenet_plumbing_with_random_weights_and_missing_weights_line(cache_dir, tmp_path, monkeypatch):
+    from facecurate.curate.embed import check_ready
+    from facecurate.curate.embed.facenet_backend import FacenetBackend
+
+    c = load_cache(cache_dir)
+    idx = c.usable()[:3]
+    boxes = cache_boxes(c.manifest, *c.images.shape[1:3])[idx]
+    boxes[0] = (10, 10, 15, 15)  # 5 px: too small
+    net = FacenetBackend("cpu", weights=None)
+    vec, why = net.embed(np.asarray(c.images[idx]), boxes)
+    assert vec.shape == (len(idx), 512) and why[0].startswith("face too small") and np.isnan(vec[0]).all()
+    assert np.allclose(np.linalg.norm(vec[1:], axis=1), 1, atol=1e-4) and net.provenance()["weights"] == "random"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache: nothing to load, nothing fetched
+    with pytest.raises(InputError, match="20180402-114759-vggface2.pt: facenet's VGGFace2 weights are missing"):
+        check_ready("facenet")
