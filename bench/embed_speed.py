@@ -2,7 +2,8 @@
 
 Copies the first ``--photos`` rows of ``--cache`` into a temporary cache, runs ``embed_cache`` on it
 (fresh), and reports wall photos/s, process CPU ms per photo (what the pass would take on idle cores),
-ms per photo of each step (landmarks, chip, network), and the load average seen before and after
+CPU ms per photo of each step (landmarks, chip, network: the calling thread's CPU time, all of it with
+one torch thread per worker, the default on the CPU) and the idle-core rate those imply, and the load average seen before and after
 (the machine is shared). ``--check N``: N aligned chips through both dlib's own network and our PyTorch
 port: the max absolute difference and dlib's own ms per face. Prints one JSON line.
 
@@ -78,7 +79,10 @@ def main() -> None:
     out.update({"pass_s": round(wall, 2), "photos_per_s_pass": round(n / wall, 1),
                 "photos_per_s_embedding": round(r.photos_per_s, 1), "cpu_ms_per_photo": round(1000 * cpu / n, 1),
                 "embedded": r.embedded, "failed": r.failed, "reasons": r.reasons,
-                "ms_per_photo": {k: round(1000 * v / max(r.embedded, 1), 2) for k, v in r.step_seconds.items()}})
+                "cpu_ms_per_photo_step": {k: round(1000 * v / max(r.embedded, 1), 2) for k, v in r.step_seconds.items()}})
+    steps = sum(out["cpu_ms_per_photo_step"].values())
+    # what the steps' CPU would give on idle cores, one worker each (the pass's setup and I/O not counted)
+    out["photos_per_s_idle_estimate"] = round(1000 * out["cpus"] / steps, 1) if steps else None
     if args.check:
         out.update(check_port(src, args.check))
     out["load_after"] = round(os.getloadavg()[0], 2)

@@ -86,7 +86,7 @@ class EmbedResult:
     chunks: int = 0
     chunks_resumed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-    step_seconds: dict[str, float] = field(default_factory=dict)  # the backend's time per step (landmarks, chip, net)
+    step_seconds: dict[str, float] = field(default_factory=dict)  # the backend's CPU seconds per step (landmarks, chip, net)
 
     @property
     def photos_per_s(self) -> float:
