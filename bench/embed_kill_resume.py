@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kill_resume import command, killed_until_done, run_once  # noqa: E402
+from kill_resume import command, killed_until_done, run_once  # noqa: E402  (after the path insert)
 
 
 def main() -> None:

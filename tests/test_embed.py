@@ -76,7 +76,9 @@ def test_pass_writes_vectors_for_usable_photos_and_reasons_for_the_others(cache_
     assert meta["dim"] == 128 and len(meta["files"]) == 2 and all(len(h) == 64 for h in meta["files"].values())
     # the same face under a mask and other crops is closer to itself than to another face (dlib's 0.6 rule)
     a, b = [i for i in _rows(c, A) if i in good], _rows(c, B)
-    dist = lambda i, j: float(np.linalg.norm(vec[i] - vec[j]))  # noqa: E731
+    def dist(i: int, j: int) -> float:
+        return float(np.linalg.norm(vec[i] - vec[j]))
+
     same = [dist(i, j) for g in (a, b) for i in g for j in g if i < j]
     cross = [dist(i, j) for i in a for j in b]
     assert max(same) < 0.6 < min(cross), (same, cross)
@@ -91,7 +93,7 @@ def test_port_matches_dlibs_own_network(cache_dir):
     c = load_cache(cache_dir)
     idx = c.usable()
     port, native = DlibBackend("cpu"), DlibBackend("cpu", native=True)
-    chips, why = port.chips(np.asarray(c.images[idx]), cache_boxes(c.manifest, *c.images.shape[1:3])[idx])
+    chips, _ = port.chips(np.asarray(c.images[idx]), cache_boxes(c.manifest, *c.images.shape[1:3])[idx])
     chips = [x for x in chips if x is not None]
     assert len(chips) >= 5
     assert np.abs(port.descriptors(chips) - native.descriptors(chips)).max() <= 1e-4

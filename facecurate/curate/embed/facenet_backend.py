@@ -72,7 +72,7 @@ class FacenetBackend(EmbedBackend):
             elif box[2] - box[0] < self.min_face:
                 why.append(f"{WHY_SMALL} ({box[2] - box[0]:.0f} px wide in the cache)")
             else:
-                x1, y1, x2, y2 = square_box(box)
+                x1, y1, x2, _ = square_box(box)
                 scale = SIDE / (x2 - x1)
                 m = np.array([[scale, 0, -x1 * scale], [0, scale, -y1 * scale]], np.float64)
                 faces.append(cv2.warpAffine(np.ascontiguousarray(img), m, (SIDE, SIDE), flags=cv2.INTER_AREA,
