@@ -157,17 +157,24 @@ def skip_reasons(manifest: pd.DataFrame, boxes: str = "detected") -> np.ndarray:
     return why
 
 
-def _embed_batch(c: Cache, backend, boxes: np.ndarray, skip: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Rows ``idx`` (consecutive) -> their vectors and reasons; rows with a ``skip`` reason are not looked at."""
-    vec = np.full((len(idx), backend.dim), np.nan, np.float32)
-    why = [str(w) for w in skip[idx]]
-    ok = idx[skip[idx] == ""]
+def embed_rows(backend, images: np.ndarray, boxes: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """One batch of consecutive rows (their crops, cache-pixel boxes and ``skip`` reasons) -> vectors and reasons;
+    rows with a skip reason are not looked at. The one place a batch is embedded, here and on Ray workers."""
+    vec = np.full((len(images), backend.dim), np.nan, np.float32)
+    why = [str(w) for w in skip]
+    ok = np.flatnonzero(np.asarray(skip) == "")
     if len(ok):
-        v, w = backend.embed(np.asarray(c.images[idx[0]:idx[-1] + 1])[ok - idx[0]], boxes[ok])
-        vec[ok - idx[0]] = v
-        for p, reason in zip(ok - idx[0], w):
+        v, w = backend.embed(np.asarray(images)[ok], boxes[ok])
+        vec[ok] = v
+        for p, reason in zip(ok, w):
             why[p] = reason
     return vec, why
+
+
+def _embed_batch(c: Cache, backend, boxes: np.ndarray, skip: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Rows ``idx`` (consecutive) of the cache through ``embed_rows``."""
+    a, b = int(idx[0]), int(idx[-1]) + 1
+    return embed_rows(backend, c.images[a:b], boxes[a:b], skip[a:b])
 
 
 def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress: Progress,
