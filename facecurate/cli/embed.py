@@ -25,6 +25,8 @@ def embed(
     workers: int = typer.Option(0, help="Batches embedded side by side (0: one per CPU core; 1 on CUDA)."),
     threads: int = typer.Option(0, help="Torch CPU threads per worker (0: the cores divided among the workers)."),
     chunk: int = typer.Option(512, help="Photos per resumable chunk: an interrupted pass resumes from its last finished chunk."),
+    ray: str = typer.Option("", help="Embed the chunks on Ray: local (start one here), auto (the running cluster) or an address like ray://head:10001. Empty: in this process. See docs/scale-out.md."),
+    ray_workers: int = typer.Option(0, help="With --ray: worker actors (0: one per CPU of the cluster)."),
     verify: str = typer.Option("quick", help="Check the cache before the pass: quick (every checksum), full (also labels and blank rows) or off."),
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
@@ -36,6 +38,7 @@ def embed(
     with stage(f"interrupted; finished chunks are kept in {cache}: run the same command again to resume",
                quiet, verbose) as (console, progress):
         params = EmbedParams(backend=backend, min_face=min_face, boxes=boxes, batch=batch_size, chunk=chunk, threads=threads,
-                             workers=workers, device=device, verify=verify)
+                             workers=workers, device=device, verify=verify, ray=ray,
+                             ray_workers=ray_workers)
         result = embed_cache(cache, params, progress=progress)
     embed_summary(console, result, quiet)

@@ -4,7 +4,7 @@
 registry by name), ``dlib_backend`` (landmarks + aligned chip + descriptor), ``dlib_resnet`` (dlib's
 ResNet as a PyTorch module, weights read from its .dat), ``dlib_models`` (where dlib's model files
 are, checked), ``facenet_backend`` (InceptionResnetV1), ``store`` (the resumable pass and its files),
-``stage`` (the whole pass).
+``stage`` (the whole pass), ``distributed`` (``--ray``: chunks on Ray actors).
 """
 from .backend import BACKENDS, EmbedBackend, backend_names, check_ready, make_backend
 from .stage import EmbedParams, EmbedResult, cache_boxes, embed_cache

@@ -48,8 +48,10 @@ class EmbedParams:
     workers: int = 0            # batches embedded side by side (threads); 0 = one per core on the CPU, 1 on CUDA
     device: str | None = None   # torch device; None = CUDA when present
     verify: str = "quick"       # how the cache is checked before the pass: quick | full | off
+    ray: str = ""               # chunks on Ray: "local", "auto" or a cluster address; "" = in this process
+    ray_workers: int = 0        # Ray actors (0 = one per CPU of the cluster)
 
-    RUNTIME_FIELDS = ("batch", "chunk", "threads", "workers", "device", "verify")
+    RUNTIME_FIELDS = ("batch", "chunk", "threads", "workers", "device", "verify", "ray", "ray_workers")
 
     def validate(self) -> "EmbedParams":
         """Check every value; InputError naming the option otherwise."""
@@ -60,6 +62,8 @@ class EmbedParams:
                 raise InputError(f"{opt} {val}: expected 1 or more")
         if not 0 <= int(self.threads) <= 256:
             raise InputError(f"--threads {self.threads}: expected 0 (every core) to 256")
+        if not 0 <= int(self.ray_workers) <= 100_000:
+            raise InputError(f"--ray-workers {self.ray_workers}: expected 0 (one per CPU) or more")
         if not 0 <= int(self.workers) <= 64:
             raise InputError(f"--workers {self.workers}: expected 0 (one per core) to 64")
         if self.boxes not in BOXES:
@@ -202,7 +206,24 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
     todo = sum(len(store.chunk_range(k)) for k in pending)
     steps = Steps(progress, "embed", n, done=n - todo)
     t0, computed = time.perf_counter(), 0
-    for k in pending:
+    def advance(n_rows: int) -> None:
+        nonlocal computed
+        computed += n_rows
+        rate = computed / max(time.perf_counter() - t0, 1e-9)
+        steps.advance(n_rows, f"{rate:.0f} photos/s, ETA {_eta((todo - computed) / rate)}")
+
+    if pending and params.ray:  # chunks on a Ray cluster, each written as it lands
+        from ..crop.distributed import connect
+        from .distributed import embed_chunks
+
+        connect(params.ray)
+        for k, vec, errors in embed_chunks(pending, store.chunk_range, c.images, boxes, skip, backend.dim, params.backend,
+                                           params.min_face, params.device, store.batch, params.ray_workers or None):
+            rows = store.chunk_range(k)
+            store.vectors[rows.start:rows.stop] = vec
+            store.finish_chunk(k, errors)
+            advance(len(rows))
+    for k in pending if not params.ray else []:
         rows = store.chunk_range(k)
         errors = []
         batches = [np.arange(s, min(rows.stop, s + store.batch)) for s in range(rows.start, rows.stop, store.batch)]
@@ -210,9 +231,7 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
         for idx, (vec, why) in zip(batches, pool.map(work, batches) if pool is not None else map(work, batches)):
             store.vectors[idx] = vec
             errors += why
-            computed += len(idx)
-            rate = computed / max(time.perf_counter() - t0, 1e-9)
-            steps.advance(len(idx), f"{rate:.0f} photos/s, ETA {_eta((todo - computed) / rate)}")
+            advance(len(idx))
         store.finish_chunk(k, errors)
     seconds = time.perf_counter() - t0
     errors = store.all_errors()
