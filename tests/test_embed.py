@@ -157,6 +157,11 @@ def test_cli_crop_embed_then_missing_cache_and_missing_dlib_exit_2(cache_dir, tm
     assert load_cache(out).embeddings.shape == (7, 128)
     r = CliRunner().invoke(app, ["embed", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "not a cache" in r.output and "Traceback" not in r.output
+    user = tmp_path / "mine"  # a user's folder that happens to hold a meta.json: refused, nothing written in it
+    user.mkdir()
+    (user / "meta.json").write_text("{}")
+    r = CliRunner().invoke(app, ["embed", str(user)])
+    assert r.exit_code == 2 and "not a cache" in r.output and sorted(p.name for p in user.iterdir()) == ["meta.json"]
     import sys
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib were not installed: `import dlib` raises ImportError

@@ -118,6 +118,7 @@ def pass_key(cache: Cache, backend: str, provenance: dict, params: EmbedParams) 
 
 
 def _is_cache(p: Path) -> bool:
+    """A cache written before folder markers existed (``load_cache`` has already accepted it)."""
     return (p / META).is_file()
 
 
@@ -131,6 +132,7 @@ def embed_cache(cache: str | Path, params: EmbedParams = EmbedParams(), progress
     path = Path(cache)
     if not (path / META).is_file():
         raise InputError(f"{path}: not a cache (meta.json missing); run `crop` first")
+    load_cache(path, verify="off")  # a folder that is not a sound cache is refused before anything is written in it
     params = EmbedParams(**{k: v for k, v in asdict(params).items()}).validate()
     device = resolve_device(params.device)
     check_ready(params.backend)
