@@ -52,7 +52,7 @@ def test_every_kind_is_one_complete_entry_in_report_order():
     assert "half" not in KINDS
 
 
-def _blurry(ctx) -> pd.DataFrame:
+def _darkest(ctx) -> pd.DataFrame:
     """A stand-in photo-quality detector: flags the darkest photo of the cache (reads the context, not the model)."""
     if ctx.cache is None:
         return pd.DataFrame(columns=FLAG_COLUMNS)
@@ -71,7 +71,7 @@ def test_a_detected_kind_plugs_in_as_one_entry(tmp_path):
     images[5] //= 8  # one dark photo
     cache = save_cache(tmp_path / "cache", images, m, {"params": {}, "versions": {}})
     oof.to_parquet(tmp_path / "oof.parquet")
-    register(FlagKind("dark_photo", "dark photo", "photo", "a photo too dark to read", detect=_blurry))
+    register(FlagKind("dark_photo", "dark photo", "photo", "a photo too dark to read", detect=_darkest))
     try:
         assert audit_labels(oof, m).flags["kind"].ne("dark_photo").all()  # no cache in the context: nothing to read
         res = relabel_report(cache.path, oof=tmp_path / "oof.parquet", out=tmp_path / "rep", near_duplicates=False, gate=0.3)

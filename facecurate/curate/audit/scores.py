@@ -50,6 +50,7 @@ class Units:
     row_probs: np.ndarray | None = None   # (rows, k) every oof row's probabilities of the kind's head
     row_labels: np.ndarray | None = None  # (rows,) the head's given label per oof row
     row_unit: np.ndarray | None = None    # (rows,) the unit each oof row belongs to (persons only)
+    joint: bool = False                   # pairs whose two photos' labels are swapped together (``swap_score``)
 
 
 def pair_score(probs: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +103,8 @@ def swap_units(oof: pd.DataFrame, kind: KindSpec | None = None, pool: str = "mea
     sel = oof.assign(_row=np.arange(len(oof)))[np.isin(photo, ("normal", "incorrect_mask"))]
     counts = sel.groupby(["person", "photo"]).size().unstack(fill_value=0) if len(sel) else pd.DataFrame()
     if counts.empty or "normal" not in counts or "incorrect_mask" not in counts:
-        return Units("mask_swap", np.array([], dtype=object), np.zeros((0, 2, 3)), np.zeros(0, int), np.zeros((0, 2), int))
+        return Units("mask_swap", np.array([], dtype=object), np.zeros((0, 2, 3)), np.zeros(0, int), np.zeros((0, 2), int),
+                     joint=True)
     ok = counts.index[(counts["normal"] == 1) & (counts["incorrect_mask"] == 1)]
     sel = sel[sel["person"].isin(ok)]
     rn = sel[sel["photo"] == "normal"].set_index("person").loc[ok]
@@ -111,7 +113,7 @@ def swap_units(oof: pd.DataFrame, kind: KindSpec | None = None, pool: str = "mea
     rows = np.stack([rn["_row"].to_numpy(), ri["_row"].to_numpy()], axis=1)[layout]
     p = head_probs(oof, "mask")
     return Units("mask_swap", np.asarray(ok, dtype=object)[layout], np.stack([p[rows[:, 0]], p[rows[:, 1]]], axis=1),
-                 np.zeros(len(rows), int), rows, None, p, oof["mask"].to_numpy(dtype=int))
+                 np.zeros(len(rows), int), rows, None, p, oof["mask"].to_numpy(dtype=int), joint=True)
 
 
 def photo_units(oof: pd.DataFrame, kind: KindSpec | None = None, pool: str = "mean") -> Units:
@@ -124,7 +126,7 @@ def photo_units(oof: pd.DataFrame, kind: KindSpec | None = None, pool: str = "me
 def score_units(u: Units, given: np.ndarray | None = None, swapped: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(suggested value, score) per unit for the labels ``given`` (default: the units' own); swaps: ``swapped`` pairs
     have their photos exchanged. A swap's suggestion is 1 (swap the two labels)."""
-    if u.kind == "mask_swap":
+    if u.joint:
         return np.ones(len(u.given), int), swap_score(u.probs, swapped)
     return pair_score(u.probs, u.given if given is None else given)
 
@@ -153,7 +155,7 @@ def evidence(u: Units, sugg: np.ndarray, t: float = 1.0) -> tuple[np.ndarray, np
     """
     lq = np.log(np.clip(u.row_probs, EPS, 1.0)) / t
     lq = lq - np.logaddexp.reduce(lq, axis=1, keepdims=True)
-    if u.kind == "mask_swap":
+    if u.joint:
         n, i = u.rows[:, 0], u.rows[:, 1]
         z = (lq[n, MASK_INCORRECT] - lq[n, MASK_NONE]) + (lq[i, MASK_NONE] - lq[i, MASK_INCORRECT])
         return z, np.full(len(z), 2)
