@@ -73,7 +73,8 @@ def audit_labels(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, option
 
 
 def run_checks(ctx: AuditContext) -> LabelAudit:
-    """``audit_labels`` on a built context: each kind of ``KINDS`` in order, flags sorted one way."""
+    """``audit_labels`` on a built context: the model-based kinds of ``KINDS``, then the detected ones, each in registry
+    order; the flags sorted one way (``kinds.sort_flags``)."""
     o = ctx.options
     quality = quality_gate(ctx.oof, gate=o.gate, seed=o.seed)
     estimates, parts, taken = {}, [], set()

@@ -70,7 +70,7 @@ def near_duplicate_detect(ctx: AuditContext) -> pd.DataFrame:
         return empty_flags()
     manifest = ctx.cache.manifest.reset_index(drop=True)
     ctx.progress.note(f"near-duplicates: hashing {len(manifest)} cached photos")
-    return near_duplicate_flags(ctx.cache.images, manifest, max_distance=ctx.options.max_hash_distance,
+    return near_duplicate_flags(ctx.cache.images, manifest, max_hash_distance=ctx.options.max_hash_distance,
                                 min_corr=ctx.options.min_corr, age_bins=ctx.age_bins)
 
 
