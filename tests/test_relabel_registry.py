@@ -41,7 +41,8 @@ def test_the_cli_defaults_are_the_records():
 
 
 def test_every_kind_is_one_complete_entry_in_report_order():
-    assert list(KINDS) == ["gender", "age", "mask_swap", "mask_photo", "structure", "near_duplicate"]
+    first = ["gender", "age", "mask_swap", "mask_photo", "structure", "near_duplicate"]
+    assert [k for k in KINDS if k in first] == first  # the kinds that come next register after these
     for k in KINDS.values():
         assert k.title and k.description and k.scope in ("person", "photo")
         assert k.model_based == (k.detect is None) and (k.head is not None) == k.model_based
