@@ -143,7 +143,8 @@ def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ra
     caches = plan.caches(cache)
     with contextlib.ExitStack() as locks:
         # the run folder's claim and lock: rank 0's; the caches are read by all
-        dist.on_main(locks.enter_context, claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run"))
+        run_folder = claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run")
+        dist.on_main(locks.enter_context, run_folder)
         for c in caches:
             locks.enter_context(folder_lock(c.path, "cache", shared=True))
         locks.enter_context(torch_threads(cfg.threads))
@@ -227,7 +228,8 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
         "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins), "overrides_changed": plan.changed,
         "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
         "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
-        "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra], **dist.record(cfg.batch_size)})
+        "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra],
+        **dist.record(cfg.batch_size)})
 
     images = SourceImages([CacheImages(cache.images, device, rows), *(CacheImages(x.cache.images, device, x.rows) for x in extra)])
     labels_t = torch.as_tensor(labels, device=device)

@@ -298,7 +298,7 @@ def fit_fold(f: int, cfg: TrainConfig, data: FoldInputs, out: Path, history: pd.
         t0 = time.perf_counter()
         task = f"f{f} ep {epoch}/{cfg.epochs}"
         trained = _train_epoch(fs, cfg, data, losses, weights, task, progress, n_steps, dist)
-        dist.sync_buffers(fs.eval_model())  # the weights validated and saved are rank 0's, statistics included, on every rank
+        dist.sync_buffers(fs.eval_model())  # the weights validated and saved: rank 0's, statistics included
         row = {"fold": f, "epoch": epoch, "train_loss": trained["train_loss"], "train_f1": trained["train_f1"],
                **_validate(fs, cfg, data, dist), "lr": fs.opt.param_groups[0]["lr"],
                "images_per_s": trained["images_per_s"], "epoch_s": time.perf_counter() - t0}
