@@ -191,7 +191,7 @@ def run_stage(name: str, cmd: list[str], timeout: float, logs: Path, cuda: bool,
         except subprocess.TimeoutExpired:
             kill_tree(p.pid)
             out, _ = p.communicate()
-            status = f"failed: timed out after {timeout:.0f} s (hung?); killed with every process it started; log {log}"
+            status = f"failed: timed out after {timeout:.0f} s (hung?), killed with every process it started; last line: {reason(log)}"
         except BaseException:
             kill_tree(p.pid)
             p.wait()
@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     train = check.stages["train"]
     report.update(epoch_s=train.get("epoch_s"), samples_per_s=train.get("samples_per_s"),
                   peak_gpu_memory_mib=max((s["peak_gpu_memory_mib"] for s in check.stages.values() if "peak_gpu_memory_mib" in s),
-                                          default=None if check.cuda else "unmeasured: no CUDA device"))
+                                          default="unmeasured: nvidia-smi not found" if check.cuda else "unmeasured: no CUDA device"))
     report["failed"] = [f"{n}: {v['status'][len('failed: '):]}" for n, v in [*check.stages.items(), *report.get("checks", {}).items()]
                         if v["status"].startswith("failed")]
     report["ok"] = not report["failed"] and "error" not in report and not report.get("interrupted") and "checks" in report
