@@ -415,8 +415,8 @@ def run_all(a: argparse.Namespace, work: Path, check: Check, report: dict) -> No
     def run_figures(name: str, run: Path) -> None:
         cfg = json.loads((run / "config.json").read_text())
         on_cuda = cfg["device"].startswith("cuda")
-        amp = cfg["amp"] if cfg["amp"] != "auto" else ("bf16" if info.get("bf16") else "fp16")
-        check.stages[name].update(**losses(run), photos=cfg["n_photos"], amp=amp if on_cuda and amp != "off" else "fp32",
+        amp = "fp16" if cfg["amp"] == "fp16" or not info.get("bf16") else "bf16"  # as facecurate.train.runtime.amp_dtype
+        check.stages[name].update(**losses(run), photos=cfg["n_photos"], amp=amp if on_cuda and cfg["amp"] != "off" else "fp32",
                                   channels_last=bool(on_cuda and cfg["channels_last"]), cache_on_gpu=on_cuda,
                                   ddp=cfg.get("ddp") or "single process")
 
