@@ -340,7 +340,11 @@ class Check:
         if why:
             self.skip(name, why)
             return False
-        res = run_stage(name, cmd, self.timeouts.get(name, self.default_timeout), self.logs, self.cuda, env)
+        try:
+            res = run_stage(name, cmd, self.timeouts.get(name, self.default_timeout), self.logs, self.cuda, env)
+        except KeyboardInterrupt:
+            self.stages[name] = {"status": "failed: interrupted (Ctrl-C or SIGTERM), killed with every process it started"}
+            raise
         self.stdout[name] = res.pop("stdout")
         self.stages[name] = res
         if "timed out" in res["status"]:

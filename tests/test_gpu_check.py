@@ -85,6 +85,22 @@ def test_a_hung_stage_is_killed_the_rest_skipped_and_the_json_still_printed(tmp_
     assert not left_behind(str(tmp_path))
 
 
+def test_sigterm_stops_the_running_stage_with_its_tree_and_still_prints_the_json(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, str(SCRIPT), "--work", str(tmp_path), "--dry-run", "--device", "cpu"], cwd=ROOT,
+                         env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "logs" / "data.log").exists():
+        time.sleep(0.2)
+    time.sleep(1)  # the data stage is running: build_demo_sample in a process of its own
+    p.terminate()
+    out = json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1])
+    assert p.returncode == 1 and out["interrupted"] and not out["ok"]
+    assert out["stages"]["data"]["status"].startswith("failed: interrupted")
+    assert out["stages"]["crop"]["status"] == "skipped: not reached"
+    assert not left_behind(str(tmp_path))
+
+
 def test_kill_tree_reaches_a_grandchild_in_a_session_of_its_own():
     """torchrun's workers start sessions of their own, so killing the process group alone would miss them."""
     code = ("import subprocess, sys, time; "
