@@ -454,8 +454,10 @@ def run_all(a: argparse.Namespace, work: Path, check: Check, report: dict) -> No
         params = commands["embed"]
         extra = [*(("--device", device) if "device" in params else ()), *(("--out", work / "embed") if "out" in params else ())]
         if check.run("embed", facecurate("embed", cache, *extra)) and "photos" in check.stages["crop"]:
-            n = check.stages["crop"]["photos"]
-            check.stages["embed"].update(photos=n, photos_per_s=round(n / check.stages["embed"]["seconds"], 1))
+            n, own = check.stages["crop"]["photos"], json.loads((cache / "meta.json").read_text()).get("embeddings") or {}
+            seconds = own.get("seconds") or check.stages["embed"]["seconds"]  # the pass's own seconds when it records them
+            check.stages["embed"].update(photos=n, photos_per_s=round(n / seconds, 1), embedded=own.get("embedded"),
+                                         wall_photos_per_s=round(n / check.stages["embed"]["seconds"], 1))
     if check.run("crop_cpu", facecurate("crop", sub, "--out", cache_cpu, *crop, "--device", "cpu")):
         meta = json.loads((cache_cpu / "meta.json").read_text())
         check.stages["crop_cpu"].update(photos=meta["n"], photos_per_s=round(meta["n"] / meta["seconds"], 1))
