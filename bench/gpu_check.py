@@ -308,7 +308,6 @@ def subset(full: Path, out: Path, people: int) -> int:
     return sum(1 for r in rows for _ in (full / "images" / r["path"]).glob("*.jpg"))
 
 
-
 # ---------- the run ----------
 
 class Check:
@@ -350,6 +349,13 @@ class Check:
         if "timed out" in res["status"]:
             self.hung = name
         return res["status"] == "ok"
+
+    def add(self, name: str, figures) -> None:
+        """A passed stage's figures, read from what it wrote; one that cannot be read is said, never fatal."""
+        try:
+            self.stages[name].update(figures())
+        except Exception as e:  # noqa: BLE001 - the JSON line says what broke
+            self.stages[name]["figures"] = f"unreadable: {type(e).__name__}: {e}"[:300]
 
     def verdict(self, name: str, needs: tuple[str, ...], fn, *args) -> dict:
         """A comparison, once the stages it reads passed; an exception in it is its failure, in one line."""
@@ -402,50 +408,59 @@ def run_all(a: argparse.Namespace, work: Path, check: Check, report: dict) -> No
                 f"people={sizes.people}, seed=0, inject='gender=0.05,swap=0.05', device={device!r})")
         check.run("data", [py, "-c", demo])
     if check.passed("data"):
-        report["data"] = {"source": f"synth over {faces}" if faces else "astronaut demo sample (facecurate.curate.synth)",
-                          "people": sum(1 for _ in (full / "images").iterdir()),
-                          "photos": sum(1 for _ in (full / "images").glob("*/*.jpg")),
-                          "subset_people": sizes.subset_people, "subset_photos": subset(full, sub, sizes.subset_people)}
+        try:
+            report["data"] = {"source": f"synth over {faces}" if faces else "astronaut demo sample (facecurate.curate.synth)",
+                              "people": sum(1 for _ in (full / "images").iterdir()),
+                              "photos": sum(1 for _ in (full / "images").glob("*/*.jpg")),
+                              "subset_people": sizes.subset_people, "subset_photos": subset(full, sub, sizes.subset_people)}
+        except Exception as e:  # noqa: BLE001 - then nothing can run on it
+            check.stages["data"]["status"] = f"failed: the built data cannot be read: {type(e).__name__}: {e}"[:300]
 
     cache, cache_cpu, runs = work / "cache" / "sample", work / "cache-cpu" / "sample", work / "runs"
     threads = min(8, max(2, (os.cpu_count() or 2) // 2))
     crop = ("--detector", "mtcnn-first", "--size", sizes.crop_size, "--decode-threads", threads)
+    def crop_figures(path: Path, name: str) -> dict:
+        meta = json.loads((path / "meta.json").read_text())
+        return {"photos": meta["n"], "photos_per_s": round(meta["n"] / meta["seconds"], 1),
+                "wall_photos_per_s": round(meta["n"] / check.stages[name]["seconds"], 1), "detector": meta.get("detector"),
+                "boxes": meta.get("counts")}
+
     if check.run("crop", facecurate("crop", full, "--out", cache, *crop, "--device", device)):
-        meta = json.loads((cache / "meta.json").read_text())
-        check.stages["crop"].update(photos=meta["n"], photos_per_s=round(meta["n"] / meta["seconds"], 1),
-                                    wall_photos_per_s=round(meta["n"] / check.stages["crop"]["seconds"], 1),
-                                    detector=meta.get("detector"), boxes=meta.get("counts"))
+        check.add("crop", lambda: crop_figures(cache, "crop"))
 
     def train_args(epochs: int) -> tuple:
         return (cache, "--model", sizes.model, "--img-size", sizes.img_size, "--epochs", epochs, "--folds", sizes.folds,
                 "--batch-size", sizes.batch_size, "--patience", 0, "--no-plots", "--seed", 0,
                 *(("--threads", sizes.threads) if sizes.threads else ()))
 
-    def run_figures(name: str, run: Path) -> None:
+    def run_figures(run: Path) -> dict:
         cfg = json.loads((run / "config.json").read_text())
         on_cuda = cfg["device"].startswith("cuda")
         amp = "fp16" if cfg["amp"] == "fp16" or not info.get("bf16") else "bf16"  # as facecurate.train.runtime.amp_dtype
-        check.stages[name].update(**losses(run), photos=cfg["n_photos"], amp=amp if on_cuda and cfg["amp"] != "off" else "fp32",
-                                  channels_last=bool(on_cuda and cfg["channels_last"]), cache_on_gpu=on_cuda,
-                                  ddp=cfg.get("ddp") or "single process")
+        return {**losses(run), "photos": cfg["n_photos"], "amp": amp if on_cuda and cfg["amp"] != "off" else "fp32",
+                "channels_last": bool(on_cuda and cfg["channels_last"]), "cache_on_gpu": on_cuda,
+                "ddp": cfg.get("ddp") or "single process"}
+
+    def predict_figures(out: Path, name: str, cache_root: Path) -> dict:
+        p = json.loads((out.parent / "predict.json").read_text())
+        return {"photos": p["rows"], "photos_per_s": round(p["rows"] / check.stages[name]["seconds"], 1), "folds": p["folds"],
+                "tta": p["tta"], "crop_cache_reused": Path(p["cache"]).parent == cache_root}
 
     if check.run("train", facecurate("train", *train_args(sizes.epochs), "--out", runs / "train", "--device", device)):
-        run_figures("train", runs / "train")
+        check.add("train", lambda: run_figures(runs / "train"))
     sub_out = work / "predict" / "device" / "submission.csv"
     if check.run("predict", facecurate("predict", runs / "train", full, "--out", sub_out, "--cache-root", cache.parent,
                                        "--device", device)):
-        p = json.loads((sub_out.parent / "predict.json").read_text())
-        check.stages["predict"].update(photos=p["rows"], photos_per_s=round(p["rows"] / check.stages["predict"]["seconds"], 1),
-                                       folds=p["folds"], tta=p["tta"], crop_cache_reused=Path(p["cache"]) == cache)
+        check.add("predict", lambda: predict_figures(sub_out, "predict", cache.parent))
     world = 2 if device.startswith("cuda") and info.get("gpus", 0) >= 2 else 1
     if check.run("ddp", facecurate("train", *train_args(sizes.epochs), "--ddp", world, "--out", runs / "ddp", "--device", device)):
-        run_figures("ddp", runs / "ddp")
+        check.add("ddp", lambda: run_figures(runs / "ddp"))
     script = work / "collectives.py"
     script.write_text(COLLECTIVES)
     if check.run("collectives", [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                                  max(1, info.get("gpus", 0)) if device.startswith("cuda") else 1, script],
                  env={"GPU_CHECK_DEVICE": "cuda" if device.startswith("cuda") else "cpu"}):
-        check.stages["collectives"].update(json.loads(check.stdout["collectives"].strip().splitlines()[-1]))
+        check.add("collectives", lambda: json.loads(check.stdout["collectives"].strip().splitlines()[-1]))
 
     commands = info.get("commands", {})
     if check.blocked("embed") or "embed" not in commands:
@@ -453,21 +468,23 @@ def run_all(a: argparse.Namespace, work: Path, check: Check, report: dict) -> No
     else:
         params = commands["embed"]
         extra = [*(("--device", device) if "device" in params else ()), *(("--out", work / "embed") if "out" in params else ())]
-        if check.run("embed", facecurate("embed", cache, *extra)) and "photos" in check.stages["crop"]:
-            n, own = check.stages["crop"]["photos"], json.loads((cache / "meta.json").read_text()).get("embeddings") or {}
+        def embed_figures() -> dict:
+            meta = json.loads((cache / "meta.json").read_text())
+            own, n = meta.get("embeddings") or {}, meta["n"]
             seconds = own.get("seconds") or check.stages["embed"]["seconds"]  # the pass's own seconds when it records them
-            check.stages["embed"].update(photos=n, photos_per_s=round(n / seconds, 1), embedded=own.get("embedded"),
-                                         wall_photos_per_s=round(n / check.stages["embed"]["seconds"], 1))
+            return {"photos": n, "photos_per_s": round(n / seconds, 1), "embedded": own.get("embedded"),
+                    "wall_photos_per_s": round(n / check.stages["embed"]["seconds"], 1)}
+
+        if check.run("embed", facecurate("embed", cache, *extra)):
+            check.add("embed", embed_figures)
     if check.run("crop_cpu", facecurate("crop", sub, "--out", cache_cpu, *crop, "--device", "cpu")):
-        meta = json.loads((cache_cpu / "meta.json").read_text())
-        check.stages["crop_cpu"].update(photos=meta["n"], photos_per_s=round(meta["n"] / meta["seconds"], 1))
+        check.add("crop_cpu", lambda: crop_figures(cache_cpu, "crop_cpu"))
     if check.run("train_cpu", facecurate("train", *train_args(1), "--fold", 0, "--out", runs / "train_cpu", "--device", "cpu")):
-        run_figures("train_cpu", runs / "train_cpu")
+        check.add("train_cpu", lambda: run_figures(runs / "train_cpu"))
     cpu_out = work / "predict" / "cpu" / "submission.csv"
     if check.run("predict_cpu", facecurate("predict", runs / "train", sub, "--out", cpu_out, "--cache-root", cache_cpu.parent,
                                            "--device", "cpu")):
-        rows = json.loads((cpu_out.parent / "predict.json").read_text())["rows"]
-        check.stages["predict_cpu"].update(photos=rows, photos_per_s=round(rows / check.stages["predict_cpu"]["seconds"], 1))
+        check.add("predict_cpu", lambda: predict_figures(cpu_out, "predict_cpu", cache_cpu.parent))
 
     finite = {n: check.stages[n]["losses_finite"] for n in ("train", "ddp", "train_cpu") if "losses_finite" in check.stages.get(n, {})}
     report["checks"] = {
