@@ -296,7 +296,8 @@ def subset(full: Path, out: Path, people: int) -> int:
     """The first ``people`` people of a train layout as a train layout of their own (images/ are symlinks)."""
     with open(full / "train.csv", newline="") as f:
         rows = list(csv.DictReader(f))[:people]
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # no person of an earlier subset stays behind
+    (out / "images").mkdir(parents=True)
     with open(out / "train.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -397,7 +398,7 @@ def run_all(a: argparse.Namespace, work: Path, check: Check, report: dict) -> No
 
     full, sub = work / "data" / "full" / "sample", work / "data" / "subset" / "sample"
     faces = a.faces or (FACES if FACES.is_dir() and not a.dry_run else None)
-    if (full / "train.csv").is_file() and (full / "synth.json").is_file():
+    if (full / "synth.json").is_file() and len(pd.read_csv(full / "train.csv")) == sizes.people:
         check.stages["data"] = {"status": "ok", "reused": str(full)}
     elif faces:
         check.run("data", [*facecurate("synth", faces, full, "--people", sizes.people, "--seed", 0, "--balance", "age,gender",
