@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from .app import command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
-from .render import relabel_summary
+from .summaries import relabel_summary
 
 
 @command(name="relabel-report")

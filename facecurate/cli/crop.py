@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from .app import DATA_HELP, command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
-from .render import crop_summary
+from .summaries import crop_summary
 
 
 @command()

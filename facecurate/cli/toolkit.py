@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .app import DATA_HELP, command, config_option, flag, quiet_option, stage, verbose_option
-from .render import print_paths
+from .summaries import print_paths
 
 DEVICE_HELP = "cpu, cuda or cuda:N."
 

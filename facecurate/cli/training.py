@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, fail, flag, quiet_option, stage, verbose_option
-from .render import print_paths, train_summary
+from .summaries import print_paths, train_summary
 
 
 def _range(text: str, option: str) -> tuple[float, float]:

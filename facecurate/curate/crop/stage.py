@@ -36,7 +36,7 @@ from .contact import crop_contact_sheet
 from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
 from .geometry import crop_region, cut, output_shape
 from .params import CropParams, package_versions
-from .person_mask import crop_box
+from .segment_cleanup import crop_box
 from .person_pass import REJECTED_COLS, candidates_json, dataset_consensus, decide_subjects, off_person, pick_single
 from .subject import pick_subject
 
@@ -176,7 +176,7 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
         pending = writer.pending_chunks()
         steps = Steps(progress, "crop", n, done=n - sum(len(writer.chunk_range(c)) for c in pending))
         if pending and params.ray:  # pass 1 on a Ray cluster: chunks come back in any order, each written as it lands
-            from .distributed import connect, first_pass
+            from .ray_pass import connect, first_pass
 
             connect(params.ray)
             results = first_pass(pending, writer.chunk_range, paths, params, device, out_hw, params.ray_workers or None)
