@@ -39,12 +39,12 @@ def synth(
     verbose: bool = verbose_option(),
 ) -> None:
     """Synthesise masked photos (mask1-5, incorrect_mask, normal) from labelled faces, with known labels, errors and person masks."""
-    from ..curate.synth import synthesize
+    from ..curate.synth import SynthParams, synthesize
 
+    params = SynthParams(people=people, seed=seed, balance=balance, inject=inject, photos=photos, eval_layout=eval_layout,
+                         detector=detector, device=device, age_bins=age_bins, backdrops=backdrops,
+                         backdrop_share=backdrop_share, dedup=dedup, person_masks=person_masks, contact=contact,
+                         workers=either(render_threads, workers), quality=quality, block=block)
     with stage("interrupted; the finished blocks are saved: run the same command again to resume", quiet, verbose) as (console, progress):
-        result = synthesize(faces, out, people=people, seed=seed, balance=balance, inject=inject, eval_layout=eval_layout,
-                            detector=detector, device=device, age_bins=age_bins, contact=contact,
-                            workers=either(render_threads, workers), quality=quality, progress=progress, photos=photos,
-                            backdrops=backdrops, backdrop_share=backdrop_share, dedup=dedup, person_masks=person_masks,
-                            block=block)
+        result = synthesize(faces, out, params, progress=progress)
     synth_summary(console, result, show, quiet)
