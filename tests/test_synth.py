@@ -310,6 +310,19 @@ def test_synth_options_are_one_record_checked_once(demo):
     assert set(written) == set(SynthParams().validate().shaping(None))
 
 
+def test_the_synth_command_defaults_are_the_records():
+    """The command writes its defaults out (importing the synth package would slow every --help): they must be
+    SynthParams' own, parsed the way the stage parses them."""
+    import typer
+
+    cmd = typer.main.get_command(app).commands["synth"]
+    shown = {p.name: p.default for p in cmd.params}
+    cli = SynthParams(**{k: shown[k] for k in ("people", "seed", "balance", "inject", "photos", "eval_layout", "detector",
+                                                "device", "age_bins", "backdrops", "backdrop_share", "dedup", "person_masks",
+                                                "contact", "quality", "block")}, workers=shown["render_threads"])
+    assert cli.validate() == SynthParams().validate()
+
+
 def test_plan_injection_and_option_parsing():
     plan = plan_injection(100, {"gender": 0.05, "age": 0.03, "swap": 0.03}, np.random.default_rng(1))
     assert sorted(pd.Series(plan).value_counts().items()) == [("age", 3), ("gender", 5), ("swap", 3)]
