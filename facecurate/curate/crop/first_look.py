@@ -80,7 +80,7 @@ def read_photo(path: str, min_side: int = DEFAULT_MIN_SIDE) -> tuple[np.ndarray 
 
 
 def decoded(pool: ThreadPoolExecutor, indices: Sequence[int], paths: Sequence[str], ahead: int,
-             min_side: int = DEFAULT_MIN_SIDE) -> Iterator[tuple[int, np.ndarray | None, str]]:
+            min_side: int = DEFAULT_MIN_SIDE) -> Iterator[tuple[int, np.ndarray | None, str]]:
     """Yield (row, image, error) in order while up to ``ahead`` photos decode in ``pool`` threads."""
     it = iter(indices)
     queue: deque[tuple[int, Future]] = deque((i, pool.submit(read_photo, paths[i], min_side)) for i in itertools.islice(it, ahead))
@@ -94,6 +94,7 @@ def decoded(pool: ThreadPoolExecutor, indices: Sequence[int], paths: Sequence[st
 
 
 def empty_row() -> dict:
+    """A photo's pass-1 row before anything is known (no face, no crop, no error)."""
     row = {c: np.nan for c in FACE_COLS + CROP_COLS + REJECTED_COLS}
     row.update(score=np.nan, box_source="", error="", width=0, height=0, n_faces=0, detector="", off_person=False,
                candidates="", clear=False)
@@ -131,7 +132,7 @@ def first_look(batch: Sequence[tuple[int, np.ndarray | None, str]], detector, ba
 
 
 def crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, background, params: CropParams,
-                out_hw: tuple[int, int], steps: Steps) -> pd.DataFrame:
+               out_hw: tuple[int, int], steps: Steps) -> pd.DataFrame:
     """Pass 1 of chunk ``c`` here: decoded photos from ``stream`` through ``first_look``, crops into the cache."""
     idx = list(writer.chunk_range(c))
     recs = []
