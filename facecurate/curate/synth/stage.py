@@ -94,8 +94,7 @@ def _render(parts: SynthParts, plans: list[PersonPlan], out: Path, params: Synth
     for b in pending:
         todo = plans[b * block:(b + 1) * block]
         rows: list[dict] = []
-        for r in pool.map(lambda p: write_person(p, out, params.seed, params.eval_layout, params.quality, params.age_bins,
-                                                 params.photos, backdrops, params.person_masks), todo):
+        for r in pool.map(lambda p: write_person(p, out, params, backdrops), todo):
             rows.extend(r)
             steps.advance()
         parts.save_truth(b, pd.DataFrame(rows, columns=TRUTH_COLUMNS))
@@ -155,8 +154,7 @@ def _run(sources: Sequence[FaceSource], out: Path, params: SynthParams, bd: Back
     stop = Stopper(stop_after_blocks)
     with ThreadPoolExecutor(max_workers=params.workers or min(4, os.cpu_count() or 1)) as pool:
         if not parts.scan_complete:
-            scan(parts, order, names, by_index, sources, wanted, params.detector, params.device, params.dedup,
-                 params.detect_batch, pool, progress, stop)
+            scan(parts, order, names, by_index, sources, wanted, params, pool, progress, stop)
         records = parts.scan_records()  # from disk, as a resumed run reads them
         accepted = accepted_people(records, sources)
         by_person = {n: [sources[i] for i in idx] for n, idx in by_index.items()}
