@@ -8,7 +8,7 @@ import typer
 
 from ..curate.audit.options import QuickModel, ReportOptions
 from .app import command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
-from .render import relabel_summary
+from .summaries import relabel_summary
 
 
 _R = ReportOptions()  # the defaults, written once: in the records

@@ -8,7 +8,7 @@ import typer
 
 from .app import DATA_HELP, command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
 from .embed import BACKEND_HELP
-from .render import crop_summary, embed_summary
+from .summaries import crop_summary, embed_summary
 
 
 @command()

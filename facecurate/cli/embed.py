@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from .app import command, config_option, quiet_option, stage, verbose_option
-from .render import embed_summary
+from .summaries import embed_summary
 
 BACKEND_HELP = ("Embedding model: dlib (dlib's face-recognition ResNet, 128-D, our PyTorch port of it; the default), "
                 "dlib-native (the same through dlib's own slow network, for checking), facenet (InceptionResnetV1, "

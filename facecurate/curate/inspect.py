@@ -25,7 +25,7 @@ from .labels import (
     head_names,
     parse_age_bins,
 )
-from .outputs import OWN_NAMES, check_separate, claim_folder
+from .outputs import OWN_NAMES, check_separate, claimed_output
 from .readers import Dataset, Problem, dataset_name, read_dataset
 
 INSPECT_FILES = ("manifest.parquet", "problems.csv", "distributions.png")
@@ -136,23 +136,27 @@ def default_inspect_dir(data: str | Path, root: str | Path = "artifacts/inspect"
     return Path(root) / dataset_name(data)
 
 
+def _holds_only_inspect_files(path: Path) -> bool:
+    """An inspect folder written before markers existed: nothing but inspect's own files."""
+    return {e.name for e in path.iterdir()} <= {*INSPECT_FILES, *OWN_NAMES}
+
+
 def inspect_dataset(data: str | Path, out: str | Path | None = None, age_bins=DEFAULT_AGE_BINS,
                     check_files: bool = True, min_photo_size: int = DEFAULT_MIN_SIDE) -> InspectResult:
     """Read ``data``, count it and write ``manifest.parquet``, ``problems.csv`` and ``distributions.png`` into ``out``."""
     bins = parse_age_bins(age_bins)
     out = Path(out) if out else default_inspect_dir(data)
-    check_separate(out, [data])
+    check_separate(out, [data])  # before the read, which can take a while: a wrong --out fails first
     ds = read_dataset(data, age_bins=bins, check_files=check_files, min_side=min_photo_size)
-    check_separate(out, [ds.root])
-    claim_folder(out, "inspect", recognise=lambda p: {e.name for e in p.iterdir()} <= {*INSPECT_FILES, *OWN_NAMES})
-    labelled = ds.labelled
-    classes = class_counts(ds.manifest) if labelled else pd.DataFrame()
-    if labelled:
-        ds.problems.extend(class_problems(classes, bins))
-    files = {"manifest": out / "manifest.parquet", "problems": out / "problems.csv"}
-    ds.manifest.to_parquet(files["manifest"], index=False)
-    pd.DataFrame([vars(p) for p in ds.problems], columns=["path", "what", "level"]).to_csv(files["problems"], index=False)
-    title = f"{Path(data).name}: {ds.manifest['person'].nunique()} people, {len(ds.manifest)} photos"
-    files["distributions"] = plot_distributions(ds.manifest, out / "distributions.png", bins, title=title)
-    return InspectResult(ds, bins, classes, head_counts(ds.manifest, bins) if labelled else {}, files,
-                         people_grid(ds.manifest, bins) if labelled else pd.DataFrame())
+    with claimed_output(out, "inspect", [data, ds.root], recognise=_holds_only_inspect_files, what="inspect folder"):
+        labelled = ds.labelled
+        classes = class_counts(ds.manifest) if labelled else pd.DataFrame()
+        if labelled:
+            ds.problems.extend(class_problems(classes, bins))
+        files = {"manifest": out / "manifest.parquet", "problems": out / "problems.csv"}
+        ds.manifest.to_parquet(files["manifest"], index=False)
+        pd.DataFrame([vars(p) for p in ds.problems], columns=["path", "what", "level"]).to_csv(files["problems"], index=False)
+        title = f"{Path(data).name}: {ds.manifest['person'].nunique()} people, {len(ds.manifest)} photos"
+        files["distributions"] = plot_distributions(ds.manifest, out / "distributions.png", bins, title=title)
+        return InspectResult(ds, bins, classes, head_counts(ds.manifest, bins) if labelled else {}, files,
+                             people_grid(ds.manifest, bins) if labelled else pd.DataFrame())

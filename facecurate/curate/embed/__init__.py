@@ -6,7 +6,8 @@ ResNet as a PyTorch module, weights read from its .dat), ``dlib_models`` (where 
 are, checked), ``facenet_backend`` (InceptionResnetV1), ``store`` (the resumable pass and its files),
 ``stage`` (the whole pass), ``distributed`` (``--ray``: chunks on Ray actors).
 """
-from .backend import BACKENDS, EmbedBackend, backend_names, check_ready, make_backend
+from .backend import BACKENDS, EmbedBackend
+from .registry import backend_names, check_ready, make_backend
 from .stage import EmbedParams, EmbedResult, cache_boxes, embed_cache
 
 __all__ = ["BACKENDS", "EmbedBackend", "EmbedParams", "EmbedResult", "backend_names", "cache_boxes", "check_ready", "embed_cache",

@@ -1,4 +1,4 @@
-"""The embedding backend interface and the registry of backends by name.
+"""The embedding backend interface, the table backends register in, and ``embed_rows`` (one batch through a backend).
 
 A backend turns cached crops and their face boxes (cache pixels) into one float32 row per photo.
 A photo it cannot embed gets a NaN row and a short reason; nothing is raised for one bad photo.
@@ -47,24 +47,15 @@ def register(name: str, ready: Callable[[], None] = lambda: None) -> Callable:
     return add
 
 
-def check_ready(name: str) -> None:
-    """InputError naming the backend or what to install when ``name`` cannot run here; nothing is loaded."""
-    if name not in backend_names():
-        raise InputError(f"--backend {name!r}: expected one of {', '.join(backend_names())}")
-    READY[name]()
-
-
-def make_backend(name: str, device: str = "cpu", threads: int = 0, **options) -> EmbedBackend:
-    """The backend ``name`` on ``device`` (a resolved torch device), ``threads`` CPU threads (0: all cores)."""
-    from . import dlib_backend, facenet_backend  # noqa: F401  (each registers itself)
-
-    if name not in BACKENDS:
-        raise InputError(f"--backend {name!r}: expected one of {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name](device=device, threads=threads, **options)
-
-
-def backend_names() -> list[str]:
-    """Every registered backend's name."""
-    from . import dlib_backend, facenet_backend  # noqa: F401
-
-    return sorted(BACKENDS)
+def embed_rows(backend, images: np.ndarray, boxes: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """One batch of consecutive rows (their crops, cache-pixel boxes and ``skip`` reasons) -> vectors and reasons;
+    rows with a skip reason are not looked at. The one place a batch is embedded, here and on Ray workers."""
+    vec = np.full((len(images), backend.dim), np.nan, np.float32)
+    why = [str(w) for w in skip]
+    ok = np.flatnonzero(np.asarray(skip) == "")
+    if len(ok):
+        v, w = backend.embed(np.asarray(images)[ok], boxes[ok])
+        vec[ok] = v
+        for p, reason in zip(ok, w):
+            why[p] = reason
+    return vec, why

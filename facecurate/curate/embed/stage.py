@@ -26,7 +26,8 @@ from ..devices import resolve_device
 from ..errors import InputError
 from ..outputs import claimed_output
 from ..progress import QUIET, Progress, Steps
-from .backend import WHY_SMALL, backend_names, check_ready, make_backend
+from .backend import WHY_SMALL, embed_rows
+from .registry import backend_names, check_ready, make_backend
 from .store import EmbedStore
 
 WHY_NO_CROP = "no crop (the photo failed in crop)"
@@ -163,20 +164,6 @@ def skip_reasons(manifest: pd.DataFrame, boxes: str = "detected") -> np.ndarray:
     return why
 
 
-def embed_rows(backend, images: np.ndarray, boxes: np.ndarray, skip: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """One batch of consecutive rows (their crops, cache-pixel boxes and ``skip`` reasons) -> vectors and reasons;
-    rows with a skip reason are not looked at. The one place a batch is embedded, here and on Ray workers."""
-    vec = np.full((len(images), backend.dim), np.nan, np.float32)
-    why = [str(w) for w in skip]
-    ok = np.flatnonzero(np.asarray(skip) == "")
-    if len(ok):
-        v, w = backend.embed(np.asarray(images)[ok], boxes[ok])
-        vec[ok] = v
-        for p, reason in zip(ok, w):
-            why[p] = reason
-    return vec, why
-
-
 def _embed_batch(c: Cache, backend, boxes: np.ndarray, skip: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Rows ``idx`` (consecutive) of the cache through ``embed_rows``."""
     a, b = int(idx[0]), int(idx[-1]) + 1
@@ -216,7 +203,7 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
 
     if pending and params.ray:  # chunks on a Ray cluster, each written as it lands
         from ..crop.distributed import connect
-        from .distributed import embed_chunks
+        from .ray_pass import embed_chunks
 
         connect(params.ray)
         for k, vec, errors in embed_chunks(pending, store.chunk_range, c.images, boxes, skip, backend.dim, params.backend,

@@ -2,7 +2,7 @@
 
 Each chunk (the same row ranges and batches a local pass uses) is one Ray Data item carrying its crops,
 boxes and skip reasons, so workers need no access to the cache folder. A pool of actors (``EmbedChunk``,
-one per CPU, each loading the backend once with one torch thread) runs ``stage.embed_rows`` batch by
+one per CPU, each loading the backend once with one torch thread) runs ``backend.embed_rows`` batch by
 batch, as a local pass does. The driver writes each returned chunk as it arrives (``EmbedStore.finish_chunk``:
 the same files, the same lock, the same resume). Ray's connection is crop's (``crop.distributed.connect``).
 """
@@ -19,13 +19,13 @@ class EmbedChunk:
 
     def __init__(self, backend: str, min_face: int, device: str | None, batch: int) -> None:
         from ..devices import resolve_device
-        from .backend import make_backend
+        from .registry import make_backend
 
         self.backend = make_backend(backend, device=resolve_device(device), threads=1, min_face=min_face)
         self.batch = int(batch)
 
     def __call__(self, item: dict) -> dict:
-        from .stage import embed_rows
+        from .backend import embed_rows
 
         out: dict = {"chunk": [], "vectors": [], "errors": []}
         for c, raw, shape, boxes, skip in zip(item["chunk"], item["images"], item["shape"], item["boxes"], item["skip"]):
