@@ -48,6 +48,22 @@ class QualityParams:
     other_aspect: float = 1.2       # ... this aspect ratio (either way)
     max_share: float = 0.10         # a rule firing on more photos than this becomes a note, not flags
 
+    @classmethod
+    def parse(cls, text: str) -> "QualityParams":
+        """``"dark_p99=0.3,softer=1.8"`` -> params with those cuts changed (ValueError naming a bad one)."""
+        known = {f: type(v) for f, v in cls().__dict__.items()}
+        kw: dict = {}
+        for part in filter(None, (t.strip() for t in text.split(","))):
+            name, _, value = part.partition("=")
+            name = name.strip().replace("-", "_")
+            if name not in known or not value.strip():
+                raise ValueError(f"unknown cut {part!r}; expected NAME=VALUE with NAME one of {', '.join(known)}")
+            try:
+                kw[name] = known[name](value.strip())
+            except ValueError:
+                raise ValueError(f"{part!r}: {value.strip()!r} is not a {known[name].__name__}") from None
+        return cls(**kw).validate()
+
     def validate(self) -> "QualityParams":
         """Raise ValueError naming the first cut out of range."""
         for name in ("darker", "softer", "smaller_face", "smaller_photo", "other_aspect"):

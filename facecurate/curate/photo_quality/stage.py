@@ -72,7 +72,7 @@ def describe(kind: str, r: dict) -> str:
     if kind in ("dark", "light"):
         return f"brightness {r['brightness']:.2f} (p5 {r['bright_p5']:.2f}, p99 {r['bright_p99']:.2f}), {r['_bright']:.2f}x the person's median"
     if kind == "blurry":
-        return f"face sharpness {r['sharpness']:.2f}, {r['_sharp']:.2f}x the person's median; edge strength {r['edges']:.1f}"
+        return f"sharpness {r['sharpness']:.2f}, {r['_sharp']:.2f}x the person's median; edge strength {r['edges']:.1f}"
     if kind == "low_information":
         return f"entropy {r['entropy']:.2f} bits"
     if kind == "grayscale":
@@ -129,17 +129,19 @@ def photo_quality_flags(cache: str | Path | Cache, params: QualityParams = Quali
 
 
 def worst_sheet(result: QualityResult, cache: Cache, out_png: str | Path, n: int = 32, cols: int = 8) -> Path | None:
-    """A contact sheet of the ``n`` highest-scoring flagged photos (each photo once, its defects in the caption)."""
+    """A contact sheet of up to ``n`` flagged photos: the highest-scoring ones of every defect kind in turn (scores
+    of different kinds do not compare), each photo once, its defect and measured value in the caption."""
     from ..crop.contact import contact_sheet
 
     d = result.defects
     if d.empty:
         return None
-    top = d.groupby("row", sort=False).agg(kind=("kind", " + ".join), score=("score", "max"), person=("person", "first"),
-                                           photo=("photo", "first")).sort_values("score", ascending=False).head(n)
-    images = [np.asarray(cache.images[r]) for r in top.index]
-    captions = [f"{r.kind}\n{r.person}/{r.photo}" for r in top.itertuples()]
-    title = (f"photo quality: the {len(top)} worst of {d['row'].nunique()} flagged photos "
+    kinds = [k for k in DEFECTS if (d["kind"] == k).any()]
+    per = max(1, n // len(kinds))
+    picked = pd.concat([d[d["kind"] == k].head(per) for k in kinds]).drop_duplicates("row").head(n)
+    images = [np.asarray(cache.images[r]) for r in picked["row"]]
+    captions = [f"{r.reason.split(';')[0]}\n{r.person}/{r.photo}" for r in picked.itertuples()]
+    title = (f"photo quality: the worst {per} per defect of {d['row'].nunique()} flagged photos "
              f"({', '.join(f'{k} {v}' for k, v in result.counts().items() if v)})")
     return contact_sheet(images, captions, out_png, cols=cols, thumb_h=160, title=title)
 
