@@ -15,7 +15,9 @@ per photo, uniform in the range):
 
 Recall: planted photos of a kind flagged with that kind; precision: photos flagged with a kind that were
 planted with it. ``clean_flag_rate``: photos of the clean cache with any flag. ``photos_per_s``: the
-measures and flags on the clean cache (second pass, the cache in the page cache), ``--threads`` threads.
+measures and flags on the clean cache (second pass, the cache in the page cache), ``--threads`` threads,
+wall clock; ``cpu_ms_per_photo``: the process's CPU time for it (every thread) per photo, the figure that
+does not depend on what else the machine runs (``load_avg_1m`` says how busy it was).
 Prints one JSON line.
 
   .venv/bin/python bench/photo_quality.py --people 300 --seeds 0,1 --work /tmp/pq
@@ -136,15 +138,16 @@ def main() -> None:
         cli("crop", str(planted_dir), "--out", str(planted_cache))
         clean = load_cache(clean_cache)
         photo_quality(clean, threads=args.threads)  # first pass: reads the cache from disk
-        t0 = time.perf_counter()
+        t0, c0, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
         rc = photo_quality(clean, threads=args.threads)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         rp = photo_quality(load_cache(planted_cache), threads=args.threads)
         flagged = rc.defects["image_id"].nunique()
         result["seeds"][seed] = {
             "clean_photos": len(rc.measures), "clean_flagged": int(flagged), "clean_flag_rate": round(flagged / len(rc.measures), 4),
             "clean_kinds": {k: int(v) for k, v in rc.counts().items() if v}, "clean_notes": rc.notes,
-            "photos_per_s": round(len(rc.measures) / dt, 1), "planted_photos": len(rp.measures),
+            "photos_per_s": round(len(rc.measures) / dt, 1), "cpu_ms_per_photo": round(1000 * cpu / len(rc.measures), 3),
+            "load_avg_1m": round(load, 1), "planted_photos": len(rp.measures),
             "per_kind": score(rp.defects, planted), "planted_notes": rp.notes,
             "planted_other_flags": int((~rp.defects["image_id"].isin(planted["image_id"])).sum())}
     seeds = result["seeds"].values()
@@ -152,6 +155,8 @@ def main() -> None:
     result["min_precision"] = min(s["per_kind"][k]["precision"] for s in seeds for k in KINDS)
     result["max_clean_flag_rate"] = max(s["clean_flag_rate"] for s in seeds)
     result["min_photos_per_s"] = min(s["photos_per_s"] for s in seeds)
+    result["max_cpu_ms_per_photo"] = max(s["cpu_ms_per_photo"] for s in seeds)
+    result["cpu_count"] = os.cpu_count()
     print(json.dumps(result))
 
 
