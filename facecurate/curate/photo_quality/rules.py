@@ -34,7 +34,7 @@ class QualityParams:
     light_p5: float = 0.95          # light: the 5th percentile over this (CleanVision light: 1 - p5 < 0.05)
     low_entropy: float = 3.0        # low_information: grey-level entropy under this many bits (CleanVision 0.3 / 0.1)
     blurry_edges: float = 20.0      # blurry: CleanVision's edge std under this; its own cut, 34.2 (score 1 - exp(-0.01 x
-    #                                 std) < 0.29), takes 2.8% of clean head-and-shoulders crops (plain walls, smooth skin)
+    #                                 std) < 0.29), takes 2.1-2.4% of clean head-and-shoulders crops (plain walls, smooth skin)
     grayscale_saturation: float = 0.02  # grayscale: sum(max - min) / sum(max) of the channels under this (CleanVision: mode L)
     small_face_px: float = 48.0     # small_face: a detected face narrower than this in the photo (ours; the crop's face is ~96 px)
     odd_aspect: float = 0.35        # odd_aspect_ratio: min(w/h, h/w) under this (CleanVision)
