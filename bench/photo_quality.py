@@ -20,7 +20,8 @@ wall clock; ``cpu_ms_per_photo``: the process's CPU time for it (every thread) p
 does not depend on what else the machine runs (``load_avg_1m`` says how busy it was).
 Prints one JSON line.
 
-  .venv/bin/python bench/photo_quality.py --people 300 --seeds 0,1 --work /tmp/pq
+  .venv/bin/python bench/photo_quality.py --people 300 --seeds 0,1,2 --work /tmp/pq
+  .venv/bin/python bench/photo_quality.py --seeds 3 --backdrops ../shared/data/facemask-voc/images --work /tmp/pq_street
 """
 from __future__ import annotations
 
@@ -121,18 +122,20 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--work", type=Path, default=Path("/tmp/photo_quality_bench"), help="synth outputs and caches (reused)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backdrops", type=Path, default=None, help="synth --backdrops: photos behind the people (e.g. "
+                    "../shared/data/facemask-voc/images) instead of painted walls")
     args = ap.parse_args()
     from facecurate.curate.cache import load_cache
     from facecurate.curate.photo_quality import photo_quality
 
-    result: dict = {"bench": "photo_quality", "people": args.people, "seeds": {}}
+    result: dict = {"bench": "photo_quality", "people": args.people, "backdrops": str(args.backdrops or ""), "seeds": {}}
     for seed in (int(s) for s in args.seeds.split(",")):
         w = args.work
         synth, planted_dir = w / f"synth_s{seed}", w / f"planted_s{seed}"
         clean_cache, planted_cache = w / f"cache_clean_s{seed}", w / f"cache_planted_s{seed}"
         if not (synth / "synth.json").is_file():
             cli("synth", str(args.faces), str(synth), "--people", str(args.people), "--seed", str(seed), "--detector", "adaptive",
-                "--no-person-masks", "--contact", "4")
+                "--no-person-masks", "--contact", "4", *(["--backdrops", str(args.backdrops)] if args.backdrops else []))
         cli("crop", str(synth), "--out", str(clean_cache))
         planted = plant(synth, planted_dir, seed)
         cli("crop", str(planted_dir), "--out", str(planted_cache))
