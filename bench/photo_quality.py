@@ -13,6 +13,9 @@ per photo, uniform in the range):
 - ``small_face`` (zoomed out): the photo shrunk to 0.30..0.42 and pasted in the middle of a blurred copy of itself;
 - ``odd_aspect_ratio``: stretched or squashed sideways by 1.5..1.9x (the photo's w/h changes by that much).
 
+``--strength mild`` plants about half that damage (x 0.55..0.70 dark, sigma 1.0..2.0, 0.55..0.70 of the
+size, zoomed out to 0.50..0.62, 1.25..1.4x sideways): where the cuts stop finding them.
+
 Recall: planted photos of a kind flagged with that kind; precision: photos flagged with a kind that were
 planted with it. ``clean_flag_rate``: photos of the clean cache with any flag. ``photos_per_s``: the
 measures and flags on the clean cache (second pass, the cache in the page cache), ``--threads`` threads,
@@ -54,32 +57,36 @@ def cli(*args: str) -> None:
         raise SystemExit(f"facecurate {' '.join(args)} failed: {r.stderr.strip()}")
 
 
-def damage(img: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[Image.Image, float]:
+#: (low, high) of each kind's strength: "standard" is the done-criterion's set, "mild" about half the damage
+STRENGTHS = {"standard": {"dark": (0.30, 0.50), "blurry": (2.0, 3.5), "odd_size": (0.30, 0.50), "small_face": (0.30, 0.42),
+                          "odd_aspect_ratio": (1.5, 1.9)},
+             "mild": {"dark": (0.55, 0.70), "blurry": (1.0, 2.0), "odd_size": (0.55, 0.70), "small_face": (0.50, 0.62),
+                      "odd_aspect_ratio": (1.25, 1.4)}}
+
+
+def damage(img: np.ndarray, kind: str, rng: np.random.Generator, strength: str = "standard") -> tuple[Image.Image, float]:
     """The photo with one defect of ``kind`` and the strength drawn."""
     h, w = img.shape[:2]
-    if kind == "dark":
-        s = rng.uniform(0.30, 0.50)
-        return Image.fromarray(np.clip(img * s + 0.5, 0, 255).astype(np.uint8)), s
-    if kind == "blurry":
-        s = rng.uniform(2.0, 3.5)
-        return Image.fromarray(cv2.GaussianBlur(img, (0, 0), s)), s
-    if kind == "odd_size":
-        s = rng.uniform(0.30, 0.50)
-        return Image.fromarray(cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)), s
     if kind == "grayscale":
         return Image.fromarray(img).convert("L"), 0.0
+    s = rng.uniform(*STRENGTHS[strength][kind])
+    if kind == "dark":
+        return Image.fromarray(np.clip(img * s + 0.5, 0, 255).astype(np.uint8)), s
+    if kind == "blurry":
+        return Image.fromarray(cv2.GaussianBlur(img, (0, 0), s)), s
+    if kind == "odd_size":
+        return Image.fromarray(cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)), s
     if kind == "small_face":
-        s = rng.uniform(0.30, 0.42)
         canvas = cv2.GaussianBlur(img, (0, 0), 25)
         sw, sh = round(w * s), round(h * s)
         x, y = (w - sw) // 2, (h - sh) // 2
         canvas[y:y + sh, x:x + sw] = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
         return Image.fromarray(canvas), s
-    s = rng.uniform(1.5, 1.9) ** rng.choice([-1, 1])
+    s = s ** rng.choice([-1, 1])
     return Image.fromarray(cv2.resize(img, (round(w * s), h), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)), s
 
 
-def plant(clean: Path, out: Path, seed: int, share: float = 0.6) -> pd.DataFrame:
+def plant(clean: Path, out: Path, seed: int, share: float = 0.6, strength: str = "standard") -> pd.DataFrame:
     """Copy the synth output ``clean`` to ``out`` with one photo of ``share`` of the people damaged, kinds dealt in turn."""
     if (out / "planted.csv").is_file():
         return pd.read_csv(out / "planted.csv")
@@ -95,10 +102,10 @@ def plant(clean: Path, out: Path, seed: int, share: float = 0.6) -> pd.DataFrame
         path = photos[rng.integers(len(photos))]
         with Image.open(path) as im:
             img = np.asarray(im.convert("RGB"))
-        bad, strength = damage(img, kind, rng)
+        bad, drawn = damage(img, kind, rng, strength)
         path.unlink()  # a hard link to the clean photo: replace it, never write through it
         bad.save(path, "JPEG", quality=92)
-        rows.append({"image_id": f"{person}/{path.name}", "kind": kind, "strength": round(float(strength), 3)})
+        rows.append({"image_id": f"{person}/{path.name}", "kind": kind, "strength": round(float(drawn), 3)})
     planted = pd.DataFrame(rows)
     planted.to_csv(out / "planted.csv", index=False)
     return planted
@@ -122,22 +129,25 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--work", type=Path, default=Path("/tmp/photo_quality_bench"), help="synth outputs and caches (reused)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--strength", choices=sorted(STRENGTHS), default="standard", help="how hard the planted damage is")
     ap.add_argument("--backdrops", type=Path, default=None, help="synth --backdrops: photos behind the people (e.g. "
                     "../shared/data/facemask-voc/images) instead of painted walls")
     args = ap.parse_args()
     from facecurate.curate.cache import load_cache
     from facecurate.curate.photo_quality import photo_quality
 
-    result: dict = {"bench": "photo_quality", "people": args.people, "backdrops": str(args.backdrops or ""), "seeds": {}}
+    result: dict = {"bench": "photo_quality", "people": args.people, "backdrops": str(args.backdrops or ""),
+                    "strength": args.strength, "seeds": {}}
     for seed in (int(s) for s in args.seeds.split(",")):
         w = args.work
-        synth, planted_dir = w / f"synth_s{seed}", w / f"planted_s{seed}"
-        clean_cache, planted_cache = w / f"cache_clean_s{seed}", w / f"cache_planted_s{seed}"
+        tag = "" if args.strength == "standard" else f"_{args.strength}"
+        synth, planted_dir = w / f"synth_s{seed}", w / f"planted{tag}_s{seed}"
+        clean_cache, planted_cache = w / f"cache_clean_s{seed}", w / f"cache_planted{tag}_s{seed}"
         if not (synth / "synth.json").is_file():
             cli("synth", str(args.faces), str(synth), "--people", str(args.people), "--seed", str(seed), "--detector", "adaptive",
                 "--no-person-masks", "--contact", "4", *(["--backdrops", str(args.backdrops)] if args.backdrops else []))
         cli("crop", str(synth), "--out", str(clean_cache))
-        planted = plant(synth, planted_dir, seed)
+        planted = plant(synth, planted_dir, seed, strength=args.strength)
         cli("crop", str(planted_dir), "--out", str(planted_cache))
         clean = load_cache(clean_cache)
         photo_quality(clean, threads=args.threads)  # first pass: reads the cache from disk

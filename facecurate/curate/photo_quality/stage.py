@@ -1,6 +1,6 @@
 """Photo quality of a cache: measures per photo, flags per defect, and the files ``inspect --cache`` writes.
 
-The measures are computed from the cache whenever they are asked for (about 1,000+ photos/s; BENCHMARKS.md)
+The measures are computed from the cache whenever they are asked for (about 0.5 ms of CPU per photo; BENCHMARKS.md)
 and written beside the report that asks (``quality.csv``), not into the cache: the cache's manifest is
 covered by its checksums and is derived data that `crop` alone writes, and rewriting it would change
 what every later stage verifies. Photo size needs no second look at the files: the cache's manifest
