@@ -28,7 +28,7 @@ from .labels import (
     parse_age_bins,
 )
 from .locks import folder_lock
-from .outputs import OWN_NAMES, check_separate, claim_folder
+from .outputs import OWN_NAMES, check_separate, claim_output
 from .photo_quality import QualityParams, QualityResult, photo_quality, write_quality
 from .progress import Progress
 from .readers import Dataset, Problem, dataset_name, read_dataset
@@ -159,11 +159,11 @@ def inspect_dataset(data: str | Path, out: str | Path | None = None, age_bins=DE
 
     bins = parse_age_bins(age_bins)
     out = Path(out) if out else default_inspect_dir(data)
-    check_separate(out, [data, *([cache] if cache else [])])
+    check_separate(out, [data, cache])
     crops = load_cache(cache) if cache else None
     ds = read_dataset(data, age_bins=bins, check_files=check_files, min_side=min_photo_size)
-    check_separate(out, [ds.root])
-    claim_folder(out, "inspect", recognise=lambda p: {e.name for e in p.iterdir()} <= {*INSPECT_FILES, *OWN_NAMES})
+    claim_output(out, "inspect", [ds.root, cache],
+                 recognise=lambda p: {e.name for e in p.iterdir()} <= {*INSPECT_FILES, *OWN_NAMES})
     labelled = ds.labelled
     classes = class_counts(ds.manifest) if labelled else pd.DataFrame()
     if labelled:

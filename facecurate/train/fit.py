@@ -235,8 +235,8 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
     main = dist.main
     dist.on_main(_write_config, out, cfg, {
         **asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
-        "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins), "overrides_changed": plan.changed, "overrides_excluded": plan.excluded,
-        "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
+        "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins), "overrides_changed": plan.changed,
+        "overrides_excluded": plan.excluded, "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
         "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
         "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra],
         **dist.record(cfg.batch_size)})
