@@ -137,3 +137,28 @@ def test_quality_cuts_parse_and_validate():
     assert QualityParams.parse("dark_p99=0.25, softer=1.8").softer == 1.8
     with pytest.raises(ValueError, match="ratio above 1"):
         QualityParams.parse("softer=0.9")
+
+
+def test_one_registry_entry_puts_the_kind_in_relabel_report(planted):
+    """What the lead's wiring will be: photo_quality_flags as a detected kind; cards, issues.csv and exclude rows follow."""
+    from facecurate.curate.audit import KINDS, FlagKind, register, relabel_report
+    from facecurate.curate.audit.flags import empty_flags
+
+    work, _, cache = planted
+    m = load_cache(cache).manifest
+    oof = m[["image_id", "person", "photo", "mask", "gender", "age_group", "label"]].astype({"label": int}).copy()
+    probs = np.full((len(m), 18), 0.1 / 17)
+    probs[np.arange(len(m)), oof["label"].to_numpy()] = 0.9  # a model that agrees with every label: no label flags
+    oof[[f"p_class_{j}" for j in range(18)]] = probs
+    oof.to_parquet(work / "oof.parquet")
+    register(FlagKind("photo_quality", "photo quality", "photo", "a photo too dark, soft, small or grey to train on",
+                      detect=lambda ctx: empty_flags() if ctx.cache is None else photo_quality_flags(ctx.cache, progress=ctx.progress)))
+    try:
+        res = relabel_report(cache, oof=work / "oof.parquet", out=work / "report", near_duplicates=False)
+    finally:
+        KINDS.pop("photo_quality")
+    issues = pd.read_csv(res.paths["issues"])
+    assert set(issues.loc[issues["kind"] == "photo_quality", "image_id"]) == set(PLANTED)
+    rows = read_overrides(res.paths["overrides"])
+    assert set(rows.loc[rows["field"] == "exclude", "key"]) == set(PLANTED) - {"000002_male_Asian_40/mask2.jpg"}
+    assert 'data-kind="photo_quality"' in res.paths["html"].read_text()

@@ -29,6 +29,8 @@ def _levels(hist: np.ndarray, n: float, q: float) -> float:
 def crop_geometry(manifest: pd.DataFrame, image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(face boxes, photo areas) in cache pixels, n x 4 each, from the crop columns; NaN rows where there is no crop."""
     h, w = image_hw
+    if not {"crop_x1", "face_x1"} <= set(manifest.columns):  # a cache written whole (save_cache) without crop columns
+        return np.full((len(manifest), 4), np.nan), np.tile(np.array([0.0, 0.0, w, h]), (len(manifest), 1))
     crop = manifest[["crop_x1", "crop_y1", "crop_x2", "crop_y2"]].to_numpy(np.float64)
     face = manifest[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(np.float64)
     crop_r = np.round(crop)  # geometry.cut rounds the region before resizing it
@@ -96,6 +98,8 @@ def image_measures(image: np.ndarray, photo: np.ndarray) -> tuple[float, ...]:
 def face_width(manifest: pd.DataFrame) -> np.ndarray:
     """The face's width in original-photo pixels: the detected box, or the one the person's other photos rejected
     (still the face the detector saw); NaN when no face was detected (a fallback box says nothing of its size)."""
+    if "face_x1" not in manifest:
+        return np.full(len(manifest), np.nan)
     width = (manifest["face_x2"] - manifest["face_x1"]).to_numpy(np.float64)
     source = manifest["box_source"].astype(str).to_numpy() if "box_source" in manifest else np.full(len(manifest), "detected")
     out = np.where(source == "detected", width, np.nan)
