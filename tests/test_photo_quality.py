@@ -126,7 +126,8 @@ def test_exclude_rows_keep_photos_out_of_training(tmp_path):
                                                      plots=False, epochs=1, folds=2, overrides=str(ov)), progress=Record())
     oof = pd.read_parquet(run / "oof.parquet")
     assert len(oof) == len(cache.manifest) - 8 and people[0] not in set(oof["person"]) and photo not in set(oof["image_id"])
-    assert json.loads((run / "config.json").read_text())["n_photos"] == len(cache.manifest) - 8
+    config = json.loads((run / "config.json").read_text())
+    assert config["n_photos"] == len(cache.manifest) - 8 and config["overrides_excluded"] == 8
     assert any("8 photo(s) of 2 people excluded from training" in n for n in notes)
     pd.DataFrame([("photo", photo, "exclude", 2, "t")], columns=["scope", "key", "field", "value", "reason"]).to_csv(ov, index=False)
     with pytest.raises(InputError, match="exclude row takes value 1"):
