@@ -1,10 +1,11 @@
 """Label fixes proposed by ``relabel-report`` and applied by ``train --overrides``, never to the user's files.
 
 ``overrides.csv`` columns: ``scope`` (person | photo), ``key`` (the person's folder or the photo's
-image_id), ``field`` (gender | age | age_group | mask), ``value`` (the new value; integers as in
-``curate.labels``), ``reason`` (free text). Labels are recomputed after the fixes; the labels before
-them stay beside them as ``orig_<field>`` columns, so a run can say what changed (``override_changes``)
-and score its out-of-fold predictions against both.
+image_id), ``field`` (gender | age | age_group | mask, or ``exclude``), ``value`` (the new value; integers
+as in ``curate.labels``; for ``exclude``, 1 leaves the photo or person out of training and 0 keeps them),
+``reason`` (free text). Labels are recomputed after the fixes; the labels before them stay beside them as
+``orig_<field>`` columns, so a run can say what changed (``override_changes``) and score its out-of-fold
+predictions against both. Exclusions only set the ``excluded`` column; ``train`` drops those rows.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from .errors import InputError
 from .labels import DEFAULT_AGE_BINS, HEAD_FIELDS, age_group, encode
 
 OVERRIDE_COLUMNS = ["scope", "key", "field", "value", "reason"]
-FIELDS = ("gender", "age", "age_group", "mask")
+FIELDS = ("gender", "age", "age_group", "mask", "exclude")
+EXCLUDE = "exclude"   # the field of a row that keeps a photo (or a person) out of training: value 1, or 0 to keep it
+EXCLUDED = "excluded"  # the bool column apply_overrides adds: True for rows an exclude row left out
 ORIG = "orig_"  # prefix of the columns holding the labels before the fixes
 ORIG_COLUMNS = [ORIG + c for c in (*HEAD_FIELDS.values(), "label")]
 WARN_PEOPLE_SHARE = 0.05  # more than this share of people changed deserves a warning
@@ -37,23 +40,29 @@ def read_overrides(path: str | Path) -> pd.DataFrame:
     for i, r in enumerate(df.to_dict("records"), start=2):
         if r["scope"] not in ("person", "photo") or r["field"] not in FIELDS or not r["value"].strip().lstrip("-").isdigit():
             raise InputError(f"{path}:{i}: expected scope person|photo, field {'|'.join(FIELDS)} and an integer value")
+        if r["field"] == EXCLUDE and r["value"].strip() not in ("0", "1"):
+            raise InputError(f"{path}:{i}: an exclude row takes value 1 (leave out of training) or 0 (keep)")
     df["value"] = df["value"].astype(int)
     return df
 
 
 def apply_overrides(manifest: pd.DataFrame, overrides: pd.DataFrame, age_bins=DEFAULT_AGE_BINS) -> tuple[pd.DataFrame, int]:
     """Return a copy of ``manifest`` with the fixes applied and labels recomputed (the labels before them kept as
-    ``orig_*`` columns), and how many rows changed."""
+    ``orig_*`` columns, exclusions as the bool column ``excluded``), and how many rows' labels changed."""
     out = manifest.copy()
     fields = list(HEAD_FIELDS.values())
     before = out[fields].copy()
     for c in (*fields, "label"):
         if ORIG + c not in out:
             out[ORIG + c] = out[c]
+    if EXCLUDED not in out:
+        out[EXCLUDED] = False
     for r in overrides.to_dict("records"):
         rows = out["person"] == r["key"] if r["scope"] == "person" else out["image_id"] == r["key"]
         field = r["field"]
-        if field == "age":
+        if field == EXCLUDE:
+            out.loc[rows, EXCLUDED] = bool(r["value"])
+        elif field == "age":
             out.loc[rows, "age"] = r["value"]
             out.loc[rows, "age_group"] = age_group(r["value"], age_bins)
         else:
