@@ -1,0 +1,135 @@
+"""Hostile input, round two (issue 25), through the real CLI: invalid overrides, killed or damaged runs, run files under
+checksums, a full disk, odd folder names, damaged partial chunks. Each case is one line naming the file and exit code 2,
+or works where working is right; the helpers follow tests/test_robustness.py."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _train_data import band_image, make_eval_layout, make_people
+from typer.testing import CliRunner
+
+from facecurate.cli import app
+from facecurate.curate.cache import save_cache
+
+TINY_TRAIN = ["--model", "resnet10t", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
+              "--threads", "1", "--patience", "0", "--ema", "0", "--device", "cpu", "--no-plots"]
+
+
+def cli(*args) -> "CliRunner.Result":
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def refused(r, *needles: str) -> str:
+    """Exit code 2, one line on stderr starting 'error:' that names what is wrong, no traceback; returns the line."""
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst
+
+
+def _flip(path: Path, n: int = 64, start: int | None = None, seed: int = 0) -> None:
+    """Flip ``n`` bytes of ``path``: from ``start`` on (the header), else at random places in its second half."""
+    size = os.path.getsize(path)
+    where = (np.arange(start, start + n) if start is not None
+             else np.random.default_rng(seed).choice(np.arange(size // 2, size), n, replace=False))
+    with open(path, "r+b") as f:
+        for pos in where:
+            f.seek(int(pos))
+            b = f.read(1)
+            f.seek(int(pos))
+            f.write(bytes([b[0] ^ 0xFF]))
+
+
+def _truncate(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("robust2")
+
+
+@pytest.fixture(scope="module")
+def cache(work):
+    """8 people of band images; the crop params name mediapipe, so predict's re-crop of new photos is quick."""
+    m = make_people(8, seed=3)
+    rng = np.random.default_rng(4)
+    images = np.stack([band_image(int(r.mask), int(r.gender), int(r.age_group), (32, 24), rng) for r in m.itertuples()])
+    save_cache(work / "cache", images, m, {"params": {"size": 32, "aspect": 0.75, "detector": "mediapipe"}, "source": "generated"})
+    return work / "cache"
+
+
+@pytest.fixture(scope="module")
+def overrides(work, cache):
+    """A valid fix and a row whose key is in no cache."""
+    person = sorted(pd.read_parquet(cache / "manifest.parquet")["person"].unique())[0]
+    path = work / "overrides.csv"
+    path.write_text(f"scope,key,field,value,reason\nperson,{person},age_group,2,test\nphoto,nobody/normal.jpg,mask,2,typo\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(work, cache, overrides):
+    """The tiny run every run test copies: (run folder, the train command's output)."""
+    r = cli("train", cache, "--out", work / "run", *TINY_TRAIN, "--overrides", overrides)
+    assert r.exit_code == 0, r.output
+    return work / "run", r.output
+
+
+@pytest.fixture(scope="module")
+def run(trained):
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def eval_data(work):
+    make_eval_layout(work / "eval", n=3)
+    return work / "eval"
+
+
+def predict(run: Path, data: Path, work: Path, name: str):
+    """predict through the CLI; the crop cache of ``data`` is shared by every call (cropped once)."""
+    return cli("predict", run, data, "--out", work / name / "submission.csv", "--cache-root", work / "pred_caches",
+               "--device", "cpu", "--batch-size", "8")
+
+
+# ---------------------------------------------------------------------------------------------- 4. overrides
+
+
+@pytest.mark.parametrize("scope, field, value", [("person", "mask", -1), ("person", "gender", 7), ("photo", "age_group", 5),
+                                                 ("person", "age", 400)])
+def test_an_override_value_out_of_range_is_one_line_naming_the_row(work, cache, scope, field, value):
+    m = pd.read_parquet(cache / "manifest.parquet")
+    key = m["person"].iloc[0] if scope == "person" else m["image_id"].iloc[0]
+    path = work / f"ov_{field}.csv"
+    path.write_text(f"scope,key,field,value,reason\nperson,{m['person'].iloc[7]},gender,1,fine\n{scope},{key},{field},{value},bad\n")
+    out = work / f"run_ov_{field}"
+    refused(cli("train", cache, "--out", out, *TINY_TRAIN, "--overrides", path), f"{path}:3", field, str(value), "out of range")
+    assert not (out / "config.json").exists()
+
+
+def test_override_rows_that_match_no_photo_are_counted(trained, cache):
+    run, output = trained
+    assert "warning: --overrides: 1 row(s) matched no photo of the cache (photo nobody/normal.jpg)" in " ".join(output.split())
+    changes = json.loads((run / "config.json").read_text())["overrides_changes"]
+    assert changes["unmatched"] == ["photo nobody/normal.jpg"]
+    m = pd.read_parquet(cache / "manifest.parquet")
+    assert changes["age"]["people"] == 1 and changes["age"]["photos"] == int((m["person"] == sorted(m["person"].unique())[0]).sum())
