@@ -133,3 +133,110 @@ def test_override_rows_that_match_no_photo_are_counted(trained, cache):
     assert changes["unmatched"] == ["photo nobody/normal.jpg"]
     m = pd.read_parquet(cache / "manifest.parquet")
     assert changes["age"]["people"] == 1 and changes["age"]["photos"] == int((m["person"] == sorted(m["person"].unique())[0]).sum())
+
+
+# ---------------------------------------------------------------------------------------------- 7 and 3. which folds predict takes
+
+
+def test_predict_refuses_a_killed_run_or_one_missing_a_folds_weights(work, run, eval_data):
+    killed = _copy(run, work / "run_killed")
+    (killed / "summary.json").unlink()  # killed before its last fold ended: summary.json is written last
+    refused(predict(killed, eval_data, work, "p_killed"), "summary.json", "did not finish", "--resume")
+    resumed = _copy(run, work / "run_resume_killed")
+    os.utime(resumed / "config.json", ns=(resumed.stat().st_mtime_ns, (resumed / "summary.json").stat().st_mtime_ns + 10**9))
+    refused(predict(resumed, eval_data, work, "p_resumed"), "summary.json", "did not finish", "--resume")
+    lost = _copy(run, work / "run_lost_fold")
+    (lost / "fold_1" / "best.safetensors").unlink()
+    refused(predict(lost, eval_data, work, "p_lost"), str(lost / "fold_1" / "best.safetensors"), "missing")
+    assert not (work / "p_killed" / "submission.csv").exists() and not (work / "p_lost" / "submission.csv").exists()
+
+
+def test_predict_takes_only_the_folds_the_run_trained(work, run, eval_data):
+    """A fold_2 left by an earlier --folds 3 run in the same folder is not averaged in."""
+    r = predict(run, eval_data, work, "p_clean")
+    assert r.exit_code == 0 and "2 fold(s)" in r.output, r.output
+    stale = _copy(run, work / "run_stale")
+    _copy(stale / "fold_0", stale / "fold_2")
+    from safetensors.torch import load_file, save_file
+    w = load_file(str(stale / "fold_2" / "best.safetensors"))
+    save_file({k: v + 1 if v.is_floating_point() else v for k, v in w.items()}, str(stale / "fold_2" / "best.safetensors"))
+    r = predict(stale, eval_data, work, "p_stale")
+    assert r.exit_code == 0 and "2 fold(s)" in r.output, r.output
+    assert json.loads((work / "p_stale" / "predict.json").read_text())["folds"] == 2
+    a, b = (pd.read_parquet(work / n / "probs.parquet") for n in ("p_clean", "p_stale"))
+    cols = [c for c in a if c.startswith("p_")]
+    np.testing.assert_array_equal(a[cols].to_numpy(), b[cols].to_numpy())
+
+
+# ---------------------------------------------------------------------------------------------- 9 and 11. damaged run files
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header flipped", "64 bytes flipped"])
+def test_damaged_weights_are_one_line_naming_the_file(work, cache, run, eval_data, damage):
+    bad = _copy(run, work / f"run_w_{damage.replace(' ', '_')}")
+    f = bad / "fold_1" / "best.safetensors"
+    if damage == "truncated":
+        _truncate(f)
+    else:
+        _flip(f, 64, start=0 if damage == "header flipped" else None)
+    needles = [str(f)] + (["checksum"] if damage == "64 bytes flipped" else [])
+    refused(predict(bad, eval_data, work, f"p_w_{damage.replace(' ', '_')}"), *needles)
+    # --weights RUN starts from fold 0's weights: damage there is one line too
+    shutil.copy(f, bad / "fold_0" / "best.safetensors")
+    refused(cli("train", cache, "--out", work / f"run_from_{damage.replace(' ', '_')}", *TINY_TRAIN, "--weights", bad),
+            str(bad / "fold_0" / "best.safetensors"))
+
+
+def test_a_config_naming_another_model_is_one_line(work, run, eval_data):
+    other = _copy(run, work / "run_other_model")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "model": "resnet18"}))
+    os.utime(other / "summary.json")  # as if the edit came before the run finished: only the model is wrong
+    refused(predict(other, eval_data, work, "p_other"), "best.safetensors", "do not fit", "config.json")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header flipped", "64 bytes flipped"])
+def test_a_damaged_resume_state_is_one_line_naming_it(work, cache, run, overrides, damage):
+    bad = _copy(run, work / f"run_s_{damage.replace(' ', '_')}")
+    f = bad / "fold_0" / "state.pt"
+    if damage == "truncated":
+        _truncate(f)
+    else:
+        _flip(f, 64, start=0 if damage == "header flipped" else None)
+    before = (bad / "fold_0" / "best.safetensors").read_bytes()
+    refused(cli("train", cache, "--out", bad, *TINY_TRAIN, "--overrides", overrides, "--resume", "--epochs", "2"),
+            str(f), "checksum" if damage == "64 bytes flipped" else "damaged")
+    assert (bad / "fold_0" / "best.safetensors").read_bytes() == before
+
+
+def test_run_files_carry_their_checksum(run):
+    from safetensors import safe_open
+
+    from facecurate.train.checkpoint import content_hash, load_state
+    with safe_open(str(run / "fold_0" / "best.safetensors"), "pt") as f:
+        meta, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    assert meta["xxh3"] == content_hash(dict(sorted(state.items())))
+    import torch
+    raw = torch.load(run / "fold_0" / "state.pt", weights_only=False)
+    assert raw["xxh3"] == content_hash({k: v for k, v in raw.items() if k != "xxh3"}) and "xxh3" not in load_state(run / "fold_0" / "state.pt")
+
+
+# ---------------------------------------------------------------------------------------------- 10. a full disk
+
+
+def test_train_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(work, cache, monkeypatch):
+    """The checkpoint write fails half way with ENOSPC (as a full disk does): one line, no ``*.tmp`` left behind."""
+    from facecurate.train import checkpoint
+
+    real = checkpoint._write_file
+
+    def full(path, data):
+        if path.name == "state.pt.tmp":
+            real(path, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_file", full)
+    out = work / "run_full"
+    refused(cli("train", cache, "--out", out, *TINY_TRAIN), str(out / "fold_0" / "state.pt"), "No space left", "--resume")
+    assert not list(out.rglob("*.tmp"))

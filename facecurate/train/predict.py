@@ -41,10 +41,34 @@ def read_run(run: str | Path) -> tuple[dict, TrainConfig, list[Path]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
         raise InputError(f"{cfg_path}: not a readable run config ({type(e).__name__}); the run folder is damaged, "
                          f"train it again") from None
-    ckpts = sorted(run.glob("fold_*/best.safetensors"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not ckpts:
-        raise InputError(f"{run}: no fold_*/best.safetensors; the run has not finished an epoch")
-    return config, cfg, ckpts
+    return config, cfg, [run / f"fold_{f}" / "best.safetensors" for f in run_folds(run, cfg_path)]
+
+
+def run_folds(run: Path, cfg_path: Path) -> list[int]:
+    """The folds a finished run trained, from its ``summary.json`` (written when ``train`` ends), each with its best
+    checkpoint on disk; InputError for a run that did not finish (killed, or a resume killed) or lost a fold's weights.
+
+    Only these folds are used: a ``fold_*`` folder left by an earlier run with more folds is never averaged in."""
+    summary = run / "summary.json"
+    resume = f"finish it with `train CACHE --out {run} --resume`"
+    if not summary.is_file():
+        if next(run.glob("fold_*/best.safetensors"), None) is None:
+            raise InputError(f"{run}: no fold_*/best.safetensors; the run has not finished an epoch")
+        raise InputError(f"{summary}: missing: the run did not finish (it was stopped before its last fold ended); {resume}")
+    try:
+        folds = [int(f) for f in json.loads(summary.read_text())["folds"]]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{summary}: not a readable run summary ({type(e).__name__}); the run folder is damaged, "
+                         f"train it again") from None
+    if not folds:
+        raise InputError(f"{summary}: lists no folds; the run folder is damaged, train it again")
+    if summary.stat().st_mtime_ns < cfg_path.stat().st_mtime_ns:
+        raise InputError(f"{summary}: older than config.json: the run's last `train` did not finish; {resume}")
+    missing = [run / f"fold_{f}" / "best.safetensors" for f in folds if not (run / f"fold_{f}" / "best.safetensors").is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: missing ({len(missing)} of the run's {len(folds)} folds' weights are); the run "
+                         f"is incomplete: train it again, or restore the file")
+    return folds
 
 
 def run_norm(config: dict, model: torch.nn.Module):
