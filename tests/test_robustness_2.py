@@ -240,3 +240,29 @@ def test_train_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(work, cac
     out = work / "run_full"
     refused(cli("train", cache, "--out", out, *TINY_TRAIN), str(out / "fold_0" / "state.pt"), "No space left", "--resume")
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "all-NaN"])
+def test_a_damaged_oof_table_in_ensemble_is_one_line_naming_it(work, run, damage):
+    good = _copy(run, work / f"ens_a_{damage}")
+    bad = _copy(run, work / f"ens_b_{damage}")
+    f = bad / "oof.parquet"
+    if damage == "truncated":
+        _truncate(f)
+    elif damage == "flipped":
+        _flip(f, 64, start=os.path.getsize(f) - 200)  # the footer: the table's schema and row groups
+    else:
+        oof = pd.read_parquet(f)
+        oof[[c for c in oof if c.startswith("p_")]] = np.nan
+        oof.to_parquet(f, index=False)
+    refused(cli("ensemble", good, bad, "--oof", "--out", work / f"ens_{damage}"), str(f))
+
+
+def test_a_truncated_study_db_is_one_line_naming_it(work, cache):
+    out = work / "tune"
+    args = ["tune", cache, "--out", out, "--trials", "1", "--epochs", "1", "--models", "resnet10t", "--img-sizes", "32",
+            "--folds", "2", "--batch-size", "8", "--threads", "1", "--samplers", "none", "--losses", "ce", "--pruner", "none"]
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    _truncate(out / "study.db")
+    refused(cli(*args[:5], "2", *args[6:]), str(out / "study.db"), "damaged")
