@@ -266,3 +266,105 @@ def test_a_truncated_study_db_is_one_line_naming_it(work, cache):
     assert r.exit_code == 0, r.output
     _truncate(out / "study.db")
     refused(cli(*args[:5], "2", *args[6:]), str(out / "study.db"), "damaged")
+
+
+# ---------------------------------------------------------------------------------------------- crop: partial chunks, a full disk
+
+FAST_CROP = ["--detector", "mediapipe", "--batch-size", "8", "--chunk", "2"]
+
+
+@pytest.fixture(scope="module")
+def photos(work):
+    from _crop_data import astronaut_person, train_layout
+
+    faces, _ = astronaut_person(6)
+    return train_layout(work / "photos", {"000001_female_Asian_45": faces[:3], "000002_male_Asian_20": faces[3:]})
+
+
+@pytest.fixture(scope="module")
+def whole(work, photos):
+    r = cli("crop", photos, "--out", work / "whole", *FAST_CROP)
+    assert r.exit_code == 0, r.output
+    return work / "whole"
+
+
+def _same_cache(a: Path, b: Path) -> None:
+    from facecurate.curate.cache import load_cache
+
+    ca, cb = load_cache(a), load_cache(b)
+    assert np.array_equal(np.asarray(ca.images), np.asarray(cb.images))
+    cols = ["image_id", "box_source", "face_x1", "face_y2", "crop_x1", "crop_y2", "score", "error"]
+    pd.testing.assert_frame_equal(ca.manifest[cols], cb.manifest[cols])
+
+
+def test_a_cut_partial_chunk_is_redone_when_crop_resumes(work, photos, whole):
+    from facecurate.curate.crop import CropParams, crop_dataset
+    from facecurate.curate.crop.stage import CropStopped
+
+    cut = work / "cut_chunk"
+    with pytest.raises(CropStopped):  # an interrupted crop: two of three chunks finished
+        crop_dataset(photos, cut, CropParams(detector="mediapipe", batch=8, chunk=2), stop_after_chunks=2)
+    _truncate(cut / ".partial" / "chunk_000000.parquet")
+    r = cli("crop", photos, "--out", cut, *FAST_CROP)
+    assert r.exit_code == 0, r.output
+    assert "chunk(s) 0 changed since they were written; redoing them" in " ".join(r.output.split())
+    _same_cache(cut, whole)
+
+
+def test_crop_on_a_full_disk_says_so_in_one_line_and_resumes(work, photos, whole, monkeypatch):
+    """images.npy's blocks are reserved up front: no room is one line (not a bus error), the cache stays incomplete."""
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = work / "full_images"
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    refused(cli("crop", photos, "--out", out, *FAST_CROP), str(out / "images.npy"), "No space left", "resumes")
+    assert json.loads((out / "meta.json").read_text())["complete"] is False
+    monkeypatch.undo()
+    r = cli("crop", photos, "--out", out, *FAST_CROP)
+    assert r.exit_code == 0, r.output
+    _same_cache(out, whole)
+
+
+def test_crop_on_a_real_full_tmpfs_is_one_line_not_a_bus_error(work, photos):
+    """The real thing where this machine lets us mount a 300 kB tmpfs: the cache (6 x 256 x 192 x 3 bytes) cannot fit."""
+    import subprocess
+    import sys
+
+    mnt = work / "tiny_disk"
+    mnt.mkdir(exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        p = subprocess.run([sys.executable, "-m", "facecurate", "crop", str(photos), "--out", str(mnt / "cache"), *FAST_CROP],
+                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
+        assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "images.npy" in lines[0] and "No space left" in lines[0], p.stderr
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_crop_on_a_full_disk_while_drawing_the_sheet_keeps_the_complete_cache(work, photos, whole, monkeypatch):
+    from PIL import Image
+
+    from facecurate.curate.cache import load_cache
+
+    out = work / "full_sheet"
+    real = Image.Image.save
+
+    def full(self, fp, *a, **k):
+        if str(fp).endswith("contact.png.tmp"):
+            Path(fp).write_bytes(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    refused(cli("crop", photos, "--out", out, *FAST_CROP), str(out / "contact.png"), "No space left", "complete")
+    monkeypatch.undo()
+    assert not (out / "contact.png").exists() and not (out / "contact.png.tmp").exists()
+    _same_cache(out, whole)  # complete and checked
+    r = cli("crop", photos, "--out", out, *FAST_CROP)
+    assert r.exit_code == 0 and "cache reused" in r.output, r.output
+    assert load_cache(out) and Image.open(out / "contact.png").size == Image.open(whole / "contact.png").size
