@@ -368,3 +368,68 @@ def test_crop_on_a_full_disk_while_drawing_the_sheet_keeps_the_complete_cache(wo
     r = cli("crop", photos, "--out", out, *FAST_CROP)
     assert r.exit_code == 0 and "cache reused" in r.output, r.output
     assert load_cache(out) and Image.open(out / "contact.png").size == Image.open(whole / "contact.png").size
+
+
+# ---------------------------------------------------------------------------------------------- 8. odd names, symlink loops
+
+
+def _odd_layout(root: Path) -> Path:
+    """The photos' train layout plus a person folder (not in train.csv, labels in its name) whose name holds bytes that
+    are not UTF-8, a symlink loop beside the person folders and one inside a person folder."""
+    from _crop_data import astronaut_person, train_layout
+
+    faces, _ = astronaut_person(4)
+    train_layout(root, {"000001_female_Asian_45": faces[:2], "000002_male_Asian_20": faces[2:]})
+    images = os.fsencode(root / "images")
+    odd = images + b"/000003_female_As\xff\xfeian_30"
+    os.mkdir(odd)
+    shutil.copy(os.fsencode(root / "images" / "000001_female_Asian_45" / "mask1.jpg"), odd + b"/mask1.jpg")
+    os.symlink("loopA", root / "images" / "loopB")
+    os.symlink("loopB", root / "images" / "loopA")
+    os.symlink("mask8.jpg", root / "images" / "000002_male_Asian_20" / "mask5.jpg")
+    os.symlink("mask5.jpg", root / "images" / "000002_male_Asian_20" / "mask8.jpg")
+    return root
+
+
+def test_undecodable_names_and_symlink_loops_are_listed_not_tracebacks(work):
+    data = _odd_layout(work / "odd")
+    r = cli("inspect", data, "--out", work / "odd_inspect")
+    assert r.exit_code == 0, r.output
+    problems = pd.read_csv(work / "odd_inspect" / "problems.csv")
+    said = " | ".join(problems["path"] + ": " + problems["what"])
+    assert "000003_female_As\\xff\\xfeian_30/mask1.jpg: its name holds bytes that are not UTF-8" in said, said
+    assert "loopA: cannot be followed" in said and "loopB: cannot be followed" in said and "mask5.jpg: cannot be followed" in said
+    assert sorted(pd.read_parquet(work / "odd_inspect" / "manifest.parquet")["person"].unique()) == [
+        "000001_female_Asian_45", "000002_male_Asian_20"]
+    r = cli("crop", data, "--out", work / "odd_cache", *FAST_CROP)
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_parquet(work / "odd_cache" / "manifest.parquet")) == 4
+    folder = work / "odd_plain"  # a plain folder of photos, read recursively
+    shutil.copytree(os.fsencode(data / "images"), os.fsencode(folder), symlinks=True)
+    r = cli("inspect", folder, "--out", work / "odd_plain_inspect")
+    assert r.exit_code == 0, r.output
+    said = " ".join(pd.read_csv(work / "odd_plain_inspect" / "problems.csv")["what"])
+    assert "not UTF-8" in said and "Symlink loop" in said
+
+
+def test_a_data_root_with_undecodable_bytes_is_one_line(work, photos):
+    root = os.fsdecode(os.fsencode(work) + b"/caf\xe9")
+    shutil.copytree(photos, root)
+    for args in (["inspect", root, "--out", work / "root_inspect"], ["crop", root, "--out", work / "root_cache", *FAST_CROP]):
+        refused(cli(*args), "caf\\xe9", "not UTF-8")
+
+
+# ---------------------------------------------------------------------------------------------- also: info.csv, one person
+
+
+def test_a_photo_listed_twice_in_info_csv_is_predicted_once_and_said(work, run):
+    data = work / "eval_twice"
+    order = make_eval_layout(data, n=3, order_seed=1)
+    pd.DataFrame({"ImageID": [*order, order[1]], "ans": 0}).to_csv(data / "info.csv", index=False)
+    r = predict(run, data, work, "p_twice")
+    assert r.exit_code == 0, r.output
+    assert f"warning: info.csv lists 1 photo(s) more than once (e.g. {order[1]})" in " ".join(r.output.split())
+    sub = pd.read_csv(work / "p_twice" / "submission.csv")
+    assert list(sub["ImageID"]) == [*order, order[1]] and sub["ans"].iloc[1] == sub["ans"].iloc[3]
+    probs = pd.read_parquet(work / "p_twice" / "probs.parquet")
+    assert sorted(probs["image_id"]) == sorted(order)

@@ -212,6 +212,10 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
         if (Path(run) / "oof.parquet").is_file():
             trained = set(pd.read_parquet(Path(run) / "oof.parquet", columns=["label"])["label"].astype(int).tolist())
         warnings = prediction_warnings(probs.loc[probs["error"] == "", "pred"].to_numpy(), trained, config.get("age_bins"))
+        twice = sub.iloc[:, 0].duplicated()
+        if twice.any():
+            warnings.append(f"info.csv lists {int(twice.sum())} photo(s) more than once (e.g. {sub.iloc[:, 0][twice].iloc[0]}); "
+                            f"each was predicted once and its rows share the answer")
         (out.parent / "predict.json").write_text(json.dumps({
             "run": str(Path(run).resolve()), "data": str(data.resolve()), "cache": str(cache.path), "rows": int(len(sub)),
             "missing_photos": missing, "crop_errors": int((probs["error"] != "").sum()), "folds": len(ckpts), "tta": tta,
