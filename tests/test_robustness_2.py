@@ -433,3 +433,11 @@ def test_a_photo_listed_twice_in_info_csv_is_predicted_once_and_said(work, run):
     assert list(sub["ImageID"]) == [*order, order[1]] and sub["ans"].iloc[1] == sub["ans"].iloc[3]
     probs = pd.read_parquet(work / "p_twice" / "probs.parquet")
     assert sorted(probs["image_id"]) == sorted(order)
+
+
+def test_one_person_with_a_validation_split_is_one_line(work):
+    m = make_people(1, seed=5)
+    images = np.stack([band_image(int(r.mask), int(r.gender), int(r.age_group), (32, 24)) for r in m.itertuples()])
+    one = save_cache(work / "one_person", images, m, {"params": {"size": 32, "aspect": 0.75}, "source": "generated"})
+    refused(cli("train", one.path, "--out", work / "run_one", *TINY_TRAIN, "--val-ratio", "0.3"), "1 labelled person",
+            "at least 2 people")
