@@ -69,10 +69,13 @@ def followable(entry: os.DirEntry, problems: list[Problem], folder: bool = False
 def drop_unusable(rows: list[dict], problems: list[Problem], check: bool, min_side: int = DEFAULT_MIN_SIDE) -> list[dict]:
     """Drop rows whose file is empty, truncated, not an image or too small, each listed as a problem; rows whose name
     holds bytes that are not UTF-8 are dropped the same way, checked or not."""
-    odd = [r for r in rows if not all(utf8(r[c]) for c in ("image_id", "person", "path"))]
-    for r in odd:
-        problems.append(Problem(r["path"], "its name holds bytes that are not UTF-8; skipped: rename the file or folder"))
-    rows = [r for r in rows if r not in odd] if odd else rows
+    named = []
+    for r in rows:
+        if all(utf8(r[c]) for c in ("image_id", "person", "path")):
+            named.append(r)
+        else:
+            problems.append(Problem(r["path"], "its name holds bytes that are not UTF-8; skipped: rename the file or folder"))
+    rows = named
     if not check or not rows:
         return rows
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
