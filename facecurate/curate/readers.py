@@ -24,7 +24,14 @@ from .labels import (
     age_group,
     encode,
 )
-from .listing import Problem, drop_unusable, followable, photo_files, read_csv_strings, utf8
+from .listing import (
+    Problem,
+    drop_unusable,
+    followable,
+    photo_files,
+    read_csv_strings,
+    utf8,
+)
 
 MANIFEST_COLUMNS = ["image_id", "person", "path", "photo", "mask", "gender", "age", "age_group", "label"]
 LABEL_COLUMNS = ["mask", "gender", "age", "age_group", "label"]

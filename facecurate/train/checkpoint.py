@@ -137,7 +137,7 @@ def load_state(path: Path) -> dict:
 
     It holds RNG states and a progress dict, hence not weights-only; a state without ``xxh3`` (older runs) is taken as it is."""
     path = Path(path)
-    fix = (f"delete it to train this fold again from its first epoch, or train the run again without --resume")
+    fix = "delete it to train this fold again from its first epoch, or train the run again without --resume"
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # a cut or flipped file: zip, pickle or storage errors of any kind
