@@ -143,8 +143,16 @@ def test_predict_refuses_a_killed_run_or_one_missing_a_folds_weights(work, run, 
     (killed / "summary.json").unlink()  # killed before its last fold ended: summary.json is written last
     refused(predict(killed, eval_data, work, "p_killed"), "summary.json", "did not finish", "--resume")
     resumed = _copy(run, work / "run_resume_killed")
-    os.utime(resumed / "config.json", ns=(resumed.stat().st_mtime_ns, (resumed / "summary.json").stat().st_mtime_ns + 10**9))
-    refused(predict(resumed, eval_data, work, "p_resumed"), "summary.json", "did not finish", "--resume")
+    from facecurate.train import TrainConfig, train
+
+    def killed(what, fold, epoch):  # `train --resume --epochs 2` killed once fold 0's second epoch is saved
+        if what == "state" and epoch == 2:
+            raise KeyboardInterrupt
+
+    config = json.loads((resumed / "config.json").read_text())
+    with pytest.raises(KeyboardInterrupt):
+        train(config["cache"], resumed, TrainConfig.from_dict({**config, "resume": True, "epochs": 2}), on_save=killed)
+    refused(predict(resumed, eval_data, work, "p_resumed"), "summary.json", "fold 0", "did not finish", "--resume")
     lost = _copy(run, work / "run_lost_fold")
     (lost / "fold_1" / "best.safetensors").unlink()
     refused(predict(lost, eval_data, work, "p_lost"), str(lost / "fold_1" / "best.safetensors"), "missing")
@@ -191,7 +199,6 @@ def test_a_config_naming_another_model_is_one_line(work, run, eval_data):
     other = _copy(run, work / "run_other_model")
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**config, "model": "resnet18"}))
-    os.utime(other / "summary.json")  # as if the edit came before the run finished: only the model is wrong
     refused(predict(other, eval_data, work, "p_other"), "best.safetensors", "do not fit", "config.json")
 
 

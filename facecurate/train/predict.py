@@ -41,10 +41,10 @@ def read_run(run: str | Path) -> tuple[dict, TrainConfig, list[Path]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
         raise InputError(f"{cfg_path}: not a readable run config ({type(e).__name__}); the run folder is damaged, "
                          f"train it again") from None
-    return config, cfg, [run / f"fold_{f}" / "best.safetensors" for f in run_folds(run, cfg_path)]
+    return config, cfg, [run / f"fold_{f}" / "best.safetensors" for f in run_folds(run)]
 
 
-def run_folds(run: Path, cfg_path: Path) -> list[int]:
+def run_folds(run: Path) -> list[int]:
     """The folds a finished run trained, from its ``summary.json`` (written when ``train`` ends), each with its best
     checkpoint on disk; InputError for a run that did not finish (killed, or a resume killed) or lost a fold's weights.
 
@@ -56,14 +56,22 @@ def run_folds(run: Path, cfg_path: Path) -> list[int]:
             raise InputError(f"{run}: no fold_*/best.safetensors; the run has not finished an epoch")
         raise InputError(f"{summary}: missing: the run did not finish (it was stopped before its last fold ended); {resume}")
     try:
-        folds = [int(f) for f in json.loads(summary.read_text())["folds"]]
+        record = json.loads(summary.read_text())
+        folds = [int(f) for f in record["folds"]]
+        ran = {int(p["fold"]): int(p["epochs_run"]) for p in record.get("per_fold", []) if "epochs_run" in p}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise InputError(f"{summary}: not a readable run summary ({type(e).__name__}); the run folder is damaged, "
                          f"train it again") from None
     if not folds:
         raise InputError(f"{summary}: lists no folds; the run folder is damaged, train it again")
-    if summary.stat().st_mtime_ns < cfg_path.stat().st_mtime_ns:
-        raise InputError(f"{summary}: older than config.json: the run's last `train` did not finish; {resume}")
+    try:  # a later `train` into the folder (a --resume) that was stopped: metrics.csv moved on, summary.json did not
+        last = pd.read_csv(run / "metrics.csv", usecols=["fold", "epoch"]).groupby("fold")["epoch"].max().to_dict()
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        last = {}
+    moved = [f for f, n in ran.items() if f in last and int(last[f]) != n]
+    if moved:
+        raise InputError(f"{summary}: fold {moved[0]} has {int(last[moved[0]])} epoch(s) in metrics.csv, not the "
+                         f"{ran[moved[0]]} the summary was written after: a later `train` did not finish; {resume}")
     missing = [run / f"fold_{f}" / "best.safetensors" for f in folds if not (run / f"fold_{f}" / "best.safetensors").is_file()]
     if missing:
         raise InputError(f"{missing[0]}: missing ({len(missing)} of the run's {len(folds)} folds' weights are); the run "
