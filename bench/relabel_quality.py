@@ -46,9 +46,9 @@ def _pr(flagged: set, truth: set) -> dict:
 def ours(oof: pd.DataFrame, manifest: pd.DataFrame, truth: dict[str, set], pool: str,
          target: float = 0.8) -> tuple[dict, pd.DataFrame, dict]:
     """Per kind: measured precision/recall of the report's flags at its chosen threshold, next to its own estimate."""
-    from facecurate.curate.audit.checks import audit_labels
+    from facecurate.curate.audit import ReportOptions, audit_labels
 
-    audit = audit_labels(oof, manifest, pool=pool, target_precision=target)
+    audit = audit_labels(oof, manifest, ReportOptions(pool=pool, target_precision=target))
     flags = audit.flags
     res = {}
     for k in truth:
@@ -72,7 +72,7 @@ def ours(oof: pd.DataFrame, manifest: pd.DataFrame, truth: dict[str, set], pool:
 def _oracle_precision(oof: pd.DataFrame, kind: str, truth: set, est, pool: str) -> float | None:
     """The simulation's precision at the report's threshold when the real errors are known (injected.csv):
     the gap to the measured precision is the simulation's own error, the rest is the real-error estimate's."""
-    from facecurate.curate.audit.scores import make_units
+    from facecurate.curate.audit.kinds import make_units
     from facecurate.curate.audit.simulate import estimate_kind
 
     if est.off or not np.isfinite(est.precision):
@@ -232,9 +232,10 @@ def main() -> None:
     cl_head, cl_18 = cleanlab_per_head(oof, truth), cleanlab_18(oof, truth)
     times["cleanlab_s"] = round(time.perf_counter() - t0, 2)
     if a.report:
-        from facecurate.curate.audit import relabel_report
+        from facecurate.curate.audit import ReportOptions, relabel_report
 
-        relabel_report(cache.path, oof=oof_path, out=work / "report", pool=a.pool, target_precision=a.target_precision)
+        relabel_report(cache.path, oof=oof_path, out=work / "report",
+                       options=ReportOptions(pool=a.pool, target_precision=a.target_precision))
 
     def f1(r: dict) -> float:
         p, q = r["precision"] or 0.0, r["recall"] or 0.0

@@ -146,3 +146,40 @@ def test_train_says_what_happens_to_a_partial_batch_and_names_its_pictures_and_n
         assert (run / name).is_file() and str(run / name) in text
     assert f"next: facecurate relabel-report {cache} --oof {run / 'oof.parquet'}" in text
     assert f"facecurate predict {run} DATA" in text
+
+
+def test_train_options_and_the_config_record_are_one_set_of_names_and_defaults(tmp_path):
+    """Every TrainConfig / AugmentParams field is a `train` option whose default is the record's; a config handed to
+    the processes of `train --ddp` (``option_args``) or read from config.json (``config_options``) parses back to the
+    same config through the real command line."""
+    import subprocess
+    import sys
+    from dataclasses import asdict, fields
+
+    from facecurate.train.config import (AUGMENT_OF_OPTION, FIELD_OF_OPTION, AugmentParams, TrainConfig, config_options,
+                                         option_args)
+
+    train = COMMAND.commands["train"]
+    params = {p.name: p for p in train.params}
+    option_of_field = {v: k for k, v in FIELD_OF_OPTION.items()}
+    for f in fields(TrainConfig):
+        if f.name != "augment":
+            assert option_of_field.get(f.name, f.name) in params, f.name
+    assert {f.name for f in fields(AugmentParams)} == set(AUGMENT_OF_OPTION.values()) and set(AUGMENT_OF_OPTION) <= set(params)
+    base = TrainConfig.from_options({n: p.default for n, p in params.items()})
+    assert base == TrainConfig()  # the command line's defaults are the record's
+
+    cfg = TrainConfig(model="resnet10t", img_size=(64, 48), epochs=3, lr=0.003, head_weights=(1.0, 0.5, 2.0), fold="1",
+                      val_ratio=0.25, class_weights=True, channels_last=False, device="cpu", threads=1, extra=("a", "b"),
+                      extra_weight=0.3, overrides="fix/overrides.csv", weights="runs/r1", resume=True,
+                      augment=AugmentParams(enabled=False, scale=(0.5, 1.0), mixup=0.2))
+    args = option_args(cfg)
+    assert "--resume" in args and "--no-augment" in args and "--epochs" in args and "--batch-size" not in args
+    ctx = train.make_context("train", ["cache", *args])
+    assert TrainConfig.from_options(ctx.params) == cfg
+    json_cfg = json.loads(json.dumps(asdict(cfg)))  # as config.json holds it (lists for tuples)
+    assert TrainConfig.from_options(config_options(json_cfg)) == TrainConfig(**{**asdict(cfg), "resume": False,
+                                                                                   "augment": cfg.augment})
+    # the defaults come from the records without loading the trainer: --help stays fast
+    probe = "import sys, facecurate.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"

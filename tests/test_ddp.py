@@ -136,3 +136,28 @@ def test_ddp_options_are_checked_before_torchrun_starts(work, cache):
     r = CliRunner().invoke(app, ["train", str(cache.path), "--out", str(work / "bad"), *CLI, "--ddp", "2",
                                  "--batch-size", "64"])
     assert r.exit_code == 2 and "fewer than one global batch (64)" in r.output
+
+
+def test_one_process_stands_in_for_a_rank_with_the_same_interface():
+    """``OneProcess`` answers every call ``Dist`` does (so fit and fold have one path), each as the identity."""
+    from facecurate.train import distributed
+
+    def public(obj) -> set[str]:
+        return {n for n in dir(obj) if not n.startswith("_")}
+
+    rank = distributed.Dist(1, 2, 1, torch.device("cpu"), "gloo")  # no process group needed to ask what it offers
+    one = distributed.OneProcess()
+    assert public(rank) - {"agree"} == public(one)  # agree is Dist's own step inside on_main
+    assert (one.rank, one.world, one.main, one.owned) == (0, 1, True, False) and not rank.main
+    pos = np.arange(10)
+    assert one.gather("x") == ["x"] and one.broadcast(3) == 3 and one.gather_sum(2, 5) == [2.0, 5.0]
+    assert (one.shard(pos) == pos).all() and len(rank.shard(pos)) == 5 and rank.shard(pos)[0] == 5
+    assert one.on_main(lambda a: a + 1, 1) == 2 and one.record(32) == {} and one.rank_rng(torch.Generator()) == {}
+    assert rank.record(32) == {"ddp": {"world_size": 2, "backend": "gloo", "batch_per_process": 16}}
+    one.check_batches(64, [10])  # one process: a fold smaller than a batch trains on one smaller batch
+    with pytest.raises(InputError, match="fewer than one global batch"):
+        rank.check_batches(64, [10])
+    model = torch.nn.Linear(2, 2)
+    assert one.wrap(model) is model
+    g = torch.Generator()
+    assert one.own_draws(0, 0, g) is g

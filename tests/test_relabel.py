@@ -10,7 +10,8 @@ import pandas as pd
 
 from _relabel_data import ROOT, faces as _faces, make_oof, manifest_of as _manifest
 from facecurate.curate.cache import save_cache
-from facecurate.curate.audit.checks import find_issues, structure_flags
+from facecurate.curate.audit.checks import find_issues
+from facecurate.curate.audit.structure import structure_flags
 from facecurate.curate.audit.pooling import pool_by_person
 from facecurate.curate.audit.near_duplicates import near_duplicate_flags, perceptual_hash
 from facecurate.curate.overrides import apply_overrides, read_overrides

@@ -9,7 +9,8 @@ from _relabel_data import faces, make_oof, manifest_of
 from facecurate.cli import app
 from facecurate.curate.audit import audit_labels, relabel_report
 from facecurate.curate.audit.report_html import overrides_from_flags
-from facecurate.curate.audit.scores import make_units, swap_score
+from facecurate.curate.audit.kinds import make_units
+from facecurate.curate.audit.scores import swap_score
 from facecurate.curate.audit.simulate import estimate_kind
 from facecurate.curate.cache import save_cache
 
@@ -68,7 +69,7 @@ def test_the_estimate_follows_a_middling_model():
     gaps, oracle_gaps = [], []
     for seed in (21, 22):
         oof, _ = make_oof(300, seed=seed, gender_flip=flips, strength=(10.0, 1.0, 4.0))
-        audit = audit_labels(oof, manifest_of(oof), lift=0.3)
+        audit = audit_labels(oof, manifest_of(oof), gate=0.3)
         est = audit.estimates["gender"]
         truth = {oof["person"].unique()[i] for i in flips}
         precision, recall = _measured(audit.flags, "gender", truth)
@@ -92,7 +93,7 @@ def test_a_tie_is_never_a_flag():
     assert np.allclose(swap_score(u.probs), 0.5)
     est = estimate_kind(u, margin=0.1)
     assert est.threshold >= 0.6 and not est.confident
-    audit = audit_labels(oof, manifest_of(oof), lift=0.0)  # even with the gate open
+    audit = audit_labels(oof, manifest_of(oof), gate=0.0)  # even with the gate open
     assert audit.flags.empty or set(audit.flags["kind"]) <= {"structure", "near_duplicate"}
     # the swap check is joint: one confident photo cannot outvote the pair when the other points the other way
     pair = np.array([[[0.0, 0.6, 0.4], [0.0, 0.7, 0.3]]])  # normal looks incorrect (0.6), incorrect looks incorrect (0.7)
@@ -103,18 +104,18 @@ def test_low_confidence_kinds_stay_out_of_overrides_unless_asked(tmp_path):
     oof, _ = make_oof(120, seed=14, gender_flip=(1, 30, 77), swap=(8, 50), strength=(1.2, 5.0, 4.0))
     cache = save_cache(tmp_path / "cache", faces(120, seed=14, h=32, w=24), manifest_of(oof), {"params": {}, "versions": {}})
     oof.to_parquet(tmp_path / "oof.parquet")
-    res = relabel_report(cache.path, oof=tmp_path / "oof.parquet", out=tmp_path / "rep", lift=0.0, near_duplicates=False,
+    res = relabel_report(cache.path, oof=tmp_path / "oof.parquet", out=tmp_path / "rep", gate=0.0, near_duplicates=False,
                          target_precision=0.97)
     low = [k for k, e in res.estimates.items() if not e.off and not e.confident]
     assert low, {k: e.describe() for k, e in res.estimates.items()}
     flags = res.flags
     assert (flags.loc[flags["kind"].isin(low), "confidence"] == "low").all()
     over = pd.read_csv(res.paths["overrides"])
-    low_keys = set(overrides_from_flags(flags[flags["kind"].isin(low)], include_low=True)["key"])
+    low_keys = set(overrides_from_flags(flags[flags["kind"].isin(low)], include_candidates=True)["key"])
     assert not set(over["key"]) & low_keys and res.candidates == len(low_keys)
     assert "candidates, low confidence" in res.paths["html"].read_text()
-    res2 = relabel_report(cache.path, oof=tmp_path / "oof.parquet", out=tmp_path / "rep2", lift=0.0, near_duplicates=False, target_precision=0.97,
-                          include_low=True)
+    res2 = relabel_report(cache.path, oof=tmp_path / "oof.parquet", out=tmp_path / "rep2", gate=0.0, near_duplicates=False, target_precision=0.97,
+                          include_candidates=True)
     assert low_keys <= set(pd.read_csv(res2.paths["overrides"])["key"])
 
 

@@ -175,7 +175,7 @@ def crop_summary(console: Console, r: CropResult, quiet: bool = False) -> None:
 
 def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> None:
     """The quality gate in words, flags per kind with their threshold and expected precision, and the files written."""
-    from ..curate.audit import KIND_TITLES, KINDS
+    from ..curate.audit import KINDS
 
     if quiet:
         console.print(f"report: {r.paths['html']}", markup=False, soft_wrap=True)
@@ -195,12 +195,12 @@ def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> 
         else:
             row = (est.status, f"{est.threshold:.3g}", f"~{est.precision:.2f}" if est.precision == est.precision else "-",
                    f"~{est.recall:.2f}" if est.recall == est.recall else "-")
-        t.add_row(KIND_TITLES[k], str(n), str(p), *row)
+        t.add_row(KINDS[k].title, str(n), str(p), *row)
     t.add_row("all", str(len(r.flags)), str(r.flags["person"].nunique() if len(r.flags) else 0), end_section=True)
     console.print(t)
     for k, est in r.estimates.items():
         if not est.off and not est.confident:
-            console.print(f"{KIND_TITLES[k]}: {est.describe()}", markup=False, soft_wrap=True)
+            console.print(f"{KINDS[k].title}: {est.describe()}", markup=False, soft_wrap=True)
     console.print(f"{r.fixes} suggested fix(es) in {r.paths['overrides']}"
                   + (f" ({r.candidates} low-confidence candidate fix(es) left out: review them in report.html, or "
                      f"--include-candidates)" if r.candidates else ""), markup=False, soft_wrap=True)

@@ -11,31 +11,16 @@ the CPU, so the two devices give the same augmentation and the GPU path never le
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from .config import AugmentParams  # noqa: F401  (what the augmentation does: an option record, kept with TrainConfig)
+
 Norm = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) per channel, 0..1 scale
 IMAGENET: Norm = (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD))
-
-
-@dataclass
-class AugmentParams:
-    """What the training augmentation does; ``enabled=False`` leaves only resize + normalise."""
-
-    enabled: bool = True
-    hflip: float = 0.5
-    scale: tuple[float, float] = (0.75, 1.0)    # area of the crop, fraction of the photo
-    ratio: tuple[float, float] = (0.9, 1.1)     # crop aspect change, relative to the photo's
-    rotate: float = 10.0                        # degrees, uniform in +-rotate
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    mixup: float = 0.0                          # Beta(alpha, alpha); 0 = off
-    cutmix: float = 0.0                         # Beta(alpha, alpha); 0 = off
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device) -> torch.Tensor:

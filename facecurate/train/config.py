@@ -1,21 +1,38 @@
-"""Every training option in one record (``TrainConfig``), its parsers and its checks, and where a run goes.
+"""Every training option in one record (``TrainConfig``, with ``AugmentParams``), its parsers and its checks, and
+where a run goes.
 
 ``config.json`` holds the resolved config, so a run can be repeated (``TrainConfig.from_dict``) or resumed.
+``config_options`` / ``TrainConfig.from_options`` translate between the record and ``train``'s command-line options
+(``train --config RUN/config.json``, the processes ``train --ddp N`` starts, the CLI's defaults via
+``option_default``). No torch here: the CLI reads the defaults without loading the trainer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..curate.cache import load_cache
 from ..curate.errors import InputError
-from .augment import AugmentParams
-from .losses import LOSSES
 
 DEFAULT_MODEL = "mobilenetv3_small_100"
 DEFAULT_RUNS_ROOT = Path("artifacts/runs")
 SAMPLERS = ("none", "class", "age")
 TASKS = ("multi", "single")
+
+
+@dataclass
+class AugmentParams:
+    """What the training augmentation does (``augment``); ``enabled=False`` leaves only resize + normalise."""
+
+    enabled: bool = True
+    hflip: float = 0.5
+    scale: tuple[float, float] = (0.75, 1.0)    # area of the crop, fraction of the photo
+    ratio: tuple[float, float] = (0.9, 1.1)     # crop aspect change, relative to the photo's
+    rotate: float = 10.0                        # degrees, uniform in +-rotate
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    mixup: float = 0.0                          # Beta(alpha, alpha); 0 = off
+    cutmix: float = 0.0                         # Beta(alpha, alpha); 0 = off
 
 
 @dataclass
@@ -73,6 +90,89 @@ class TrainConfig:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
 
+    @classmethod
+    def from_options(cls, options: dict, cache: str | Path | None = None) -> "TrainConfig":
+        """``train``'s options ({name: value} as its command line gives them: ``img_size="64"``, ``scale="0.75,1"``,
+        paths) -> the config, parsed and not yet validated; names that are no option of the record are ignored (the
+        inverse of ``config_options``). ``cache``: whose aspect ``--img-size HEIGHT`` keeps."""
+        aug = {a: options[o] for o, a in AUGMENT_OF_OPTION.items() if o in options}
+        for k in ("scale", "ratio"):
+            if isinstance(aug.get(k), str):
+                aug[k] = parse_range(aug[k], f"--{k}")
+        names = {f.name for f in fields(cls)} - {"augment"}
+        kw = {FIELD_OF_OPTION.get(k, k): v for k, v in options.items() if k not in AUGMENT_OF_OPTION}
+        kw = {k: v for k, v in kw.items() if k in names}
+        if "img_size" in kw and (kw["img_size"] is None or isinstance(kw["img_size"], str)):
+            kw["img_size"] = parse_img_size(kw["img_size"], cache)
+        if isinstance(kw.get("head_weights"), str):
+            kw["head_weights"] = parse_head_weights(kw["head_weights"])
+        if "extra" in kw and (kw["extra"] is None or isinstance(kw["extra"], str)):
+            kw["extra"] = parse_extra(kw["extra"])
+        for k in ("weights", "overrides"):  # paths, kept as text
+            if k in kw:
+                kw[k] = str(kw[k]) if kw[k] else None
+        return cls(**kw, augment=AugmentParams(**aug))
+
+
+#: ``train``'s option name -> TrainConfig's field, where they differ; and the options that fill ``AugmentParams``.
+FIELD_OF_OPTION = {"warmup": "warmup_epochs"}
+AUGMENT_OF_OPTION = {"augment": "enabled", **{f.name: f.name for f in fields(AugmentParams) if f.name != "enabled"}}
+#: What config.json records of a run that is no option (what the run found), and ``resume`` (``--config RUN/config.json``
+#: repeats a run; it does not continue it).
+RUN_FACTS = frozenset({"crop", "age_bins", "overrides_changed", "overrides_changes", "n_photos", "n_people", "norm",
+                       "extra_data", "weights_file", "resume"})
+
+
+def _joined(v) -> str:
+    return ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
+
+
+def config_options(config: dict) -> dict:
+    """A run's config.json (or any TrainConfig as JSON) -> ``train``'s options, so ``train --config RUN/config.json``
+    repeats it; what the run learned (``RUN_FACTS``) is left out."""
+    out = {}
+    for k, v in config.items():
+        if k in RUN_FACTS:
+            continue
+        if k == "augment" and isinstance(v, dict):
+            for ak, av in v.items():
+                out["augment" if ak == "enabled" else ak] = _joined(av) if ak in ("scale", "ratio") else av
+        elif k == "warmup_epochs":
+            out["warmup"] = v
+        elif k == "ddp" and isinstance(v, dict):  # a DDP run is repeated on as many processes
+            out["ddp"] = v.get("world_size")
+        elif k in ("img_size", "head_weights", "extra"):
+            out[k] = _joined(v) if v is not None else None
+        else:
+            out[k] = v
+    return out
+
+
+def option_args(cfg: TrainConfig) -> list[str]:
+    """``cfg`` as ``train``'s command-line options (those that differ from the defaults, ``--resume`` too): what
+    ``train --ddp N`` hands each process it starts, so every rank builds the same config."""
+    given, base = config_options(asdict(cfg)), config_options(asdict(TrainConfig()))
+    args: list[str] = []
+    for name, value in given.items():
+        if value is None or value == base.get(name):
+            continue
+        option = name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(f"--{option}" if value else f"--no-{option}")
+        else:
+            args += [f"--{option}", str(value)]
+    return [*args, *(["--resume"] if cfg.resume else [])]
+
+
+def option_default(name: str):
+    """The default of ``train``'s option ``name`` as its command line writes it, read from the records' own field
+    defaults, so the CLI's defaults cannot drift from ``TrainConfig``'s and ``AugmentParams``'."""
+    record, key = (AugmentParams, AUGMENT_OF_OPTION[name]) if name in AUGMENT_OF_OPTION else \
+        (TrainConfig, FIELD_OF_OPTION.get(name, name))
+    f = {f.name: f for f in fields(record)}[key]
+    value = f.default if f.default is not MISSING else f.default_factory()
+    return (_joined(value) or None) if isinstance(value, tuple) else value
+
 
 def quick_config(**changes) -> TrainConfig:
     """A short K-fold preset for out-of-fold probabilities (``relabel-report``): small input, few epochs, no early stop.
@@ -97,9 +197,20 @@ def parse_img_size(text: str | None, cache: str | Path | None = None) -> tuple[i
     if len(hw) == 1:
         if cache is None:
             return hw[0], hw[0]
+        from ..curate.cache import load_cache
+
         h, w = load_cache(cache, verify="off").images.shape[1:3]
         return hw[0], max(8, round(hw[0] * w / h))
     return hw[0], hw[1]
+
+
+def parse_range(text: str, option: str) -> tuple[float, float]:
+    """``"LOW,HIGH"`` -> (LOW, HIGH): the augmentation's ``--scale`` and ``--ratio``."""
+    try:
+        lo, hi = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected two numbers LOW,HIGH") from None
+    return lo, hi
 
 
 def parse_head_weights(text: str) -> tuple[float, float, float]:
@@ -130,6 +241,8 @@ def default_run_dir(cache: str | Path, model: str, name: str | None = None, resu
 
 def validate_config(cfg: TrainConfig) -> None:
     """InputError naming the option when ``cfg`` cannot run; checks the model name and weights files too."""
+    from .losses import LOSSES
+
     if cfg.loss not in LOSSES:
         raise InputError(f"--loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
     if cfg.sampler not in SAMPLERS:

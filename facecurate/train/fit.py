@@ -5,16 +5,18 @@
 ``curves.png`` and ``summary.json``, and returns ``out``. The fold loop itself is ``fold.fit_fold``; the
 ``--extra`` caches (``extra.load_extra``) sit behind the main cache's rows and join every fold's training.
 ``quick_oof`` is the short preset relabel-report's CLI trains when it is given no out-of-fold table.
+``plan_run`` checks the data and folds into one record, ``FitPlan``, before anything is written.
 Started by torchrun (``WORLD_SIZE`` > 1), ``train`` runs the same on every rank with DistributedDataParallel
 (``distributed``): the folds are computed on every rank and checked equal, rank 0 alone claims, locks and
 writes the run folder, and ``check_distributed`` is what ``train --ddp N`` checks before it starts torchrun.
+One process runs the same code with ``distributed.OneProcess``.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ import torch
 from ..curate.cache import Cache, load_cache
 from ..curate.errors import InputError
 from ..curate.locks import folder_lock, writer_of
-from ..curate.outputs import check_separate, claim_folder
+from ..curate.outputs import claim_output, claimed_output
 from ..curate.overrides import ORIG_COLUMNS, apply_overrides, describe_changes, override_changes, read_overrides
 from ..curate.progress import QUIET, Progress
 from . import distributed
@@ -39,7 +41,7 @@ from .config import (
 )
 from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array
 from .extra import ExtraCache, load_extra
-from .fold import fit_fold, new_model
+from .fold import FoldInputs, fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
@@ -90,6 +92,26 @@ def check_heads(manifest: pd.DataFrame, labels: np.ndarray, progress: Progress) 
                           f"cannot learn and its F1 is reported as n/a")
 
 
+@dataclass(frozen=True)
+class FitPlan:
+    """What a run trains on, checked before anything is written (``plan_run``)."""
+
+    manifest: pd.DataFrame      # the labelled usable rows of the main cache, after --overrides
+    rows: np.ndarray            # their row numbers in the cache
+    changed: int                # photos whose labels --overrides changed
+    fold_ids: np.ndarray        # fold id per manifest row
+    extra: list[ExtraCache]     # the --extra caches, de-duplicated against the main photos
+
+    def caches(self, cache: Cache) -> list[Cache]:
+        """The main cache and the extra caches: what the run reads (and its folder must not overlap)."""
+        return [cache, *(x.cache for x in self.extra)]
+
+    def train_photos(self, cfg: TrainConfig) -> list[int]:
+        """Photos per epoch of each fold ``cfg`` trains (with every extra photo once per epoch unless --extra-weight)."""
+        n_extra = sum(len(x.rows) for x in self.extra) if cfg.extra_weight is None else 0
+        return [len(split_indices(self.fold_ids, f)[0]) + n_extra for f in folds_to_run(cfg)]
+
+
 def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainConfig(), progress: Progress | None = None,
           on_epoch_end: Callable[[int, int, dict], None] | None = None,
           on_save: Callable[[str, int, int], None] | None = None) -> Path:
@@ -102,48 +124,31 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     progress = progress or QUIET
     validate_config(cfg)
-    dist = distributed.setup(cfg.device)  # None unless started by torchrun with more than one process
-    if dist is not None:
-        try:
-            return _train_distributed(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save)
-        finally:
-            distributed.teardown(dist)
-    device = pick_device(cfg.device)
-    plan = plan_run(cache, cfg, progress)  # every check that needs the data, before anything is written
-    out = Path(out)
-    check_separate(out, [cache.path, *(x.cache.path for x in plan[4])], option="--out")
-    claim_folder(out, "run", recognise=_is_run)
-    with contextlib.ExitStack() as locks:
-        locks.enter_context(folder_lock(out, "run"))
-        for c in [cache, *(x.cache for x in plan[4])]:
-            locks.enter_context(folder_lock(c.path, "cache", shared=True))
-        locks.enter_context(torch_threads(cfg.threads))
-        return _train(cache, out, cfg, device, plan, progress, on_epoch_end, on_save)
+    dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process
+    try:
+        return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save)
+    finally:
+        distributed.teardown(dist)
 
 
-def _train_distributed(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Dist, progress: Progress,
-                       on_epoch_end, on_save) -> Path:
-    """``train`` on one rank of a DDP run: rank 0's folder and reports, the same plan checked on every rank."""
+def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ranks, progress: Progress,
+                 on_epoch_end, on_save) -> Path:
+    """``train`` on this rank (or the one process): rank 0's folder and reports, the same plan checked on every rank."""
     progress = progress if dist.main else QUIET
-    out = Path(distributed.broadcast(dist, str(out)))  # rank 0's folder, however each rank's default was picked
-    plan = plan_run(cache, cfg, progress)
-    manifest, rows, _, fold_ids, extra = plan
-    distributed.same_everywhere(dist, "training rows, labels, folds and options", rows, label_array(manifest), fold_ids,
-                                *(x.rows for x in extra), json.dumps(asdict(cfg), sort_keys=True, default=str))
-    n_extra = sum(len(x.rows) for x in extra) if cfg.extra_weight is None else 0
-    distributed.check_batches(cfg.batch_size, dist.world,
-                              [len(split_indices(fold_ids, f)[0]) + n_extra for f in folds_to_run(cfg)])
+    out = Path(dist.broadcast(str(out)))  # rank 0's folder, however each rank's default was picked
+    plan = plan_run(cache, cfg, progress)  # every check that needs the data, before anything is written
+    dist.same_everywhere("training rows, labels, folds and options", plan.rows, label_array(plan.manifest), plan.fold_ids,
+                         *(x.rows for x in plan.extra), json.dumps(asdict(cfg), sort_keys=True, default=str))
+    dist.check_batches(cfg.batch_size, plan.train_photos(cfg))
+    caches = plan.caches(cache)
     with contextlib.ExitStack() as locks:
-        def claim() -> None:
-            check_separate(out, [cache.path, *(x.cache.path for x in extra)], option="--out")
-            claim_folder(out, "run", recognise=_is_run)
-            locks.enter_context(folder_lock(out, "run"))
-
-        distributed.on_main(dist, claim)  # the run folder's claim and lock: rank 0's; the caches are read by all
-        for c in [cache, *(x.cache for x in extra)]:
+        # the run folder's claim and lock: rank 0's; the caches are read by all
+        run_folder = claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run")
+        dist.on_main(locks.enter_context, run_folder)
+        for c in caches:
             locks.enter_context(folder_lock(c.path, "cache", shared=True))
         locks.enter_context(torch_threads(cfg.threads))
-        return _train(cache, out, cfg, dist.device, plan, progress, on_epoch_end, on_save, dist)
+        return _train(cache, out, cfg, plan, progress, on_epoch_end, on_save, dist)
 
 
 def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: int) -> None:
@@ -152,18 +157,17 @@ def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: in
     (claimed here, as rank 0 will claim it; nobody else may be writing it)."""
     validate_config(cfg)
     distributed.rank_device(cfg.device, 0, world)
-    _, _, _, fold_ids, extra = plan_run(cache, cfg, QUIET)
-    n_extra = sum(len(x.rows) for x in extra) if cfg.extra_weight is None else 0
-    distributed.check_batches(cfg.batch_size, world, [len(split_indices(fold_ids, f)[0]) + n_extra for f in folds_to_run(cfg)])
-    check_separate(Path(out), [cache.path, *(x.cache.path for x in extra)], option="--out")
-    claim_folder(Path(out), "run", recognise=_is_run)  # rank 0 claims it again (a no-op); its lock is rank 0's to take
+    plan = plan_run(cache, cfg, QUIET)
+    distributed.check_batches(cfg.batch_size, world, plan.train_photos(cfg))
+    # rank 0 claims it again (a no-op); its lock is rank 0's to take
+    claim_output(Path(out), "run", [c.path for c in plan.caches(cache)], recognise=_is_run)
     if writer_of(out):
         raise InputError(f"{out}: this run is being written by {writer_of(out)}; wait for it to finish (or stop it), then run again")
 
 
-def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.DataFrame, np.ndarray, int, np.ndarray, list[ExtraCache]]:
-    """(training manifest after overrides, its cache rows, photos changed by overrides, fold id per row, extra caches),
-    checked; the extra caches are de-duplicated against the main photos."""
+def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
+    """The run's training rows, labels and folds, checked (``FitPlan``); the extra caches are de-duplicated against the
+    main photos."""
     manifest, rows, changed = training_labels(cache, cfg, cache.age_bins)
     for line in describe_changes(override_changes(manifest)):  # what --overrides does, said before training
         progress.note(line)
@@ -174,7 +178,7 @@ def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> tuple[pd.Dat
     fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
                 else kfold_persons(manifest, cfg.folds, cfg.seed))
     extra = load_extra(cfg.extra, cache, rows, cfg.task, cache.age_bins, progress) if cfg.extra else []
-    return manifest, rows, changed, fold_ids, extra
+    return FitPlan(manifest, rows, changed, fold_ids, extra)
 
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
@@ -204,27 +208,28 @@ def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.nd
     return part
 
 
-def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan: tuple, progress: Progress,
-           on_epoch_end, on_save, dist: distributed.Dist | None = None) -> Path:
+def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: Progress, on_epoch_end, on_save,
+           dist: distributed.Ranks) -> Path:
+    """The folds of ``plan`` into the claimed run folder ``out``, then the out-of-fold table and summary (rank 0 writes)."""
+    device = dist.device
     # CPU kernels used here are deterministic (the tests check it); on CUDA speed wins over bit-exact repeats
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     age_bins = cache.age_bins
-    manifest, rows, changed, fold_ids, extra = plan
+    manifest, rows, extra = plan.manifest, plan.rows, plan.extra
     labels = np.concatenate([label_array(manifest), *(x.labels for x in extra)]).reshape(-1, len(LABEL_COLUMN))
     extra_pos = np.arange(len(rows), len(labels))
     size = tuple(cfg.img_size) if cfg.img_size else tuple(int(s) for s in cache.images.shape[1:3])
     norm = data_norm(build_model(cfg.model, cfg.task, age_loss=cfg.age_loss))
     weights_file = str(resolve_weights(cfg.weights)[0].resolve()) if cfg.weights else None
-    main = dist is None or dist.main
-    ddp = {} if dist is None else {"ddp": {"world_size": dist.world, "backend": dist.backend,
-                                           "batch_per_process": cfg.batch_size // dist.world}}
-    distributed.on_main(dist, _write_config, out, cfg, {
+    main = dist.main
+    dist.on_main(_write_config, out, cfg, {
         **asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
-        "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins), "overrides_changed": changed,
+        "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins), "overrides_changed": plan.changed,
         "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
         "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
-        "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra], **ddp})
+        "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra],
+        **dist.record(cfg.batch_size)})
 
     images = SourceImages([CacheImages(cache.images, device, rows), *(CacheImages(x.cache.images, device, x.rows) for x in extra)])
     labels_t = torch.as_tensor(labels, device=device)
@@ -235,25 +240,23 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
 
     summaries, oof_parts = [], []
     for f in folds_to_run(cfg):
-        train_pos, val_pos = split_indices(fold_ids, f)
+        train_pos, val_pos = split_indices(plan.fold_ids, f)
         if len(val_pos) == 0 or len(train_pos) < 2:
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with writer(str(out / "tensorboard" / f"fold_{f}")) as tb:
-            fold_rows, best = fit_fold(f, cfg, out, images, labels, labels_t, train_pos, val_pos, size, device,
-                                       history, tb, norm, progress, on_epoch_end, on_save, extra_pos=extra_pos, dist=dist)
+            data = FoldInputs(images, labels, labels_t, train_pos, val_pos, extra_pos, size, norm, device)
+            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, on_epoch_end, on_save, dist)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
-        if dist is not None:
-            distributed.sync(dist)  # rank 0 has written the fold's files: every rank reads its best weights
+        dist.sync()  # rank 0 has written the fold's files: every rank reads its best weights
         if main:
             history.to_csv(out / "metrics.csv", index=False)
         # out-of-fold probabilities of the best checkpoint, with the flipped photo averaged in (as predict does)
         model = load_weights(new_model(cfg, device), out / f"fold_{f}" / BEST)
-        probs = infer_probs(model, images, val_pos if dist is None else distributed.shard(val_pos, dist), size, cfg.task,
-                            cfg.eval_batch_size, flip_tta=True, dtype=amp_dtype(cfg.amp, device),
-                            channels_last=device.type == "cuda" and cfg.channels_last, norm=norm, age_loss=cfg.age_loss)
-        if dist is not None:
-            probs = distributed.gather_probs(dist, probs)
+        probs = infer_probs(model, images, dist.shard(val_pos), size, cfg.task, cfg.eval_batch_size, flip_tta=True,
+                            dtype=amp_dtype(cfg.amp, device), channels_last=device.type == "cuda" and cfg.channels_last,
+                            norm=norm, age_loss=cfg.age_loss)
+        probs = dist.gather_probs(probs)
         if not main:
             continue
         oof_parts.append(_oof_part(f, manifest, labels, val_pos, probs))
@@ -265,8 +268,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, device: torch.device, plan
 
     if main:
         _finish(out, pd.read_parquet(out / "oof.parquet"), history, summaries, age_bins, cfg, [x.record for x in extra])
-    if dist is not None:
-        distributed.sync(dist)  # every rank returns once the run folder is complete
+    dist.sync()  # every rank returns once the run folder is complete
     return out
 
 

@@ -2,9 +2,10 @@
 
 timm supplies the parts (``create_optimizer_v2``: AdamW with no weight decay on biases, norms and the
 model's ``no_weight_decay()`` names; ``ModelEmaV3``: the weight average that is validated and saved);
-this module only wires them to the cache-fed batches and the run folder. Under torchrun (``dist``, see
-``distributed``) the same loop runs on every rank: the model in DistributedDataParallel, each rank on its
-share of every global batch, validation gathered, rank 0 alone writing.
+this module only wires them to the cache-fed batches and the run folder. What a fold trains on is one
+record, ``FoldInputs``. Under torchrun (``dist``, see ``distributed``) the same loop runs on every rank: the
+model in DistributedDataParallel, each rank on its share of every global batch, validation gathered, rank 0
+alone writing; one process runs it with ``distributed.OneProcess``, where each of those steps is the identity.
 """
 from __future__ import annotations
 
@@ -39,6 +40,21 @@ from .model import build_model, head_logits, probabilities
 from .runtime import amp_dtype, seed_everything
 
 EMA_WARMUP_POWER = 0.75  # timm's advice for short runs (2/3 for long ones): the average follows early epochs closely
+
+
+@dataclass(frozen=True)
+class FoldInputs:
+    """What one fold trains and validates on: the run's photos and labels, and this fold's positions in them."""
+
+    images: CacheImages | SourceImages  # the main cache's training rows, then the --extra caches' rows
+    labels: np.ndarray                  # (photos, 4) mask, gender, age, class per position; -1 = no label
+    labels_t: torch.Tensor              # ``labels`` on the device, what the batches carry
+    train_pos: np.ndarray               # the fold's training positions (main cache)
+    val_pos: np.ndarray                 # its validation positions (main cache)
+    extra_pos: np.ndarray               # positions of the --extra photos: every fold's training, never validation
+    size: tuple[int, int]               # (height, width) fed to the model
+    norm: Norm                          # the model's input normalisation
+    device: torch.device
 
 
 def new_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
@@ -117,7 +133,8 @@ class FoldState:
         self.progress = s["progress"]
 
 
-def _setup(f: int, cfg: TrainConfig, device: torch.device, n_steps: int, dist: distributed.Dist | None = None) -> FoldState:
+def _setup(f: int, cfg: TrainConfig, device: torch.device, n_steps: int,
+           dist: distributed.Ranks = distributed.OneProcess()) -> FoldState:
     from timm.optim import create_optimizer_v2
     from timm.utils import ModelEmaV3
 
@@ -130,29 +147,24 @@ def _setup(f: int, cfg: TrainConfig, device: torch.device, n_steps: int, dist: d
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(cfg.amp, device) == torch.float16)
     g = torch.Generator().manual_seed(cfg.seed * 1000 + f)
     gd = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(cfg.seed * 1000 + f + 1)
-    if dist is None:
-        return FoldState(model, ema, opt, sched, scaler, g, gd)
     # every rank: the same weights and photo order (g); its own augmentation (gd) and dropout (torch's global RNG)
-    gd = torch.Generator(device=device).manual_seed(distributed.rank_seed(cfg.seed, f, dist.rank))
-    torch.manual_seed(distributed.rank_seed(cfg.seed, f, dist.rank, 1))
-    return FoldState(model, ema, opt, sched, scaler, g, gd, net=distributed.wrap(model, dist))
+    return FoldState(model, ema, opt, sched, scaler, g, dist.own_draws(cfg.seed, f, gd), net=dist.wrap(model))
 
 
-def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages | SourceImages, labels_t: torch.Tensor,
-                 train_pos: np.ndarray, size: tuple[int, int], losses: dict, weights, norm: Norm, device: torch.device,
-                 task: str, progress: Progress, n_steps: int, extra_pos: np.ndarray | None = None,
-                 dist: distributed.Dist | None = None) -> dict:
+def _train_epoch(fs: FoldState, cfg: TrainConfig, data: FoldInputs, losses: dict, weights, task: str,
+                 progress: Progress, n_steps: int, dist: distributed.Ranks) -> dict:
     """One pass over the training photos; returns train_loss, train_f1 and the number of photos seen (all ranks')."""
+    device = data.device
     model, dtype = fs.model if fs.net is None else fs.net, amp_dtype(cfg.amp, device)
     chl = device.type == "cuda" and cfg.channels_last
     model.train()
     t0 = time.perf_counter()
     seen, loss_sum, preds, trues = 0, 0.0, [], []
     progress.update(task, 0, n_steps)
-    for step, (x, y) in enumerate(iter_train(images, train_pos, labels_t, cfg.batch_size, size, cfg.augment, fs.g, fs.gd,
-                                              weights, channels_last=chl, norm=norm, extra=extra_pos,
-                                              extra_share=cfg.extra_weight,
-                                              shard=None if dist is None else (dist.rank, dist.world)), start=1):
+    for step, (x, y) in enumerate(iter_train(data.images, data.train_pos, data.labels_t, cfg.batch_size, data.size,
+                                              cfg.augment, fs.g, fs.gd, weights, channels_last=chl, norm=data.norm,
+                                              extra=data.extra_pos, extra_share=cfg.extra_weight,
+                                              shard=(dist.rank, dist.world)), start=1):
         x, order, lam = mix_batch(x, cfg.augment, fs.gd)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(x)
@@ -178,29 +190,28 @@ def _train_epoch(fs: FoldState, cfg: TrainConfig, images: CacheImages | SourceIm
             pc = probabilities(logits.detach(), cfg.task, cfg.age_loss)["class"].argmax(1).cpu().numpy()
             preds.append(pc[yc >= 0])
             trues.append(yc[yc >= 0])
-        progress.update(task, step, n_steps, f"loss {loss_sum / seen:.3f} {seen * (dist.world if dist else 1) / (time.perf_counter() - t0):.0f} img/s")
+        progress.update(task, step, n_steps, f"loss {loss_sum / seen:.3f} {seen * dist.world / (time.perf_counter() - t0):.0f} img/s")
     train_time = time.perf_counter() - t0
-    if dist is not None:  # every rank's photos: the loss, F1 and speed of the whole global batch
-        loss_sum, seen = distributed.gather_sum(dist, loss_sum, seen)
-        parts = distributed.gather(dist, (preds, trues))
-        preds, trues = [a for p, _ in parts for a in p], [a for _, t in parts for a in t]
+    # every rank's photos: the loss, F1 and speed of the whole global batch
+    loss_sum, seen = dist.gather_sum(loss_sum, seen)
+    parts = dist.gather((preds, trues))
+    preds, trues = [a for p, _ in parts for a in p], [a for _, t in parts for a in t]
     return {"train_loss": loss_sum / max(seen, 1),
             "train_f1": macro_f1(np.concatenate(trues), np.concatenate(preds)) if preds else float("nan"),
             "images_per_s": seen / train_time}
 
 
-def _validate(fs: FoldState, cfg: TrainConfig, images: CacheImages, labels: np.ndarray, val_pos: np.ndarray,
-              size: tuple[int, int], norm: Norm, device: torch.device, dist: distributed.Dist | None = None) -> dict:
+def _validate(fs: FoldState, cfg: TrainConfig, data: FoldInputs, dist: distributed.Ranks) -> dict:
     """Validation metrics of the evaluated weights: 18-class NLL, macro F1 and accuracy per head (DDP: each rank
     infers its shard of the photos, every rank gets all probabilities, so every rank computes the same metrics)."""
-    mine = val_pos if dist is None else distributed.shard(val_pos, dist)
-    probs = infer_probs(fs.eval_model(), images, mine, size, cfg.task, cfg.eval_batch_size, dtype=amp_dtype(cfg.amp, device),
-                        channels_last=device.type == "cuda" and cfg.channels_last, norm=norm, age_loss=cfg.age_loss)
-    if dist is not None:
-        probs = distributed.gather_probs(dist, probs)
-    y_val = labels[val_pos, LABEL_COLUMN["class"]]
+    device = data.device
+    probs = infer_probs(fs.eval_model(), data.images, dist.shard(data.val_pos), data.size, cfg.task, cfg.eval_batch_size,
+                        dtype=amp_dtype(cfg.amp, device), channels_last=device.type == "cuda" and cfg.channels_last,
+                        norm=data.norm, age_loss=cfg.age_loss)
+    probs = dist.gather_probs(probs)
+    y_val = data.labels[data.val_pos, LABEL_COLUMN["class"]]
     val_loss = float(-np.log(probs["class"][np.arange(len(y_val)), y_val] + 1e-8).mean())
-    return {"val_loss": val_loss, **head_metrics(probs, labels[val_pos], prefix="val_")}
+    return {"val_loss": val_loss, **head_metrics(probs, data.labels[data.val_pos], prefix="val_")}
 
 
 def epoch_info(row: dict) -> str:
@@ -211,15 +222,15 @@ def epoch_info(row: dict) -> str:
 
 
 def _save_epoch(fs: FoldState, out: Path, f: int, epoch: int, rows: list[dict], history: pd.DataFrame, improved: bool,
-                on_save: Callable[[str, int, int], None] | None, dist: distributed.Dist | None = None) -> None:
+                on_save: Callable[[str, int, int], None] | None, dist: distributed.Ranks) -> None:
     """Write one epoch's files as one step: best (if better), last, metrics.csv, then ``state.pt`` last.
 
     Each file goes to a temporary name and is moved into place; ``state.pt`` is the commit: a run killed
     anywhere in between resumes from the previous state and writes the same files again, bit for bit.
     DDP: every rank hands rank 0 its own random states, and rank 0 alone writes.
     """
-    ranks = distributed.rank_rng(dist, fs.gd) if dist is not None else None
-    if dist is not None and not dist.main:
+    ranks = dist.rank_rng(fs.gd)  # DDP: world_size and every rank's random states; one process: none
+    if not dist.main:
         return
     fold_dir = out / f"fold_{f}"
     hook = on_save or (lambda what, fold, ep: None)
@@ -230,10 +241,7 @@ def _save_epoch(fs: FoldState, out: Path, f: int, epoch: int, rows: list[dict], 
     hook("last", f, epoch)
     write_metrics(out, history, f, rows)
     hook("metrics", f, epoch)
-    state = fs.state_dict(rows)
-    if ranks is not None:
-        state.update(world_size=dist.world, ranks=ranks)
-    save_state(state, fold_dir / STATE)
+    save_state({**fs.state_dict(rows), **ranks}, fold_dir / STATE)
     hook("state", f, epoch)
 
 
@@ -245,25 +253,24 @@ def write_metrics(out: Path, history: pd.DataFrame, f: int, rows: list[dict]) ->
     os.replace(tmp, out / "metrics.csv")
 
 
-def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: np.ndarray, labels_t: torch.Tensor,
-             train_pos: np.ndarray, val_pos: np.ndarray, size: tuple[int, int], device: torch.device, history: pd.DataFrame,
-             tb, norm: Norm, progress: Progress | None = None,
-             on_epoch_end: Callable[[int, int, dict], None] | None = None,
+def fit_fold(f: int, cfg: TrainConfig, data: FoldInputs, out: Path, history: pd.DataFrame, tb,
+             progress: Progress | None = None, on_epoch_end: Callable[[int, int, dict], None] | None = None,
              on_save: Callable[[str, int, int], None] | None = None,
-             extra_pos: np.ndarray | None = None, dist: distributed.Dist | None = None) -> tuple[list[dict], dict]:
-    """Train fold ``f`` (or continue it from ``state.pt``); returns its metric rows and its best epoch's metrics.
+             dist: distributed.Ranks = distributed.OneProcess()) -> tuple[list[dict], dict]:
+    """Train fold ``f`` on ``data`` (or continue it from ``state.pt``) into ``out``; returns its metric rows and its
+    best epoch's metrics.
 
-    ``extra_pos``: positions of external photos (``--extra``) that join the training of this fold, never its validation.
-    ``dist``: this rank of a DDP run (None: one process); ``on_epoch_end`` runs on every rank, ``on_save`` on rank 0.
+    ``history``: the run's metric rows so far (metrics.csv keeps the other folds'); ``tb``: its event writer.
+    ``dist``: this rank of a DDP run, or ``OneProcess``; ``on_epoch_end`` runs on every rank, ``on_save`` on rank 0.
 
     ``on_save(what, fold, epoch)`` is called after each file of an epoch is in place (what: best, last,
     metrics, state): the save points where a kill must leave a resumable run.
     """
     progress = progress or QUIET
     fold_dir = out / f"fold_{f}"
-    if dist is None or dist.main:
+    if dist.main:
         fold_dir.mkdir(parents=True, exist_ok=True)
-    extra_pos = np.zeros(0, np.int64) if extra_pos is None else np.asarray(extra_pos)
+    train_pos, extra_pos = data.train_pos, data.extra_pos
     n_steps = steps_per_epoch(len(train_pos), cfg.batch_size, len(extra_pos), cfg.extra_weight)
     left = len(train_pos) + (len(extra_pos) if cfg.extra_weight is None else 0) - n_steps * cfg.batch_size
     if left > 0 and cfg.extra_weight is None:
@@ -272,18 +279,17 @@ def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: n
     elif left < 0:
         progress.note(f"fold {f}: {len(train_pos)} training photos, fewer than --batch-size {cfg.batch_size}: one batch "
                       f"of all of them per epoch")
-    fs = _setup(f, cfg, device, n_steps, dist)
-    losses = _losses(cfg, labels, np.concatenate([train_pos, extra_pos]), device)
-    weights = sampler_weights(labels[train_pos], cfg.sampler)
+    fs = _setup(f, cfg, data.device, n_steps, dist)
+    losses = _losses(cfg, data.labels, np.concatenate([train_pos, extra_pos]), data.device)
+    weights = sampler_weights(data.labels[train_pos], cfg.sampler)
     rows: list[dict] = []
     if cfg.resume and (fold_dir / STATE).is_file():
         state = load_state(fold_dir / STATE)
         distributed.check_resume_world(state, dist, fold_dir / STATE)
         fs.load_state_dict(state)
-        if dist is not None:
-            distributed.set_rank_rng(dist, fs.gd, state)
+        dist.set_rank_rng(fs.gd, state)
         rows = list(state.get("rows", []))
-        if dist is None or dist.main:
+        if dist.main:
             write_metrics(out, history, f, rows)  # a row written after the last commit is dropped and recomputed
     st = fs.progress
     for epoch in range(st["epoch"] + 1, cfg.epochs + 1):
@@ -291,12 +297,10 @@ def fit_fold(f: int, cfg: TrainConfig, out: Path, images: CacheImages, labels: n
             break
         t0 = time.perf_counter()
         task = f"f{f} ep {epoch}/{cfg.epochs}"
-        trained = _train_epoch(fs, cfg, images, labels_t, train_pos, size, losses, weights, norm, device, task,
-                               progress, n_steps, extra_pos, dist)
-        if dist is not None:  # the weights validated and saved are rank 0's, statistics included, on every rank
-            distributed.sync_buffers(dist, fs.eval_model())
+        trained = _train_epoch(fs, cfg, data, losses, weights, task, progress, n_steps, dist)
+        dist.sync_buffers(fs.eval_model())  # the weights validated and saved: rank 0's, statistics included
         row = {"fold": f, "epoch": epoch, "train_loss": trained["train_loss"], "train_f1": trained["train_f1"],
-               **_validate(fs, cfg, images, labels, val_pos, size, norm, device, dist), "lr": fs.opt.param_groups[0]["lr"],
+               **_validate(fs, cfg, data, dist), "lr": fs.opt.param_groups[0]["lr"],
                "images_per_s": trained["images_per_s"], "epoch_s": time.perf_counter() - t0}
         rows.append(row)
         progress.update(task, n_steps, n_steps, epoch_info(row))

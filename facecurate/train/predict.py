@@ -14,8 +14,7 @@ import torch
 from ..curate.cache import Cache, load_cache
 from ..curate.crop import DEFAULT_CACHE_ROOT, CropParams, crop_dataset, dataset_name
 from ..curate.errors import InputError
-from ..curate.locks import folder_lock
-from ..curate.outputs import check_separate, claim_folder
+from ..curate.outputs import check_separate, claimed_output
 from ..curate.progress import Progress, Steps
 from .checkpoint import load_weights
 from .config import TrainConfig
@@ -206,10 +205,8 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
     if out.exists() and out.is_dir():
         raise InputError(f"{out}: --out is a folder; give the submission file's path (e.g. {out / 'submission.csv'})")
     cache_root = Path(cache_root) if cache_root is not None else out.parent / "cache"
-    check_separate(out.parent, [data])
     check_separate(cache_root, [data], option="--cache-root")
-    claim_folder(out.parent, "predict", recognise=lambda p: (p / "predict.json").is_file(), option="--out")
-    with folder_lock(out.parent, "predict folder"):
+    with claimed_output(out.parent, "predict", [data], recognise=lambda p: (p / "predict.json").is_file()):
         cache = crop_for_run(config, data, cache_root, device=device, progress=progress)
         probs = predict_cache(run, cache, device=device, batch_size=batch_size, tta=tta, progress=progress)
         layout = str((cache.meta or {}).get("layout", ""))

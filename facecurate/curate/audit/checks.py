@@ -1,116 +1,47 @@
 """The label checks, frames in, flags out: the quality gate, the simulated thresholds, then the flags.
 
-``audit_labels`` is the whole procedure on an out-of-fold frame: each head is measured
-(``quality``); for every head that is on, each of its kinds is simulated (``simulate``) to pick the
-threshold that reaches the target precision, and its units (``scores``) at or above it become flags,
-marked ``high`` confidence, or ``low`` when the target was out of reach. Structural checks (a
-person's photo set, labels that disagree within a person, one id under two folders) do not read
+``audit_labels`` runs every kind of the registry (``kinds.KINDS``) on an out-of-fold frame: each head
+is measured (``quality``); for every head that is on, each of its model-based kinds is simulated
+(``simulate``) to pick the threshold that reaches the target precision, and its units (``scores``)
+at or above it become flags (each kind's ``explain``, in ``explain``), marked ``high`` confidence, or
+``low`` when the target was out of reach. Detected kinds (``structure``, near-duplicates) do not read
 the model and always run.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
 import numpy as np
 import pandas as pd
 
-from ..labels import (
-    DEFAULT_AGE_BINS,
-    GENDER_NAMES,
-    MASK_INCORRECT,
-    MASK_NAMES,
-    MASK_NONE,
-    age_group_names,
-)
-from .flags import FLAG_COLUMNS, empty_flags, sort_flags
+from ..cache import Cache
+from ..labels import DEFAULT_AGE_BINS
+from ..progress import QUIET, Progress
+from .flag_kind import AuditContext, FlagKind, Hit
+from .flags import FLAG_COLUMNS, empty_flags
+from .kinds import KINDS, model_kinds, sort_flags
 from .oof import validate_oof
+from .options import ReportOptions
 from .quality import HeadQuality, quality_gate
-from .scores import FIELD_OF_KIND, HEAD_OF_KIND, MODEL_KINDS, Units, make_units, score_units
+from .scores import Units, score_units
 from .simulate import KindEstimate, estimate_kind
 
 
-def _names(field: str, age_bins: Sequence[int]) -> Sequence[str]:
-    return {"gender": GENDER_NAMES, "age_group": age_group_names(age_bins), "mask": MASK_NAMES}[field]
-
-
-def model_flags(oof: pd.DataFrame, kind: str, threshold: float, confidence: str = "high", pool: str = "mean",
-                ages: Mapping[str, float] | None = None, age_bins: Sequence[int] = DEFAULT_AGE_BINS,
-                skip_image_ids: Sequence[str] = (), units: Units | None = None) -> pd.DataFrame:
-    """The flags of one model-based kind: every unit whose score (``scores``) reaches ``threshold``.
+def model_flags(kind: FlagKind, units: Units, threshold: float, ctx: AuditContext, confidence: str = "high",
+                skip_image_ids: set | frozenset = frozenset()) -> pd.DataFrame:
+    """The flags of one model-based kind: every unit whose score (``scores``) reaches ``threshold``, explained by the kind.
 
     ``threshold`` is at least 0.5 + a margin in practice (``simulate.estimate_kind``): a tie is never a flag.
-    ``confidence`` ("high" | "low") is written on every flag of the kind.
+    ``confidence`` ("high" | "low") is written on every flag of the kind. Photo flags on an image in
+    ``skip_image_ids`` (flagged by an earlier kind: a swapped photo) are left out.
     """
-    u = units if units is not None else make_units(oof, kind, pool)
-    sugg, score = score_units(u)
-    field = FIELD_OF_KIND[kind]
+    sugg, score = score_units(units)
     rows = []
     for j in np.flatnonzero(score >= threshold):
-        base = {"kind": kind, "person": u.keys[j], "score": float(score[j]), "threshold": float(threshold),
-                "confidence": confidence}
-        if kind == "mask_swap":
-            pn, pi = u.probs[j]
-            why = (f"normal photo: p({MASK_NAMES[MASK_INCORRECT]})={pn[MASK_INCORRECT]:.2f} vs p({MASK_NAMES[MASK_NONE]})="
-                   f"{pn[MASK_NONE]:.2f}; incorrect_mask photo: p({MASK_NAMES[MASK_NONE]})={pi[MASK_NONE]:.2f} vs "
-                   f"p({MASK_NAMES[MASK_INCORRECT]})={pi[MASK_INCORRECT]:.2f}; joint posterior that the two are swapped "
-                   f"{score[j]:.3f} >= threshold {threshold:.3g}")
-            for r, given, new in ((oof.iloc[u.rows[j, 0]], MASK_NONE, MASK_INCORRECT), (oof.iloc[u.rows[j, 1]], MASK_INCORRECT, MASK_NONE)):
-                rows.append({**base, "scope": "photo", "image_id": r["image_id"], "photo": r["photo"], "field": "mask",
-                             "given": given, "suggested": new, "reason": why})
-            continue
-        g, s = int(u.given[j]), int(sugg[j])
-        names = _names(field, age_bins)
-        p = u.probs[j]
-        if kind == "mask_photo":
-            r = oof.iloc[u.rows[j, 0]]
-            if r["image_id"] in skip_image_ids:
-                continue
-            rows.append({**base, "scope": "photo", "image_id": r["image_id"], "photo": r["photo"], "field": field,
-                         "given": g, "suggested": s,
-                         "reason": (f"{r['photo'] or 'photo'} looks {names[s]} (p={p[s]:.2f}) but is labelled {names[g]} "
-                                    f"(p={p[g]:.2f}); score {score[j]:.3f} >= threshold {threshold:.3g}")})
-            continue
-        age_note = ""
-        if ages is not None and u.keys[j] in ages and pd.notna(ages[u.keys[j]]):
-            age_note = f", age {int(ages[u.keys[j]])}"
-        rows.append({**base, "scope": "person", "image_id": "", "photo": "", "field": field, "given": g, "suggested": s,
-                     "reason": (f"{u.n_photos[j]} photo(s) look {names[s]} (pooled p={p[s]:.2f}) but the person is labelled "
-                                f"{names[g]} (p={p[g]:.2f}{age_note}); score {score[j]:.3f} >= threshold {threshold:.3g}")})
-    return pd.DataFrame(rows, columns=FLAG_COLUMNS) if rows else empty_flags()
-
-
-def structure_flags(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Flag people without exactly one ``incorrect_mask`` and one ``normal`` photo, whose photos disagree on
-    gender/age, or whose id is shared with another person folder."""
-    rows = []
-    has_photo = "photo" in manifest and manifest["photo"].fillna("").astype(str).ne("").any()
-    shared: dict[str, list[str]] = {}
-    if "id" in manifest:
-        ids = manifest.dropna(subset=["id"]).groupby(manifest["id"].astype(str))["person"].unique()
-        shared = {str(i): sorted(map(str, f)) for i, f in ids.items() if len(f) > 1}
-    id_of = manifest.groupby(manifest["person"].astype(str))["id"].first().astype(str).to_dict() if shared else {}
-    for person, g in manifest.groupby(manifest["person"].astype(str), sort=True):
-        problems = []
-        if has_photo:
-            photos = g["photo"].fillna("").astype(str)
-            n_inc, n_norm = int((photos == "incorrect_mask").sum()), int((photos == "normal").sum())
-            n_mask = int(photos.str.fullmatch(r"mask\d+").sum())
-            if n_inc != 1 or n_norm != 1:
-                problems.append(f"{n_inc} incorrect_mask and {n_norm} normal photo(s), expected exactly one of each")
-            if n_mask != 5 and not problems:
-                problems.append(f"{n_mask} mask photo(s), expected 5")
-        for field in ("gender", "age_group"):
-            if field in g and g[field].dropna().nunique() > 1:
-                problems.append(f"photos disagree on {field} ({', '.join(map(str, sorted(g[field].dropna().unique())))})")
-        if id_of.get(person) in shared:
-            others = [f for f in shared[id_of[person]] if f != person]
-            problems.append(f"id {id_of[person]} is also the id of {', '.join(others)}")
-        if problems:
-            rows.append({"kind": "structure", "scope": "person", "person": person, "image_id": "", "photo": "",
-                         "field": "", "given": None, "suggested": None, "score": 1.0, "threshold": np.nan,
-                         "reason": "; ".join(problems), "confidence": ""})
+        hit = Hit(ctx, kind, units, int(j), int(sugg[j]), float(score[j]), float(threshold), confidence)
+        rows += [r for r in kind.explain(hit) if not (r["scope"] == "photo" and r["image_id"] in skip_image_ids)]
     return pd.DataFrame(rows, columns=FLAG_COLUMNS) if rows else empty_flags()
 
 
@@ -123,36 +54,47 @@ class LabelAudit:
     estimates: dict[str, KindEstimate] = dc_field(default_factory=dict)
 
 
-def audit_labels(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, pool: str = "mean",
-                 age_bins: Sequence[int] = DEFAULT_AGE_BINS, target_precision: float = 0.8, margin: float = 0.1,
-                 draws: int = 8, lift: float = 0.5, seed: int = 0) -> LabelAudit:
-    """The quality gate, the simulated threshold of every kind whose head is on, their flags and the structural ones."""
+def audit_labels(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, options: ReportOptions | None = None,
+                 age_bins: Sequence[int] = DEFAULT_AGE_BINS, cache: Cache | None = None,
+                 progress: Progress | None = None, **changes) -> LabelAudit:
+    """Every registered kind on an out-of-fold frame: the quality gate, the simulated threshold of every model-based
+    kind whose head is on, their flags, then every detected kind's (structure; near-duplicates when ``cache`` is given).
+
+    ``options``: a ``ReportOptions`` (default: the defaults); ``changes``: options by name over it (``gate=0.3``).
+    """
+    options = (options or ReportOptions()).replace(**changes)
     oof = validate_oof(oof)
     ages = None
     if manifest is not None and "age" in manifest:
         ages = manifest.dropna(subset=["age"]).groupby(manifest["person"].astype(str))["age"].first().to_dict()
-    quality = quality_gate(oof, lift=lift, seed=seed)
-    estimates, parts, swap_ids = {}, [], set()
-    for i, kind in enumerate(MODEL_KINDS):
-        u = make_units(oof, kind, pool)
-        q = quality[HEAD_OF_KIND[kind]]
+    ctx = AuditContext(oof, manifest if manifest is not None else oof, options, tuple(age_bins), cache, ages,
+                       progress or QUIET)
+    return run_checks(ctx)
+
+
+def run_checks(ctx: AuditContext) -> LabelAudit:
+    """``audit_labels`` on a built context: the model-based kinds of ``KINDS``, then the detected ones, each in registry
+    order; the flags sorted one way (``kinds.sort_flags``)."""
+    o = ctx.options
+    quality = quality_gate(ctx.oof, gate=o.gate, seed=o.seed)
+    estimates, parts, taken = {}, [], set()
+    for i, kind in enumerate(model_kinds()):
+        u = kind.units(ctx.oof, kind, o.pool)
+        q = quality[kind.head]
         if not q.on:
-            estimates[kind] = KindEstimate(kind, float("nan"), float("nan"), float("nan"), False, target_precision, 0.0, 0,
-                                           len(u.given), float("nan"), off=q.describe())
+            estimates[kind.name] = KindEstimate(kind.name, float("nan"), float("nan"), float("nan"), False,
+                                                o.target_precision, 0.0, 0, len(u.given), float("nan"), off=q.describe())
             continue
-        est = estimate_kind(u, target=target_precision, margin=margin, draws=draws, seed=seed + i)
-        estimates[kind] = est
-        f = model_flags(oof, kind, est.threshold, "high" if est.confident else "low", pool=pool, ages=ages,
-                        age_bins=age_bins, skip_image_ids=swap_ids, units=u)
-        if kind == "mask_swap":
-            swap_ids = set(f["image_id"])  # a swapped photo is not reported again as a single photo
+        est = estimate_kind(u, target=o.target_precision, margin=o.margin, draws=o.draws, seed=o.seed + i)
+        estimates[kind.name] = est
+        f = model_flags(kind, u, est.threshold, ctx, "high" if est.confident else "low", skip_image_ids=taken)
+        taken |= set(f.loc[f["scope"] == "photo", "image_id"])  # a swapped photo is not reported again as a single photo
         parts.append(f)
-    parts.append(structure_flags(manifest if manifest is not None else oof))
-    parts = [p for p in parts if len(p)]
+    parts += [kind.detect(ctx) for kind in KINDS.values() if not kind.model_based]
+    parts = [p for p in parts if p is not None and len(p)]
     return LabelAudit(sort_flags(pd.concat(parts, ignore_index=True)) if parts else empty_flags(), quality, estimates)
 
 
-def find_issues(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, pool: str = "mean",
-                age_bins: Sequence[int] = DEFAULT_AGE_BINS, **options) -> pd.DataFrame:
-    """Every flag of ``audit_labels`` (options: target_precision, margin, draws, lift, seed), highest score first."""
-    return audit_labels(oof, manifest, pool=pool, age_bins=age_bins, **options).flags
+def find_issues(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, **changes) -> pd.DataFrame:
+    """Every flag of ``audit_labels`` (``changes``: options by name, like pool, target_precision, gate), highest score first."""
+    return audit_labels(oof, manifest, **changes).flags

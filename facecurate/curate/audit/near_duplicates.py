@@ -61,7 +61,7 @@ def candidate_pairs(hashes: np.ndarray, groups: Sequence, max_distance: int = 8,
     return np.concatenate(found) if found else np.zeros((0, 3), np.int64)
 
 
-def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_distance: int = 4, min_corr: float = 0.97,
+def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_hash_distance: int = 4, min_corr: float = 0.97,
                          single_corr: float = 0.99, same_label: bool = False,
                          age_bins: Sequence[int] = DEFAULT_AGE_BINS) -> pd.DataFrame:
     """Flag pairs of people with near-identical photos and different labels (one flag per person per pair).
@@ -79,7 +79,7 @@ def near_duplicate_flags(images: np.ndarray, manifest: pd.DataFrame, max_distanc
         return empty_flags()
     hashes = perceptual_hash(images)
     persons = manifest["person"].astype(str).to_numpy()
-    pairs = candidate_pairs(hashes, persons, max_distance=max_distance)
+    pairs = candidate_pairs(hashes, persons, max_distance=max_hash_distance)
     if "error" in manifest and len(pairs):  # an errored row's image is all zeros: never a duplicate
         bad = manifest["error"].fillna("").astype(str).to_numpy() != ""
         pairs = pairs[~(bad[pairs[:, 0]] | bad[pairs[:, 1]])]

@@ -4,7 +4,7 @@ Per head (mask, gender, age), on the photos against their given labels: macro F1
 with a 95 % bootstrap interval over people (a person's photos move together: they are not
 independent), the expected calibration error and the reliability curve (confidence vs accuracy in
 equal-width bins). A head is **on** when the lower end of that interval clears
-chance + ``lift`` x (1 - chance) (default: halfway between chance and perfect, 75 % for gender, 67 %
+chance + ``gate`` x (1 - chance) (default: halfway between chance and perfect, 75 % for gender, 67 %
 for three classes); otherwise its model-based kinds raise no flags and the banner says so in words.
 The given labels hold the errors being looked for, so every figure here is a slight underestimate.
 """
@@ -18,7 +18,7 @@ from sklearn.metrics import f1_score
 
 from ..labels import HEAD_CLASSES, HEAD_FIELDS
 from .oof import head_probs
-from .scores import HEAD_OF_KIND
+from .kinds import KINDS
 
 HEAD_WORDS = {"mask": "the mask", "gender": "gender", "age": "the age group"}
 
@@ -42,7 +42,8 @@ class HeadQuality:
 
     @property
     def kinds(self) -> list[str]:
-        return [k for k, h in HEAD_OF_KIND.items() if h == self.head]
+        """The model-based kinds that read this head (switched off with it)."""
+        return [k.name for k in KINDS.values() if k.head == self.head]
 
     def describe(self) -> str:
         """One sentence for the banner and the terminal."""
@@ -98,7 +99,7 @@ def calibration(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> tuple[float
     return float(ece), curve
 
 
-def head_quality(oof: pd.DataFrame, head: str, lift: float = 0.5, n_boot: int = 400, seed: int = 0) -> HeadQuality:
+def head_quality(oof: pd.DataFrame, head: str, gate: float = 0.5, n_boot: int = 400, seed: int = 0) -> HeadQuality:
     """The quality of one head on a validated out-of-fold frame (see the module doc for the gate)."""
     k = HEAD_CLASSES[head]
     p = head_probs(oof, head)
@@ -106,7 +107,7 @@ def head_quality(oof: pd.DataFrame, head: str, lift: float = 0.5, n_boot: int = 
     pred = p.argmax(axis=1)
     n_present = len(np.unique(y))
     chance = 1.0 / max(n_present, 1)
-    needed = chance + lift * (1.0 - chance)
+    needed = chance + gate * (1.0 - chance)
     ece, curve = calibration(p, y)
     if n_present < 2:
         return HeadQuality(head, k, len(y), int(oof["person"].nunique()), float("nan"), float("nan"), (float("nan"),) * 2,
@@ -117,6 +118,6 @@ def head_quality(oof: pd.DataFrame, head: str, lift: float = 0.5, n_boot: int = 
                        on=bool(interval[0] >= needed))
 
 
-def quality_gate(oof: pd.DataFrame, lift: float = 0.5, seed: int = 0) -> dict[str, HeadQuality]:
+def quality_gate(oof: pd.DataFrame, gate: float = 0.5, seed: int = 0) -> dict[str, HeadQuality]:
     """``head_quality`` of every head, in label order."""
-    return {h: head_quality(oof, h, lift=lift, seed=seed) for h in HEAD_CLASSES}
+    return {h: head_quality(oof, h, gate=gate, seed=seed) for h in HEAD_CLASSES}

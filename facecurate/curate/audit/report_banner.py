@@ -9,11 +9,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .kinds import title_of
 from .quality import HeadQuality
 from .simulate import KindEstimate
 
-KIND_TITLES = {"gender": "gender (person)", "age": "age group (person)", "mask_swap": "incorrect/normal swapped",
-               "mask_photo": "mask (photo)", "structure": "structure", "near_duplicate": "near-duplicate"}
 
 
 def reliability_svg(curve: list[tuple[float, float, int]], size: int = 116, title: str = "") -> str:
@@ -67,7 +66,7 @@ def estimates_panel(estimates: Mapping[str, KindEstimate], counts: Mapping[str, 
             thr = f"{est.threshold:.3g}"
             pr, rc = (f"~{est.precision:.2f}" if np.isfinite(est.precision) else "–"), (f"~{est.recall:.2f}" if np.isfinite(est.recall) else "–")
             sim = f"{est.rate:.0%} of {est.units} units, {est.draws} draws; ~{est.real_errors:.0f} real errors estimated"
-        rows.append(f"<tr><td><b>{e(KIND_TITLES.get(k, k))}</b></td><td>{status}</td><td>{thr}</td><td>{pr}</td><td>{rc}</td>"
+        rows.append(f"<tr><td><b>{e(title_of(k))}</b></td><td>{status}</td><td>{thr}</td><td>{pr}</td><td>{rc}</td>"
                     f"<td>{counts.get(k, 0)}</td><td>{e(sim)}</td></tr>")
     return ('<div class="panel"><h2>How sure each kind of flag is (simulated: known errors injected, same checks run)</h2>'
             '<table class="q"><tr><th>kind</th><th>status</th><th>threshold</th><th>expected precision</th>'
@@ -80,5 +79,5 @@ def off_lines(quality: Mapping[str, HeadQuality], estimates: Mapping[str, KindEs
     """The warning lines in words: heads whose flags are off, and kinds that stay candidates."""
     e = html.escape
     lines = [q.describe() for q in quality.values() if not q.on]
-    lines += [f"{KIND_TITLES.get(k, k)}: {est.describe()}" for k, est in estimates.items() if not est.off and not est.confident]
+    lines += [f"{title_of(k)}: {est.describe()}" for k, est in estimates.items() if not est.off and not est.confident]
     return f'<div class="off">{"".join(f"<p>{e(x)}</p>" for x in lines)}</div>' if lines else ""

@@ -26,8 +26,9 @@ from ..labels import (
     age_group_names,
 )
 from ..overrides import OVERRIDE_COLUMNS
-from .flags import FLAG_COLUMNS, KINDS
-from .report_banner import KIND_TITLES, estimates_panel, off_lines, quality_panel
+from .flags import FLAG_COLUMNS
+from .kinds import KINDS, rank_of, title_of
+from .report_banner import estimates_panel, off_lines, quality_panel
 from .report_page import CSS, SCRIPT
 
 PHOTO_ORDER = {s: i for i, s in enumerate(PHOTO_STEMS)}
@@ -46,14 +47,14 @@ def override_reason(flag: Mapping) -> str:
     return f"relabel-report {flag['kind']} (score {flag['score']:.2f}): {flag['reason']}"
 
 
-def overrides_from_flags(flags: pd.DataFrame, include_low: bool = False) -> pd.DataFrame:
+def overrides_from_flags(flags: pd.DataFrame, include_candidates: bool = False) -> pd.DataFrame:
     """The suggested fixes as overrides rows (scope, key, field, value, reason); flags without a suggestion are left out,
-    and so are low-confidence candidates unless ``include_low``."""
+    and so are low-confidence candidates unless ``include_candidates``."""
     rows = []
     for r in flags.to_dict("records"):
         if r["suggested"] is None or pd.isna(r["suggested"]) or not r["field"]:
             continue
-        if r.get("confidence") == "low" and not include_low:
+        if r.get("confidence") == "low" and not include_candidates:
             continue
         key = r["person"] if r["scope"] == "person" else r["image_id"]
         rows.append({"scope": r["scope"], "key": str(key), "field": r["field"], "value": int(r["suggested"]),
@@ -86,7 +87,7 @@ def _card(person: str, f: pd.DataFrame, g: pd.DataFrame | None, errors: np.ndarr
           age_bins: Sequence[int], photo_height: int) -> str:
     """One person's card: the photos (flagged ones framed), the given labels, and each flag with accept / reject."""
     e = html.escape
-    kinds = sorted(set(f["kind"]), key=lambda k: KINDS.index(k) if k in KINDS else 99)
+    kinds = sorted(set(f["kind"]), key=rank_of)
     given = ""
     if g is not None and len(g):
         r0 = g.iloc[0]
@@ -121,14 +122,14 @@ def _card(person: str, f: pd.DataFrame, g: pd.DataFrame | None, errors: np.ndarr
         pill = f'<span class="pill {e(conf)}">{"confident" if conf == "high" else "low confidence"}</span>' if conf else ""
         where = e(r["photo"] or r["image_id"] or "person")
         rows.append(f'<tr class="flag" data-flag="{r["_id"]}"><td><span class="kind k-{e(r["kind"])}">'
-                    f'{e(KIND_TITLES.get(r["kind"], r["kind"]))}</span></td><td>{where}</td><td>{change}</td>'
+                    f'{e(title_of(r["kind"]))}</span></td><td>{where}</td><td>{change}</td>'
                     f'<td>{r["score"]:.3f}</td><td>{pill}</td><td class="why">{e(r["reason"])}</td>'
                     '<td class="dec"><button class="acc" title="accept (a)">&#10003;</button>'
                     '<button class="rej" title="reject (r)">&#10007;</button></td></tr>')
-    badges = " ".join(f'<span class="kind k-{e(k)}">{e(KIND_TITLES.get(k, k))}</span>' for k in kinds)
+    badges = " ".join(f'<span class="kind k-{e(k)}">{e(title_of(k))}</span>' for k in kinds)
     confs = " ".join(sorted({c for c in f["confidence"].fillna("") if c})) if "confidence" in f else ""
     return (f'<section class="card" data-kinds="{e(" ".join(kinds))}" data-person="{e(person)}" '
-            f'data-score="{f["score"].max():.6f}" data-kindorder="{KINDS.index(kinds[0]) if kinds[0] in KINDS else 99}" '
+            f'data-score="{f["score"].max():.6f}" data-kindorder="{rank_of(kinds[0])}" '
             f'data-conf="{e(confs)}">'
             f'<h3><span class="score">{f["score"].max():.2f}</span><span class="who">{e(person)}</span>'
             f'<span class="given">{e(given)}</span>{badges}<span class="acts">'
@@ -172,7 +173,7 @@ def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
     buttons = [f'<button class="kindbtn on" data-kind="all">all ({n_people})</button>']
     for k in KINDS:
         if counts.get(k):
-            buttons.append(f'<button class="kindbtn" data-kind="{k}">{e(KIND_TITLES[k])} '
+            buttons.append(f'<button class="kindbtn" data-kind="{k}" title="{e(KINDS[k].description)}">{e(KINDS[k].title)} '
                            f'({flags.loc[flags["kind"] == k, "person"].nunique()})</button>')
     summary = (f"{len(flags)} flag(s) on {n_people} of {man['person'].nunique()} people ({len(man)} photos); "
                f'showing <span id="shown">{len(people)}</span> card(s)')
@@ -214,9 +215,9 @@ def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
 def write_report(out: str | Path, flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
                  title: str = "relabel report", age_bins: Sequence[int] = DEFAULT_AGE_BINS, max_cards: int = 1000,
                  note: str = "", quality: Mapping | None = None, estimates: Mapping | None = None,
-                 include_low: bool = False) -> dict[str, Path]:
+                 include_candidates: bool = False) -> dict[str, Path]:
     """Write report.html, issues.csv (every flag), overrides.csv (the suggested fixes of confident kinds, plus the
-    low-confidence candidates when ``include_low``) and quality.json (the gate and the estimates) into ``out``."""
+    low-confidence candidates when ``include_candidates``) and quality.json (the gate and the estimates) into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"html": out / "report.html", "issues": out / "issues.csv", "overrides": out / "overrides.csv",
@@ -225,7 +226,7 @@ def write_report(out: str | Path, flags: pd.DataFrame, manifest: pd.DataFrame, i
     for c in ("given", "suggested"):
         issues[c] = pd.array([None if v is None or pd.isna(v) else int(v) for v in issues[c]], dtype="Int64")
     issues.to_csv(paths["issues"], index=False, float_format="%.4f")
-    overrides_from_flags(flags, include_low=include_low).to_csv(paths["overrides"], index=False)
+    overrides_from_flags(flags, include_candidates=include_candidates).to_csv(paths["overrides"], index=False)
     paths["quality"].write_text(json.dumps(quality_record(quality or {}, estimates or {}), indent=2, default=float))
     paths["html"].write_text(render_html(flags, manifest, images, title=title, age_bins=age_bins, max_cards=max_cards,
                                          note=note, quality=quality, estimates=estimates), encoding="utf-8")

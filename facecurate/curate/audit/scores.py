@@ -15,6 +15,7 @@ error simulation (``simulate``) does with its injected copies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,12 @@ from ..labels import MASK_INCORRECT, MASK_NONE
 from .oof import head_probs
 from .pooling import EPS, pool_by_person
 
-MODEL_KINDS = ("gender", "age", "mask_swap", "mask_photo")
-#: The head whose probabilities each model-based kind reads (the quality gate switches kinds off per head).
-HEAD_OF_KIND = {"gender": "gender", "age": "age", "mask_swap": "mask", "mask_photo": "mask"}
-FIELD_OF_KIND = {"gender": "gender", "age": "age_group", "mask_swap": "mask", "mask_photo": "mask"}
+class KindSpec(Protocol):
+    """What a unit builder reads of its kind's registry entry (``kinds.FlagKind``)."""
+
+    name: str
+    head: str | None
+    field: str | None
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Units:
     row_probs: np.ndarray | None = None   # (rows, k) every oof row's probabilities of the kind's head
     row_labels: np.ndarray | None = None  # (rows,) the head's given label per oof row
     row_unit: np.ndarray | None = None    # (rows,) the unit each oof row belongs to (persons only)
+    joint: bool = False                   # pairs whose two photos' labels are swapped together (``swap_score``)
 
 
 def pair_score(probs: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,9 +80,9 @@ def swap_score(pair: np.ndarray, swapped: np.ndarray | None = None) -> np.ndarra
     return 1.0 / (1.0 + np.exp(d))
 
 
-def person_units(oof: pd.DataFrame, kind: str, pool: str = "mean") -> Units:
-    """``gender`` / ``age`` units: one per person, photo probabilities pooled (mean or log)."""
-    head, field = HEAD_OF_KIND[kind], FIELD_OF_KIND[kind]
+def person_units(oof: pd.DataFrame, kind: KindSpec, pool: str = "mean") -> Units:
+    """Person units of ``kind``'s head and field (``gender``, ``age``): one per person, photo probabilities pooled (mean or log)."""
+    head, field = kind.head, kind.field
     persons = oof["person"].to_numpy()
     photo_p = head_probs(oof, head)
     people, pooled = pool_by_person(photo_p, persons, how=pool)
@@ -87,17 +91,20 @@ def person_units(oof: pd.DataFrame, kind: str, pool: str = "mean") -> Units:
     n_photos = grouped.size().reindex(people).to_numpy()
     rows = pd.Series(np.arange(len(oof))).groupby(persons, sort=False).first().reindex(people).to_numpy()
     codes = pd.Index(people).get_indexer(persons)
-    return Units(kind, np.asarray(people, dtype=object), pooled, given, rows[:, None], n_photos, photo_p,
+    return Units(kind.name, np.asarray(people, dtype=object), pooled, given, rows[:, None], n_photos, photo_p,
                  oof[field].to_numpy(dtype=int), codes)
 
 
-def swap_units(oof: pd.DataFrame) -> Units:
-    """``mask_swap`` units: people with exactly one normal and one incorrect_mask photo, labelled as the layout says."""
+def swap_units(oof: pd.DataFrame, kind: KindSpec | None = None, pool: str = "mean") -> Units:
+    """``mask_swap`` units: people with exactly one normal and one incorrect_mask photo, labelled as the layout says.
+
+    ``kind`` and ``pool`` are unused: a pair is its two photos (the builders share one signature)."""
     photo = oof["photo"].to_numpy()
     sel = oof.assign(_row=np.arange(len(oof)))[np.isin(photo, ("normal", "incorrect_mask"))]
     counts = sel.groupby(["person", "photo"]).size().unstack(fill_value=0) if len(sel) else pd.DataFrame()
     if counts.empty or "normal" not in counts or "incorrect_mask" not in counts:
-        return Units("mask_swap", np.array([], dtype=object), np.zeros((0, 2, 3)), np.zeros(0, int), np.zeros((0, 2), int))
+        return Units("mask_swap", np.array([], dtype=object), np.zeros((0, 2, 3)), np.zeros(0, int), np.zeros((0, 2), int),
+                     joint=True)
     ok = counts.index[(counts["normal"] == 1) & (counts["incorrect_mask"] == 1)]
     sel = sel[sel["person"].isin(ok)]
     rn = sel[sel["photo"] == "normal"].set_index("person").loc[ok]
@@ -106,27 +113,20 @@ def swap_units(oof: pd.DataFrame) -> Units:
     rows = np.stack([rn["_row"].to_numpy(), ri["_row"].to_numpy()], axis=1)[layout]
     p = head_probs(oof, "mask")
     return Units("mask_swap", np.asarray(ok, dtype=object)[layout], np.stack([p[rows[:, 0]], p[rows[:, 1]]], axis=1),
-                 np.zeros(len(rows), int), rows, None, p, oof["mask"].to_numpy(dtype=int))
+                 np.zeros(len(rows), int), rows, None, p, oof["mask"].to_numpy(dtype=int), joint=True)
 
 
-def photo_units(oof: pd.DataFrame) -> Units:
-    """``mask_photo`` units: one per photo, the mask head."""
+def photo_units(oof: pd.DataFrame, kind: KindSpec | None = None, pool: str = "mean") -> Units:
+    """``mask_photo`` units: one per photo, the mask head (``kind`` and ``pool`` unused, as for ``swap_units``)."""
     p = head_probs(oof, "mask")
     labels = oof["mask"].to_numpy(dtype=int)
     return Units("mask_photo", oof["person"].to_numpy(dtype=object), p, labels, np.arange(len(oof))[:, None], None, p, labels)
 
 
-def make_units(oof: pd.DataFrame, kind: str, pool: str = "mean") -> Units:
-    """The units of ``kind`` (one of ``MODEL_KINDS``) from a validated out-of-fold frame."""
-    if kind in ("gender", "age"):
-        return person_units(oof, kind, pool)
-    return swap_units(oof) if kind == "mask_swap" else photo_units(oof)
-
-
 def score_units(u: Units, given: np.ndarray | None = None, swapped: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(suggested value, score) per unit for the labels ``given`` (default: the units' own); swaps: ``swapped`` pairs
     have their photos exchanged. A swap's suggestion is 1 (swap the two labels)."""
-    if u.kind == "mask_swap":
+    if u.joint:
         return np.ones(len(u.given), int), swap_score(u.probs, swapped)
     return pair_score(u.probs, u.given if given is None else given)
 
@@ -155,7 +155,7 @@ def evidence(u: Units, sugg: np.ndarray, t: float = 1.0) -> tuple[np.ndarray, np
     """
     lq = np.log(np.clip(u.row_probs, EPS, 1.0)) / t
     lq = lq - np.logaddexp.reduce(lq, axis=1, keepdims=True)
-    if u.kind == "mask_swap":
+    if u.joint:
         n, i = u.rows[:, 0], u.rows[:, 1]
         z = (lq[n, MASK_INCORRECT] - lq[n, MASK_NONE]) + (lq[i, MASK_NONE] - lq[i, MASK_INCORRECT])
         return z, np.full(len(z), 2)

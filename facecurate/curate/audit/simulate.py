@@ -142,7 +142,7 @@ def inject(u: Units, rng: np.random.Generator, n_errors: int, clean: np.ndarray,
     idx = rng.choice(n, size=min(n_errors, n), replace=False, p=p)
     hit = np.zeros(n, bool)
     hit[idx] = True
-    if u.kind == "mask_swap":
+    if u.joint:
         return u.given, hit, hit, np.where(hit, 1, 0)
     given = u.given.copy()
     shift = rng.integers(1, k, size=len(idx))  # another class, uniformly (a binary head: the other one)
@@ -178,7 +178,7 @@ def estimate_kind(u: Units, target: float = 0.8, margin: float = 0.1, draws: int
         given, swapped, hit, truth = inject(u, rng, n_err, 1.0 - w, k)
         sugg, s = score_units(u, given, swapped)
         flagged = s[:, None] >= grid[None, :]
-        right = hit & (sugg == truth) if u.kind != "mask_swap" else hit
+        right = hit & (sugg == truth) if not u.joint else hit
         tp += (flagged & right[:, None]).sum(axis=0)
         fp += ((flagged & ~hit[:, None]) * (1.0 - w)[:, None]).sum(axis=0)  # weighted by the chance of being clean
         fp += (flagged & (hit & ~right)[:, None]).sum(axis=0)  # an injected error flagged with the wrong fix

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ...curate.errors import InputError
-from ...curate.locks import folder_lock
-from ...curate.outputs import check_separate, claim_folder
+from ...curate.outputs import claimed_output
 from ...curate.progress import QUIET, Progress, Steps
 from ..data import OUTPUT_CLASSES
 from ..predict import crop_for_run, predict_cache, read_run, submission_frame
@@ -183,11 +182,9 @@ def ensemble(runs: list[str | Path], out: str | Path, data: str | Path | None = 
         raise InputError(f"--method {method}: {oofs.folds_note}; use --method mean or vote, or train the runs with the same "
                          f"--folds and --seed")
     out = Path(out)
-    check_separate(out, [*runs, *([data] if data is not None else [])], option="--out")
-    claim_folder(out, "ensemble", recognise=lambda p: (p / "ensemble.json").is_file())
     result = EnsembleResult(out, run_names(runs), method, folds_note=oofs.folds_note if oofs else "")
     record = {"runs": [str(r.resolve()) for r in runs], "method": method, "balanced": balanced, "seed": seed}
-    with folder_lock(out, "ensemble folder"):
+    with claimed_output(out, "ensemble", [*runs, data], recognise=lambda p: (p / "ensemble.json").is_file()):
         if oof:
             progress.note(f"ensemble: scoring {', '.join(METHODS)} on {len(oofs.labels)} out-of-fold photos")
             result.table = oof_table(oofs.names, oofs.probs, oofs.labels, oofs.folds, METHODS, balanced, seed)

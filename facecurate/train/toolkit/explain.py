@@ -25,8 +25,7 @@ import torch
 from ...curate.cache import Cache, load_cache
 from ...curate.errors import InputError
 from ...curate.labels import DEFAULT_AGE_BINS, HEAD_CLASSES, HEAD_FIELDS, HEADS
-from ...curate.locks import folder_lock
-from ...curate.outputs import check_separate, claim_folder
+from ...curate.outputs import claimed_output
 from ...curate.progress import QUIET, Progress, Steps
 from ..checkpoint import load_weights
 from ..model import build_model
@@ -165,10 +164,8 @@ def explain(run: str | Path, source: str | Path | None = None, out: str | Path |
     if not 1 <= per_cell <= 20:
         raise InputError(f"--per-cell {per_cell}: expected 1..20 photos per side of a row")
     out = Path(out) if out else default_explain_dir(run, source)
-    check_separate(out, [source] if source is not None and not (Path(source) / "images.npy").is_file() else [],
-                   option="--out")
-    claim_folder(out, "explain", recognise=lambda p: (p / "index.html").is_file())
-    with folder_lock(out, "explain folder"):
+    photos = [source] if source is not None and not (Path(source) / "images.npy").is_file() else []  # not a cache: read-only
+    with claimed_output(out, "explain", photos, recognise=lambda p: (p / "index.html").is_file()):
         cache, own = _source(run, config, source, Path(cache_root) if cache_root else out / "cache", device, progress)
         frame, labelled = _frame(run, cache, own, device, progress)
         if not len(frame):

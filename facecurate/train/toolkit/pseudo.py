@@ -22,8 +22,7 @@ from ...curate.cache import Cache, save_cache
 from ...curate.crop import DEFAULT_CACHE_ROOT, dataset_name
 from ...curate.errors import InputError
 from ...curate.labels import DEFAULT_AGE_BINS, HEAD_FIELDS, HEADS, NUM_CLASSES, class_names, decode
-from ...curate.locks import folder_lock
-from ...curate.outputs import check_separate, claim_folder
+from ...curate.outputs import claimed_output
 from ...curate.progress import QUIET, Progress
 from ..predict import crop_for_run, predict_cache, read_run
 from .ensemble import CLASS_COLUMNS
@@ -73,9 +72,8 @@ def pseudo_label(run: str | Path, data: str | Path, out: str | Path, min_confide
     if not data.exists():
         raise InputError(f"{data}: no such file or folder")
     cache_root = Path(cache_root) if cache_root is not None else DEFAULT_CACHE_ROOT
-    check_separate(out, [data, run, *([config["cache"]] if config.get("cache") else [])], option="--out")
-    claim_folder(out, "cache", recognise=lambda p: (p / "meta.json").is_file() and "pseudo_label" in (p / "meta.json").read_text())
-    with folder_lock(out, "cache"):
+    with claimed_output(out, "cache", [data, run, config.get("cache")], what="cache",
+                        recognise=lambda p: (p / "meta.json").is_file() and "pseudo_label" in (p / "meta.json").read_text()):
         source = crop_for_run(config, data, cache_root, device=device, progress=progress)
         if Path(source.path).resolve() == out.resolve():
             raise InputError(f"{out}: --out is where the photos' crops are cached; choose another --out or --cache-root")

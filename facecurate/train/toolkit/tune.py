@@ -26,7 +26,7 @@ from pathlib import Path
 from ...curate.cache import Cache, load_cache
 from ...curate.errors import InputError
 from ...curate.locks import folder_lock
-from ...curate.outputs import check_separate, claim_folder
+from ...curate.outputs import claimed_output
 from ...curate.progress import QUIET, Progress
 from ..fit import train
 from .tune_space import SearchSpace, check_space, space_record, suggest, trial_config, write_best_config
@@ -288,9 +288,8 @@ def tune(cache: str | Path | Cache, out: str | Path, space: SearchSpace = Search
     fixed = dict(folds=folds, batch_size=batch_size, seed=seed, device=device, threads=threads)
     check_space(space, tuple(cache.images.shape[1:3]), **fixed)
     out = Path(out)
-    check_separate(out, [cache.path], option="--out")
-    claim_folder(out, "tune", recognise=lambda p: (p / DB).is_file())
-    with folder_lock(out, "tune folder"), folder_lock(cache.path, "cache", shared=True), _optuna_quiet():
+    with claimed_output(out, "tune", [cache.path], recognise=lambda p: (p / DB).is_file()), \
+            folder_lock(cache.path, "cache", shared=True), _optuna_quiet():
         check_study_db(out / DB)
         storage = optuna.storages.RDBStorage(f"sqlite:///{out.resolve() / DB}")
         study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", load_if_exists=True)
