@@ -263,6 +263,7 @@ def test_a_damaged_oof_table_in_ensemble_is_one_line_naming_it(work, run, damage
         oof[[c for c in oof if c.startswith("p_")]] = np.nan
         oof.to_parquet(f, index=False)
     refused(cli("ensemble", good, bad, "--oof", "--out", work / f"ens_{damage}"), str(f))
+    refused(cli("explain", bad, "--out", work / f"explain_{damage}", "--device", "cpu"), str(f))
 
 
 def test_a_truncated_study_db_is_one_line_naming_it(work, cache):
