@@ -183,6 +183,9 @@ def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
         progress.note(line)
     check_heads(manifest, label_array(manifest), progress)
     people = manifest["person"].nunique()
+    if cfg.val_ratio is None and people < 2:
+        raise InputError(f"{cache.path}: the cache holds {people} labelled person; K-fold needs photos of at least 2 "
+                         f"people: add people to the data")
     if cfg.val_ratio is None and cfg.folds > people:
         raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
     fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
