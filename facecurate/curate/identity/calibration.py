@@ -12,7 +12,7 @@ Three small estimators, each over plain arrays of distances:
   one component fixed to an empirical density.
 - ``ImpostorTail``: for person-level pairs, where nearly every pair is two different people, a normal fitted
   to the lower quantiles of all pair distances (the left tail is what matters) gives the number of
-  impostor pairs expected below a distance, hence a pair set's estimated precision.
+  impostor pairs expected below a distance: how likely a pair this close is chance.
 """
 from __future__ import annotations
 
@@ -117,9 +117,3 @@ class ImpostorTail:
     def expected_below(self, distance: np.ndarray) -> np.ndarray:
         """How many of the compared pairs are expected at or below ``distance`` if all were impostors."""
         return self.pairs * norm.cdf((np.asarray(distance, float) - self.mu) / self.sigma)
-
-    def precision_at(self, distances: np.ndarray) -> np.ndarray:
-        """Estimated precision of the set {pairs with distance <= d}, for each candidate's own d (sorted or not)."""
-        d = np.asarray(distances, float)
-        ranks = np.searchsorted(np.sort(d), d, side="right")
-        return np.clip(1 - self.expected_below(d) / np.maximum(ranks, 1), 0.0, 1.0)

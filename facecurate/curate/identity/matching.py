@@ -2,8 +2,7 @@
 
 Each person is the mean embedding of their unmasked photos (masks hide identity). All pairs are compared;
 since nearly every pair is two different people, an ``ImpostorTail`` fitted to all pair distances says how
-many pairs would come this close by chance, and a pair set is kept while its estimated precision reaches the
-target. ``identity_groups`` joins matched ids into one group each, so folds can keep them together.
+many pairs would come this close by chance, and a pair is kept when that chance is small. ``identity_groups`` joins matched ids into one group each, so folds can keep them together.
 """
 from __future__ import annotations
 
@@ -36,13 +35,17 @@ class PairFit:
 
 def match_pairs(vec_a: np.ndarray, vec_b: np.ndarray | None = None, target: float = 0.8,
                 block: int = 2048, candidate_z: float = -2.0) -> tuple[pd.DataFrame, PairFit]:
-    """Pairs (i in a, j in b; i < j when ``vec_b`` is None: one set against itself) at a distance whose set reaches
-    ``target`` estimated precision. Returns (frame i, j, distance, precision sorted by distance, PairFit)."""
+    """Pairs (i in a, j in b; i < j when ``vec_b`` is None: one set against itself) too close to be chance.
+
+    A pair's score is exp(-E), E the number of impostor pairs expected at or below its distance among all pairs
+    compared (Poisson: the chance that no impostor pair comes this close); pairs scoring ``target`` or more are
+    kept, each on its own evidence (a set-level cut would let chance pairs ride on true ones). The kept set's
+    estimated precision is 1 - E(cut) / kept. Returns (frame i, j, distance, score sorted by distance, PairFit)."""
     same = vec_b is None
     vec_b = vec_a if same else vec_b
     na, nb = len(vec_a), len(vec_b)
     if na == 0 or nb == 0 or (same and na < 3):
-        return pd.DataFrame(columns=["i", "j", "distance", "precision"]), PairFit(0, None, people_a=na, people_b=nb)
+        return pd.DataFrame(columns=["i", "j", "distance", "score"]), PairFit(0, None, people_a=na, people_b=nb)
     all_d, cand = [], []
     for s in range(0, na, block):
         d = cdist(vec_a[s:s + block], vec_b)
@@ -59,14 +62,14 @@ def match_pairs(vec_a: np.ndarray, vec_b: np.ndarray | None = None, target: floa
     dd = np.concatenate([c[2][c[2] <= limit] for c in cand])
     order = np.argsort(dd, kind="mergesort")
     ii, jj, dd = ii[order], jj[order], dd[order]
-    prec = tail.precision_at(dd)
-    ok = np.flatnonzero(prec >= target)
-    n = int(ok[-1] + 1) if len(ok) else 0
-    fit = PairFit(len(dist), tail, float(dd[n - 1]) if n else float("nan"), float(prec[n - 1]) if n else float("nan"), n, na, nb)
-    return pd.DataFrame({"i": ii[:n], "j": jj[:n], "distance": dd[:n], "precision": prec[:n]}), fit
+    score = np.exp(-tail.expected_below(dd))  # P(no impostor pair this close among all compared), Poisson
+    n = int(np.sum(score >= target))
+    prec = float(1 - tail.expected_below(dd[n - 1]) / n) if n else float("nan")
+    fit = PairFit(len(dist), tail, float(dd[n - 1]) if n else float("nan"), prec, n, na, nb)
+    return pd.DataFrame({"i": ii[:n], "j": jj[:n], "distance": dd[:n], "score": score[:n]}), fit
 
 
-def _pair_rows(kind: str, pairs: pd.DataFrame, fit: PairFit, pa: list[str], ra: list[int], ids_a: np.ndarray,
+def _pair_rows(kind: str, pairs: pd.DataFrame, fit: PairFit, target: float, pa: list[str], ra: list[int], ids_a: np.ndarray,
                pb: list[str], rb: list[int], ids_b: np.ndarray, groups: dict[str, int] | None) -> list[dict]:
     rows = []
     for r in pairs.itertuples(index=False):
@@ -74,10 +77,10 @@ def _pair_rows(kind: str, pairs: pd.DataFrame, fit: PairFit, pa: list[str], ra: 
         expected = float(fit.tail.expected_below(r.distance)) if fit.tail else float("nan")
         rows.append({"kind": kind, "scope": "person", "person": a, "image_id": ids_a[ra[int(r.i)]], "photo": "",
                      "field": "identity" if groups else "", "given": "", "suggested": str(groups[a]) if groups else "",
-                     "score": float(r.precision), "threshold": fit.precision,
+                     "score": float(r.score), "threshold": target,
                      "reason": (f"{a} and {b} look like one person: unmasked faces {r.distance:.2f} apart; of {fit.pairs} pairs "
                                 f"compared, {expected:.2g} impostor pair(s) expected this close (impostors {fit.tail.mu:.2f} "
-                                f"+- {fit.tail.sigma:.2f}); set estimated precision {r.precision:.2f}"),
+                                f"+- {fit.tail.sigma:.2f}); {fit.flagged} pair(s) kept, estimated precision {fit.precision:.2f}"),
                      "confidence": "high", "other_person": b, "other_image_id": ids_b[rb[int(r.j)]], "distance": float(r.distance)})
     return rows
 
@@ -91,7 +94,7 @@ def duplicate_id_flags(embeddings: np.ndarray, manifest: pd.DataFrame, options: 
     pairs, fit = match_pairs(vecs, None, o.target_precision)
     groups = identity_groups(persons, pairs)
     ids = manifest["image_id"].astype(str).to_numpy()
-    return flags_frame(_pair_rows("duplicate_id", pairs, fit, persons, reps, ids, persons, reps, ids, groups)), fit
+    return flags_frame(_pair_rows("duplicate_id", pairs, fit, o.target_precision, persons, reps, ids, persons, reps, ids, groups)), fit
 
 
 def identity_leak_flags(emb_a: np.ndarray, manifest_a: pd.DataFrame, emb_b: np.ndarray, manifest_b: pd.DataFrame,
@@ -108,7 +111,7 @@ def identity_leak_flags(emb_a: np.ndarray, manifest_a: pd.DataFrame, emb_b: np.n
     pa, va, ra = person_vectors(emb_a, PersonIndex.build(emb_a, manifest_a), condition)
     pb, vb, rb = person_vectors(emb_b, PersonIndex.build(emb_b, manifest_b), condition)
     pairs, fit = match_pairs(va, vb, o.target_precision)
-    return flags_frame(_pair_rows("identity_leak", pairs, fit, pa, ra, manifest_a["image_id"].astype(str).to_numpy(),
+    return flags_frame(_pair_rows("identity_leak", pairs, fit, o.target_precision, pa, ra, manifest_a["image_id"].astype(str).to_numpy(),
                                   pb, rb, manifest_b["image_id"].astype(str).to_numpy(), None)), fit
 
 

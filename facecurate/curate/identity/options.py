@@ -11,7 +11,8 @@ class IdentityOptions:
     """Options of the identity checks; the defaults are the ones measured in BENCHMARKS.md (identity audit)."""
 
     target_precision: float = 0.8   # a flag set is kept while its estimated precision reaches this
-    min_separation: float = 0.9     # genuine vs impostor AUC below this: identity cannot separate people, checks off
+    min_separation: float = 0.95    # a comparison (photo kind) raises flags only when its genuine vs impostor AUC reaches this;
+                                    # when none does, identity cannot separate people and every check is off
     min_refs: int = 2               # a photo is compared with its own condition (masked / unmasked) when >= this many
     impostors: int = 8              # other people drawn per photo for its impostor distances
     min_posterior: float = 0.5      # a stranger flag needs at least this posterior (never a tie)
