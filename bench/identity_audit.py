@@ -137,7 +137,7 @@ def run_seed(seed: int, work: Path, people: int, faces: Path, cnn: bool, epochs:
         from facecurate.train import quick_oof
 
         oof_path = w / "quick_run" / "oof.parquet"
-        if not oof_path.is_file():
+        if not (w / "quick_run" / "summary.json").is_file():  # oof.parquet grows fold by fold; summary.json ends a run
             quick_oof(w / "cache", w / "quick_run", epochs=epochs, device="cpu", threads=1)
         cnn_oof = pd.read_parquet(oof_path)
         combined, weights = combine_oof(probe, cnn_oof)

@@ -54,9 +54,13 @@ def test_strangers_far_from_their_person_are_flagged_and_nothing_else():
         i = man.index[man["image_id"] == image_id][0]
         emb[i] = 0.6 * _unit(rng, 1)[0] + 0.05 * rng.normal(size=DIM) / np.sqrt(DIM)
     emb[man.index[man["image_id"] == "p050/mask1.jpg"][0]] = np.nan  # no face: skipped, never flagged
+    misfiled = man.index[man["image_id"] == "p055/normal.jpg"][0]  # p055's normal photo is p020's face
+    emb[misfiled] = emb[man.index[man["image_id"] == "p020/normal.jpg"][0]] + 0.05 * rng.normal(size=DIM) / np.sqrt(DIM)
+    planted.append("p055/normal.jpg")
     flags, fits = stranger_flags(emb, man, IdentityOptions(seed=0))
     assert list(flags.columns) == IDENTITY_FLAG_COLUMNS
     assert set(flags["image_id"]) == set(planted)
+    assert dict(zip(flags["image_id"], flags["other_person"])) == {i: ("p020" if i == "p055/normal.jpg" else "") for i in planted}
     assert (flags["kind"] == "stranger").all() and (flags["field"] == "exclude").all() and (flags["suggested"] == "1").all()
     # the side-by-side photo is one of the flagged person's own photos
     assert all(o.split("/")[0] == i.split("/")[0] and o != i for o, i in zip(flags["other_image_id"], flags["image_id"]))

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.spatial.distance import cdist
 
 from .calibration import StrangerMixture, flag_set, separation
-from .distances import PersonIndex, comparison, conditions, reference_condition, reference_rows
+from .distances import PersonIndex, comparison, conditions, person_vectors, reference_condition, reference_rows
 from .options import IdentityOptions
 from .records import flags_frame
 
@@ -108,9 +108,23 @@ def fit_comparisons(dist: PhotoDistances, options: IdentityOptions | None = None
     return out
 
 
+def nearest_other(vec: np.ndarray, person: str, persons: list[str], centroids: np.ndarray) -> tuple[str, float]:
+    """The person other than ``person`` whose centroid is nearest ``vec``, and the distance ("", inf when none)."""
+    if len(persons) == 0:
+        return "", float("inf")
+    d = np.linalg.norm(centroids - vec, axis=1)
+    d[[k for k, p in enumerate(persons) if p == person]] = np.inf
+    k = int(np.argmin(d))
+    return (persons[k], float(d[k])) if np.isfinite(d[k]) else ("", float("inf"))
+
+
 def stranger_flags(embeddings: np.ndarray, manifest: pd.DataFrame, options: IdentityOptions | None = None,
                    dist: PhotoDistances | None = None) -> tuple[pd.DataFrame, dict[str, ComparisonFit]]:
     """Flags of kind ``stranger`` (one per photo; fix: ``exclude`` the photo) and each comparison's calibration.
+
+    ``other_image_id`` is the person's own most typical reference photo (to show beside the flagged one);
+    ``other_person`` the person of this set the photo looks like, when it is as close to them as their own photos
+    are to each other (95 %): a photo filed under the wrong person.
 
     ``manifest`` rows align with ``embeddings`` (NaN rows: no face, never flagged). A comparison whose genuine
     and impostor distances overlap (separation under ``options.min_separation``) raises no flags.
@@ -121,6 +135,8 @@ def stranger_flags(embeddings: np.ndarray, manifest: pd.DataFrame, options: Iden
     fits = fit_comparisons(dist, o)
     ids = manifest["image_id"].astype(str).to_numpy()
     photo = manifest["photo"].fillna("").astype(str).to_numpy() if "photo" in manifest else np.full(len(manifest), "", object)
+    index = PersonIndex.build(embeddings, manifest)
+    centroids = {ref: person_vectors(embeddings, index, ref)[:2] for ref in set(dist.genuine["reference"])}
     rows: list[dict] = []
     for key, (fit, mix) in fits.items():
         if mix is None:
@@ -133,12 +149,15 @@ def stranger_flags(embeddings: np.ndarray, manifest: pd.DataFrame, options: Iden
         q95 = mix.genuine_quantile(0.95)
         for (_, r), pst in zip(g[flagged].iterrows(), post[flagged]):
             i = int(r["row"])
+            other, od = nearest_other(embeddings[i], r["person"], *centroids[r["reference"]])
+            match = other if od <= q95 else ""
             rows.append({"kind": "stranger", "scope": "photo", "person": r["person"], "image_id": ids[i], "photo": photo[i],
                          "field": "exclude", "given": "0", "suggested": "1", "score": float(pst), "threshold": cut,
-                         "reason": (f"{photo[i] or ids[i]} is {r['distance']:.2f} from the centroid of {r['person']}'s other {r['reference']} "
-                                    f"photos; their own photos are {fit.genuine_median:.2f} apart (95% <= {q95:.2f}), other "
-                                    f"people {fit.impostor_median:.2f}; stranger posterior {pst:.2f}; this set of {int(flagged.sum())} "
-                                    f"{key} flags: estimated precision {prec:.2f}"),
-                         "confidence": "high", "other_person": "", "other_image_id": ids[int(r["ref_row"])],
+                         "reason": (f"{photo[i] or ids[i]} is {r['distance']:.2f} from the centroid of {r['person']}'s other "
+                                    f"{r['reference']} photos; their own photos are {fit.genuine_median:.2f} apart (95% <= {q95:.2f}), "
+                                    f"other people {fit.impostor_median:.2f}; stranger posterior {pst:.2f}; this set of "
+                                    f"{int(flagged.sum())} {key} flags: estimated precision {prec:.2f}"
+                                    + (f"; looks like {match} ({od:.2f})" if match else "")),
+                         "confidence": "high", "other_person": match, "other_image_id": ids[int(r["ref_row"])],
                          "distance": float(r["distance"])})
     return flags_frame(rows), {k: f for k, (f, _) in fits.items()}
