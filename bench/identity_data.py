@@ -129,7 +129,7 @@ def build(faces: Path, work: Path, seed: int, people: int, inject: str, unmasked
     pd.concat(rows, ignore_index=True).to_csv(out / "train.csv", index=False)
     pd.DataFrame(planted).to_csv(out / "identity_truth.csv", index=False)
     return {"seed": seed, "people": int(len(train) + len(dups)), "strangers_unmasked": unmasked, "strangers_masked": masked,
-            "duplicates": duplicates, "injected": int(len(inj)), "set": str(out), "seconds": round(time.perf_counter() - t0, 1)}
+            "duplicates": duplicates, "injected": len(inj), "set": str(out), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def drawn_sources_csv(csv: Path, out: Path, seed: int) -> pd.DataFrame:

@@ -51,7 +51,7 @@ def embed_images(images: np.ndarray, boxes: np.ndarray, ok: np.ndarray | None = 
         if not ok[i] or not np.all(np.isfinite(b)) or b[2] - b[0] < 8 or b[3] - b[1] < 8:
             continue
         img = np.ascontiguousarray(images[i])
-        rect = dlib.rectangle(int(round(b[0])), int(round(b[1])), int(round(b[2])), int(round(b[3])))
+        rect = dlib.rectangle(round(b[0]), round(b[1]), round(b[2]), round(b[3]))
         shape = sp(img, rect)
         out[i] = np.asarray(fr.compute_face_descriptor(img, shape, jitter), np.float32)
     return out

@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from facecurate.curate.audit.oof import validate_oof
-from facecurate.curate.audit.probe import ProbeOptions, combine_oof, probe_folds, probe_oof
+from facecurate.curate.audit.probe import (
+    ProbeOptions,
+    combine_oof,
+    probe_folds,
+    probe_oof,
+)
 from facecurate.curate.identity import (
     IDENTITY_FLAG_COLUMNS,
     IdentityOptions,

@@ -26,7 +26,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..errors import InputError
-from ..labels import HEAD_CLASSES, HEAD_FIELDS, HEADS, N_AGE, NUM_CLASSES, encode, joint_probs
+from ..labels import (
+    HEAD_CLASSES,
+    HEAD_FIELDS,
+    HEADS,
+    N_AGE,
+    NUM_CLASSES,
+    encode,
+    joint_probs,
+)
 from .oof import head_probs
 
 EPS = 1e-6

@@ -6,7 +6,12 @@ runs the checks of one set; ``stranger_flags``, ``duplicate_id_flags``, ``identi
 ``other_image_id`` and ``distance`` (``records``). docs/identity.md explains the calibration.
 """
 from .audit import IdentityAudit, audit_identity
-from .matching import duplicate_id_flags, identity_groups, identity_leak_flags, match_pairs
+from .matching import (
+           duplicate_id_flags,
+           identity_groups,
+           identity_leak_flags,
+           match_pairs,
+)
 from .options import IdentityOptions
 from .records import IDENTITY_FLAG_COLUMNS, IDENTITY_KINDS, identity_overrides
 from .stranger import photo_distances, stranger_flags

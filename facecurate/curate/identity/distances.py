@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import cdist
 
 from ..labels import MASK_NONE
 
@@ -75,7 +74,7 @@ def reference_rows(own: dict[str, np.ndarray], ref: str) -> np.ndarray:
 
 
 
-def person_vectors(embeddings: np.ndarray, index: PersonIndex, condition: str = UNMASKED) -> tuple[list[str], np.ndarray, list[str]]:
+def person_vectors(embeddings: np.ndarray, index: PersonIndex, condition: str = UNMASKED) -> tuple[list[str], np.ndarray, list[int]]:
     """Per person with photos of ``condition`` (``any``: all): their mean embedding and the row of the photo nearest it.
 
     Returns (persons, vectors (P x D), representative row per person) for person-level matching.

@@ -15,7 +15,14 @@ import pandas as pd
 from scipy.spatial.distance import cdist
 
 from .calibration import StrangerMixture, flag_set, separation
-from .distances import PersonIndex, comparison, conditions, person_vectors, reference_condition, reference_rows
+from .distances import (
+    PersonIndex,
+    comparison,
+    conditions,
+    person_vectors,
+    reference_condition,
+    reference_rows,
+)
 from .options import IdentityOptions
 from .records import flags_frame
 
