@@ -85,6 +85,8 @@ def test_a_duplicate_id_is_one_pair_and_one_identity_group():
     assert {flags["person"][0], flags["other_person"][0]} == {"p007", "p033"}
     assert flags["image_id"][0].endswith("normal.jpg") and flags["other_image_id"][0].endswith("normal.jpg")
     assert flags["score"][0] >= 0.8 and fit.flagged == 1
+    rows = identity_overrides(flags)
+    assert set(rows["key"]) == {"p007", "p033"} and set(rows["field"]) == {"identity"} and rows["value"].nunique() == 1
     audit = audit_identity(emb, man)
     assert audit.off == ""
     assert audit.groups["p007"] == audit.groups["p033"]

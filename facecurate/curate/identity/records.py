@@ -35,9 +35,14 @@ def flags_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def identity_overrides(flags: pd.DataFrame) -> pd.DataFrame:
-    """overrides.csv rows (scope, key, field, value, reason) for the flags that carry a fix (``field`` + ``suggested``)."""
+    """overrides.csv rows (scope, key, field, value, reason) for the flags that carry a fix (``field`` + ``suggested``);
+    an ``identity`` fix is written for both ids of the pair."""
     f = flags[(flags["field"].astype(str) != "") & (flags["suggested"].astype(str) != "")]
-    return pd.DataFrame({"scope": f["scope"], "key": f["image_id"].where(f["scope"] == "photo", f["person"]),
-                         "field": f["field"], "value": f["suggested"].astype(str),
-                         "reason": "identity " + f["kind"] + " (score " + f["score"].map("{:.2f}".format) + "): " + f["reason"]},
-                        columns=["scope", "key", "field", "value", "reason"]).reset_index(drop=True)
+    reason = "identity " + f["kind"] + " (score " + f["score"].map("{:.2f}".format) + "): " + f["reason"]
+    rows = pd.DataFrame({"scope": f["scope"], "key": f["image_id"].where(f["scope"] == "photo", f["person"]),
+                         "field": f["field"], "value": f["suggested"].astype(str), "reason": reason})
+    pair = f["field"] == "identity"
+    other = pd.DataFrame({"scope": "person", "key": f.loc[pair, "other_person"], "field": "identity",
+                          "value": f.loc[pair, "suggested"].astype(str), "reason": reason[pair]})
+    return (pd.concat([rows, other], ignore_index=True)[["scope", "key", "field", "value", "reason"]]
+            .drop_duplicates(subset=["scope", "key", "field"]).reset_index(drop=True))
