@@ -49,7 +49,11 @@ class FaceEvidence:
         src = self.leaks if kind == "identity_leak" else (self.identity.flags if self.identity is not None else None)
         if src is None or not len(src):
             return empty_identity_flags()
-        return src[src["kind"] == kind].reset_index(drop=True)
+        f = src[src["kind"] == kind].reset_index(drop=True)
+        for c in ("given", "suggested"):  # the identity frames write "" for no value; the report's schema wants None
+            f[c] = [None if v is None or (isinstance(v, str) and not v.strip()) or pd.isna(v) else int(float(v))
+                    for v in f[c]]
+        return f
 
 
 def ensure_embeddings(cache: Cache, options: ReportOptions, progress: Progress | None = None) -> Cache:
