@@ -32,7 +32,8 @@ def relabel_report(
     gate: float = typer.Option(_R.gate, help="Quality gate: a head's flags are on when its balanced accuracy's 95% lower bound reaches chance + gate x (1 - chance)."),
     include_candidates: bool = flag(_R.include_candidates, help="Also put the fixes of low-confidence kinds into overrides.csv."),
     folds: int = typer.Option(_Q.folds, help="Quick training (no --oof): number of person-grouped folds."),
-    epochs: int = typer.Option(_Q.epochs, help="Quick training (no --oof): epochs per fold."),
+    steps: int = typer.Option(_Q.steps, help="Quick training (no --oof): optimiser steps per fold, in whole epochs reaching it (a small cache trains as long as a large one)."),
+    epochs: Optional[int] = typer.Option(_Q.epochs, help="Quick training (no --oof): epochs per fold instead of --steps.", show_default="from --steps"),
     model: Optional[str] = typer.Option(_Q.model, help="Quick training (no --oof): timm model name, random init.", show_default="mobilenetv3_small_100"),
     img_size: int = typer.Option(_Q.img_size, help="Quick training (no --oof): input height in pixels (the width keeps the cache's aspect)."),
     batch_size: int = typer.Option(_Q.batch_size, help="Quick training (no --oof): batch size."),
@@ -56,17 +57,17 @@ def relabel_report(
                                 min_corr=min_corr, max_cards=max_cards, age_bins=age_bins, target_precision=target_precision,
                                 margin=margin, draws=draws, gate=gate, include_candidates=include_candidates, seed=seed,
                                 verify=verify,
-                                quick=QuickModel(folds=folds, epochs=epochs, model=model, img_size=either(img_size, image_size),
+                                quick=QuickModel(folds=folds, steps=steps, epochs=epochs, model=model, img_size=either(img_size, image_size),
                                                  batch_size=batch_size, device=device, threads=threads))
         opened = load_cache(cache, verify=options.verify)
         q = options.quick
-        plan = None if oof is not None else quick_plan(opened, folds=q.folds, epochs=q.epochs, model=q.model,
+        plan = None if oof is not None else quick_plan(opened, folds=q.folds, steps=q.steps, epochs=q.epochs, model=q.model,
                                                        image_size=q.img_size, batch_size=q.batch_size, device=q.device,
                                                        seed=options.seed, threads=q.threads)
         with report_folder(cache, out) as folder:
             if plan is not None:
                 progress.note(f"relabel-report: no --oof given; training a quick {q.folds}-fold {q.model or 'default'} model "
-                              f"({q.epochs} epoch(s), {q.img_size} px high) on {cache} for out-of-fold probabilities")
+                              f"({plan.epochs} epoch(s), {q.img_size} px high) on {cache} for out-of-fold probabilities")
                 oof = quick_oof(opened, folder / QUICK_RUN, plan, progress=progress)
             result = write_relabel_report(opened, oof, folder, options, progress=progress)
     relabel_summary(console, result, quiet)
