@@ -171,6 +171,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the quick preset's)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the quick preset's)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)")
+    ap.add_argument("--fold", default="all",
+                    help="train one fold only (a loaded machine): its held-out people are scored, the errors planted among them")
     ap.add_argument("--run-name", default=None, help="run folder name under WORK (default: run, or run_sklearn)")
     ap.add_argument("--img-size", default="128,96", help="training input H,W")
     ap.add_argument("--model", default=None, help="timm model (default: the trainer's quick default)")
@@ -216,6 +218,7 @@ def main() -> None:
 
         h, w = (int(v) for v in a.img_size.split(","))
         tuned = {k: v for k, v in (("lr", a.lr), ("batch_size", a.batch_size)) if v is not None}
+        tuned["fold"] = a.fold
         if a.steps is not None:  # relabel-report's own path: the step budget becomes whole epochs per fold
             cfg = quick_plan(cache, folds=a.folds, steps=a.steps, model=a.model, image_size=h, seed=a.seed,
                              threads=a.threads, **({"batch_size": a.batch_size} if a.batch_size else {}))
@@ -237,12 +240,12 @@ def main() -> None:
     persons = injected["person"].astype(str)
     if not persons.isin(set(cache.manifest["person"].astype(str))).all() and folder_of is not None:
         persons = injected["id"].map(folder_of).astype(str)
-    truth = {k: set(persons[injected["kind"] == k]) for k in KIND_OF}
-
     from facecurate.curate.audit.oof import read_oof
 
     oof_path = a.oof or run / "oof.parquet"
     oof = read_oof(oof_path)
+    scored = set(oof["person"].astype(str))  # every person, or one fold's (--fold, a run stopped early)
+    truth = {k: set(persons[injected["kind"] == k]) & scored for k in KIND_OF}
     t0 = time.perf_counter()
     ours_res, flags, quality = ours(oof, cache.manifest, truth, a.pool, a.target_precision)
     times["checks_s"] = round(time.perf_counter() - t0, 2)
@@ -273,7 +276,7 @@ def main() -> None:
                                         else abs(ours_res[k]["est_minus_measured_precision"]) <= 0.1) for k in truth},
             "weak_gender_silent": (not quality["gender"]["on"]) and ours_res["gender"]["flagged"] == 0},
         "other_flags": flags.loc[~flags["kind"].isin(list(KIND_OF.values())), "kind"].value_counts().to_dict(),
-        "config": {"oof": str(oof_path), "target_precision": a.target_precision, "inject": a.inject, "folds": a.folds, "epochs": a.epochs, "img_size": a.img_size,
+        "config": {"oof": str(oof_path), "target_precision": a.target_precision, "inject": a.inject, "folds": a.folds, "fold": a.fold, "epochs": a.epochs, "img_size": a.img_size,
                    "oof_model": a.oof_model, "steps": a.steps, "steps_per_fold": steps,
                    "trained": {k: run_config.get(k) for k in ("epochs", "lr", "batch_size", "img_size", "ema")},
                    "crop_size": a.crop_size, "detector": a.detector, "model": a.model or "trainer default", "pool": a.pool, "seed": a.seed},
