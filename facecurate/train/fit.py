@@ -299,7 +299,7 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
 
 
 def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STEPS, epochs: int | None = None,
-               model: str | None = None, image_size: int = 128, batch_size: int = 64, device: str | None = None,
+               model: str | None = None, image_size: int = 64, batch_size: int = 32, device: str | None = None,
                seed: int = 0, threads: int | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
