@@ -67,7 +67,8 @@ def relabel_report(
         with report_folder(cache, out) as folder:
             if plan is not None:
                 progress.note(f"relabel-report: no --oof given; training a quick {q.folds}-fold {q.model or 'default'} model "
-                              f"({plan.epochs} epoch(s), {q.img_size} px high) on {cache} for out-of-fold probabilities")
+                              f"({plan.epochs} epoch(s) per fold{'' if q.epochs else f' for at least {q.steps} steps'}, "
+                              f"{q.img_size} px high) on {cache} for out-of-fold probabilities")
                 oof = quick_oof(opened, folder / QUICK_RUN, plan, progress=progress)
             result = write_relabel_report(opened, oof, folder, options, progress=progress)
     relabel_summary(console, result, quiet)
