@@ -16,7 +16,7 @@ mask is cut from the photo with the same region. Per method, over photos:
 - ``ms_per_photo``: the remover's time per crop (segmentation, face protection, composite), on top of the crop.
 
 Methods: ``mediapipe-raw`` / ``mediapipe-general-raw`` (the segmenter alone: what `crop` did before the
-face was protected), ``mediapipe`` / ``mediapipe-general`` (protected: ``person_mask.protect_face``) and
+face was protected), ``mediapipe`` / ``mediapipe-general`` (protected: ``segment_cleanup.protect_face``) and
 ``rembg`` when its model file is in U2NET_HOME. With ``--learn``, also the out-of-fold macro F1 of the
 quick 5-fold (``train.quick_oof``) with and without removal. Prints one JSON line.
 
@@ -55,15 +55,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--methods", default=None, help="comma-separated subset of the methods (default: all available)")
-    ap.add_argument("--person-mask", default="", metavar="NAME=V,...",
-                    help="override person_mask's sizes for this run (e.g. BOX_PAD=0,BOX_PAD_BELOW=0.1): one point of the "
+    ap.add_argument("--cleanup-sizes", "--person-mask", dest="person_mask", default="", metavar="NAME=V,...",
+                    help="override segment_cleanup's sizes for this run (e.g. BOX_PAD=0,BOX_PAD_BELOW=0.1): one point of the "
                          "face-kept / IoU trade-off")
     a = ap.parse_args()
 
-    from facecurate.curate.crop import CropParams, crop_dataset, person_mask
+    from facecurate.curate.crop import CropParams, crop_dataset, segment_cleanup
     from facecurate.curate.crop.background import composite, find_rembg_model, make_remover
     from facecurate.curate.crop.geometry import cut
-    from facecurate.curate.crop.person_mask import crop_box
+    from facecurate.curate.crop.segment_cleanup import crop_box
     from facecurate.curate.errors import InputError
     from facecurate.curate.synth import synthesize
     from facecurate.curate.synth.person_mask import read_person_mask
@@ -71,11 +71,11 @@ def main() -> None:
     try:
         overrides = {k.strip(): float(v) for k, v in (kv.split("=") for kv in a.person_mask.split(",") if kv.strip())}
     except ValueError:
-        sys.exit(f"--person-mask {a.person_mask!r}: expected NAME=NUMBER,... (e.g. BOX_PAD=0,BOX_PAD_BELOW=0.1)")
+        sys.exit(f"--cleanup-sizes {a.person_mask!r}: expected NAME=NUMBER,... (e.g. BOX_PAD=0,BOX_PAD_BELOW=0.1)")
     for name, value in overrides.items():
-        if not hasattr(person_mask, name):
-            sys.exit(f"--person-mask: person_mask has no size {name!r}")
-        setattr(person_mask, name, value)
+        if not hasattr(segment_cleanup, name):
+            sys.exit(f"--cleanup-sizes: segment_cleanup has no size {name!r}")
+        setattr(segment_cleanup, name, value)
     work = a.work or Path(tempfile.mkdtemp(prefix="background_quality_"))
     sample = work / "sample"
     if not (sample / "truth.csv").is_file():

@@ -3,44 +3,23 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from pathlib import Path
 
 import pytest
+from _imports import PKG, imports_of, module_name, package_modules
 
 from facecurate import curate
 
-PKG = Path(__file__).resolve().parents[1] / "facecurate"
-MODULES = sorted(PKG.rglob("*.py"))
-MAX_LINES = 350
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PKG.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports_of(path: Path) -> set[str]:
-    """Every module ``path`` imports, anywhere in the file (lazy imports inside functions too), resolved to absolute names."""
-    name = _module_name(path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - node.level + 1]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            found.add(mod)
-            found.update(f"{mod}.{a.name}" for a in node.names)  # `from . import x` names submodule x
-    return found
+MODULES = package_modules()
+#: The guide: past this many lines a module usually holds two ideas (listed as a warning, not a failure: split where
+#: the ideas part, not at a line count). The cap: past this, the test fails.
+GUIDE_LINES = 350
+MAX_LINES = 450
 
 
 def _in(path: Path, package: str) -> bool:
-    return _module_name(path) == package or _module_name(path).startswith(package + ".")
+    return module_name(path) == package or module_name(path).startswith(package + ".")
 
 
 def test_the_resolver_sees_relative_and_lazy_imports(tmp_path):
@@ -114,10 +93,42 @@ def test_the_label_model_is_defined_once(what):
 
 
 def test_no_module_grows_past_the_limit():
-    long = {str(p.relative_to(PKG)): n for p in MODULES if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    """The hard cap fails; the guide only warns (pytest's summary lists the modules worth a look)."""
+    sizes = {str(p.relative_to(PKG)): len(p.read_text().splitlines()) for p in MODULES}
+    long = {k: n for k, n in sizes.items() if n > MAX_LINES}
     assert not long, f"split these modules along their seams: {long}"
+    past_guide = {k: n for k, n in sizes.items() if GUIDE_LINES < n <= MAX_LINES}
+    if past_guide:
+        warnings.warn(f"past the {GUIDE_LINES}-line guide (do they hold two ideas?): {past_guide}", stacklevel=1)
 
 
 def test_every_module_says_what_it_holds():
     missing = [str(p.relative_to(PKG)) for p in MODULES if ast.get_docstring(ast.parse(p.read_text())) is None]
     assert not missing
+
+
+def folder_map_modules(doc: str) -> set[str]:
+    """The .py paths docs/architecture.md's folder map lists (its indented tree: two spaces per folder level)."""
+    tree = doc.split("## Folder map", 1)[1].split("```", 2)[1]
+    folders: list[str] = []
+    listed = set()
+    for line in tree.splitlines():
+        if not line.strip():
+            continue
+        level = (len(line) - len(line.lstrip())) // 2
+        name = line.split()[0]
+        folders = folders[:level]
+        if name.endswith("/"):
+            folders.append(name.rstrip("/"))
+        elif name.endswith(".py"):
+            listed.add("/".join([*folders, name]))
+    return listed
+
+
+def test_the_folder_map_lists_every_module():
+    doc = (PKG.parent / "docs" / "architecture.md").read_text()
+    assert "facecurate/curate/crop/stage.py" in folder_map_modules(doc), "the map's parser must see a known module"
+    listed = {m for m in folder_map_modules(doc) if m.startswith("facecurate/")}
+    actual = {str(p.relative_to(PKG.parent)) for p in MODULES}
+    assert not actual - listed, f"add these to docs/architecture.md's folder map: {sorted(actual - listed)}"
+    assert not listed - actual, f"the folder map lists modules that do not exist: {sorted(listed - actual)}"

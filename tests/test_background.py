@@ -7,7 +7,7 @@ import pytest
 
 from _crop_data import astronaut_person, train_layout
 from facecurate.curate.crop import CropParams, crop_dataset
-from facecurate.curate.crop.person_mask import crop_box, face_regions, protect_face
+from facecurate.curate.crop.segment_cleanup import crop_box, face_regions, protect_face
 
 
 def _erased_face_prob(h=256, w=192, face=(60, 70, 132, 150)):

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from _crop_data import astronaut_person, blank, paste_face, save, train_layout
 from facecurate.curate.crop.background import find_rembg_model
-from facecurate.cli.render import RichProgress
+from facecurate.cli.summaries import RichProgress
 from facecurate.curate.cache import load_cache
 from facecurate.curate.cache_writer import PARTIAL, PROGRESS
 from facecurate.curate.crop import CropParams, CropStopped, crop_dataset

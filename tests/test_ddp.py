@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 import torch
 
-from _train_data import make_cache
 from facecurate.curate.errors import InputError
 from facecurate.train.augment import AugmentParams
 from facecurate.train.config import TrainConfig
@@ -29,16 +28,6 @@ CLI = ["--model", "test_efficientnet_gn", "--batch-size", "8", "--ema", "0.9", "
 # float rounding only: shard means averaged by gloo vs one mean, and batch-size dependent CPU kernels (seen: 1e-6 on
 # the training loss, 3e-5 on the validation NLL); one rank's shard alone (batch 4) is off by more than 1e-2
 LOSS_TOL = dict(rtol=1e-3, atol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("ddp")
-
-
-@pytest.fixture(scope="module")
-def cache(work):
-    return make_cache(work / "cache", n_people=8, seed=2)
 
 
 def _files(run: Path) -> list[str]:

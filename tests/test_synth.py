@@ -23,6 +23,7 @@ from facecurate.curate.labels import PHOTO_STEMS
 from facecurate.curate.readers import read_eval, read_train
 from facecurate.curate.synth import (
     FaceSource,
+    SynthParams,
     SynthStopped,
     astronaut_variants,
     build_demo_sample,
@@ -288,6 +289,38 @@ def test_draw_order_does_not_starve_scarce_groups():
     first = [cells[i][0] for i in order[:12]]
     assert first.count("c") == 4 and first.count("b") == 4 and first.count("a") == 4
     assert draw_order(cells, np.random.default_rng(0)) == order
+
+
+def test_synth_options_are_one_record_checked_once(demo):
+    """SynthParams parses text as typed once, keeps every message naming its option, and says what synth.json keeps."""
+    p = SynthParams(balance="gender,age", inject="gender=0.1", photos="normal,mask1", age_bins="20,50", block=20).validate()
+    assert (p.balance, p.inject, p.photos, p.age_bins, p.block) == (("age", "gender"), {"gender": 0.1}, ("mask1", "normal"),
+                                                                    (20, 50), 32)  # block: whole detector batches of 16
+    assert p.validate() == p  # checking the checked record changes nothing
+    assert SynthParams.of(p, seed=4).seed == 4 and SynthParams.of(p, seed=4).balance == p.balance
+    for bad, option in ((dict(people=0), "--people"), (dict(quality=0), "--quality"), (dict(backdrop_share=0.5), "--backdrop-share"),
+                        (dict(eval_layout=True, inject="age=0.1"), "--inject"), (dict(photos="mask1", inject="swap=0.1"), "--photos"),
+                        (dict(age_bins="60,30"), "age")):
+        with pytest.raises(InputError, match=option):
+            SynthParams(**bad).validate()
+    with pytest.raises(TypeError, match="unknown synth option"):
+        SynthParams.of(peeple=3)
+    out, _ = demo
+    written = json.loads((out / "synth.json").read_text())["params"]
+    assert set(written) == set(SynthParams().validate().shaping(None))
+
+
+def test_the_synth_command_defaults_are_the_records():
+    """The command writes its defaults out (importing the synth package would slow every --help): they must be
+    SynthParams' own, parsed the way the stage parses them."""
+    import typer
+
+    cmd = typer.main.get_command(app).commands["synth"]
+    shown = {p.name: p.default for p in cmd.params}
+    cli = SynthParams(**{k: shown[k] for k in ("people", "seed", "balance", "inject", "photos", "eval_layout", "detector",
+                                                "device", "age_bins", "backdrops", "backdrop_share", "dedup", "person_masks",
+                                                "contact", "quality", "block")}, workers=shown["render_threads"])
+    assert cli.validate() == SynthParams().validate()
 
 
 def test_plan_injection_and_option_parsing():

@@ -22,16 +22,7 @@ from facecurate.train.toolkit.stack import features, nested_stack
 
 TINY = dict(model="test_resnet", batch_size=8, ema=0.0, patience=0, drop_rate=0.0, threads=1, plots=False, folds=3)
 P_CLASS = [f"p_class_{j}" for j in range(18)]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("toolkit")
-
-
-@pytest.fixture(scope="module")
-def cache(work):
-    return make_cache(work / "cache", n_people=12, seed=2)
+CACHE_PEOPLE = 12  # conftest's cache
 
 
 @pytest.fixture(scope="module")

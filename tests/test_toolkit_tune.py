@@ -7,7 +7,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from _train_data import make_cache
 from facecurate.cli import app
 from facecurate.curate.errors import InputError
 from facecurate.train.toolkit.tune import DB, STUDY, tune
@@ -15,11 +14,7 @@ from facecurate.train.toolkit.tune_space import parse_space
 
 FAST = ["--models", "test_resnet", "--img-sizes", "32", "--folds", "2", "--batch-size", "8", "--threads", "1",
         "--samplers", "none", "--losses", "ce,smooth"]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return make_cache(tmp_path_factory.mktemp("tune") / "cache", n_people=10, seed=2)
+CACHE_PEOPLE = 10  # conftest's cache
 
 
 def _cli(*args):

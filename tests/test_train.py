@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from _train_data import make_cache, make_eval_layout
+from _train_data import make_eval_layout
 from facecurate.curate.cache import load_cache
 from facecurate.curate.errors import InputError
 from facecurate.train.augment import AugmentParams, eval_batch, train_batch
@@ -24,16 +24,6 @@ from facecurate.train.predict import predict, predict_cache
 
 TINY = dict(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1, plots=False)
 TIMING = ["images_per_s", "epoch_s"]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("train")
-
-
-@pytest.fixture(scope="module")
-def cache(work):
-    return make_cache(work / "cache", n_people=8, seed=2)  # seed 2: both genders among the validation people
 
 
 @pytest.fixture(scope="module")

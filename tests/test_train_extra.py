@@ -24,11 +24,6 @@ N_DUP_PERSON = 2  # the extra person whose photo copies a main photo
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("extra")
-
-
-@pytest.fixture(scope="module")
 def cache(work):
     return make_cache(work / "cache", n_people=8, seed=2)
 

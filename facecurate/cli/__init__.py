@@ -1,13 +1,13 @@
 """facecurate's command line: parse, call one stage of ``facecurate.curate`` / ``facecurate.train``, render its result.
 
 ``facecurate --help`` (or ``python -m facecurate --help``). No logic lives here: ``app`` holds the Typer
-application, ``render`` draws progress and summaries, one module per group of commands.
+application, ``summaries`` draws progress and summaries, one module per group of commands.
 """
 from __future__ import annotations
 
 import sys
 
-from . import data, crop, audit, training, toolkit  # noqa: F401, I001  (each registers its commands on ``app``; this order is --help's)
+from . import inspect, synth, crop, embed, audit, training, toolkit  # noqa: F401, I001  (each registers its commands on ``app``; this order is --help's)
 from .app import app
 
 __all__ = ["app", "main"]

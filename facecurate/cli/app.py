@@ -20,7 +20,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..curate.errors import InputError
-from .render import RichProgress
+from .summaries import RichProgress
 
 DATA_HELP = ("A dataset: a folder with train.csv + images/ (competition train layout), a folder with "
              "info.csv + images/ (eval layout), a CSV with a path column, or a plain folder of photos.")

@@ -1,6 +1,7 @@
 """`tune`, `explain`, `pseudo-label`, `ensemble`: the competition toolkit on top of a cache and run folders.
 
-Each command checks its options, runs one stage of ``facecurate.train.toolkit`` and prints what it wrote.
+Each command checks its options, runs one stage of ``facecurate.train.toolkit`` and renders its result with
+``summaries`` (``tune_summary``, ``explain_summary``, ``pseudo_summary``, ``ensemble_summary``).
 """
 from __future__ import annotations
 
@@ -8,16 +9,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from .app import DATA_HELP, command, config_option, flag, quiet_option, stage, verbose_option
-from .render import print_paths
+from .summaries import ensemble_summary, explain_summary, pseudo_summary, tune_summary
 
 DEVICE_HELP = "cpu, cuda or cuda:N."
-
-
-def _f1(v) -> str:
-    return "n/a" if v is None or v != v else f"{v:.3f}"
 
 
 @command()
@@ -58,16 +54,7 @@ def tune(
         result = run_tune(load_cache(cache, verify=verify), out, space, trials=trials, timeout_min=timeout, folds=folds,
                           batch_size=batch_size, seed=seed, device=device, threads=threads, pruner=pruner,
                           startup_trials=startup_trials, progress=progress)
-    c = result.counts
-    line = (f"tune: {out}  {c.get('complete', 0)} finished, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed; "
-            + (f"best trial {result.best_trial}: out-of-fold macro F1 {result.best_value:.4f}" if result.best_config
-               else "no finished trial yet"))
-    console.print(line, markup=False, soft_wrap=True)
-    if result.best_config and not quiet:
-        console.print("best: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                                           for k, v in result.best_params.items()), markup=False, soft_wrap=True)
-        print_paths(console, "wrote", *result.files)
-        console.print(f"next: facecurate train {cache} --config {result.best_config}", markup=False, soft_wrap=True)
+    tune_summary(console, result, out, cache, quiet)
 
 
 @command()
@@ -90,11 +77,7 @@ def explain(
     with stage(quiet=quiet, verbose=verbose) as (console, progress):
         r = run_explain(run, source, out=out, per_cell=per_cell, layer=layer, device=device, batch_size=batch_size,
                         cache_root=cache_root, progress=progress)
-    console.print(f"explain: {r.shown} photo(s), {r.mode}, layer {r.layer}"
-                  + ("" if r.labelled else "; no labels: most vs least confident"), markup=False, soft_wrap=True)
-    if not quiet:
-        print_paths(console, "wrote", *r.grids.values(), r.out / "explained.csv")
-    print_paths(console, "open", r.html)
+    explain_summary(console, r, quiet)
 
 
 @command(name="pseudo-label")
@@ -112,7 +95,6 @@ def pseudo_label(
     verbose: bool = verbose_option(),
 ) -> None:
     """Write a cache of the photos the run predicts confidently, labelled with its predictions, for `train --extra`."""
-    from ..curate.labels import class_names
     from ..train.toolkit.pseudo import default_pseudo_dir
     from ..train.toolkit.pseudo import pseudo_label as run_pseudo
 
@@ -120,17 +102,7 @@ def pseudo_label(
     with stage(quiet=quiet, verbose=verbose) as (console, progress):
         r = run_pseudo(run, data, out, min_confidence=min_confidence, cache_root=cache_root, device=device,
                        batch_size=batch_size, tta=tta, progress=progress)
-    console.print(f"pseudo-label: {r.kept} of {r.photos} photo(s) at confidence >= {r.min_confidence:g} -> {r.cache.path}",
-                  markup=False, soft_wrap=True)
-    if not quiet:
-        names = class_names(r.cache.age_bins)
-        console.print("per class: " + ", ".join(f"{names[c]} {n}" for c, n in sorted(r.per_class.items())),
-                      markup=False, soft_wrap=True)
-        if r.missing_classes:
-            console.print(f"warning: {len(r.missing_classes)} class(es) have no confident photo; the extra data is "
-                          f"not balanced", markup=False, soft_wrap=True)
-        console.print(f"next: facecurate train CACHE --extra {r.cache.path} (training folds only, never validation)",
-                      markup=False, soft_wrap=True)
+    pseudo_summary(console, r, quiet)
 
 
 @command()
@@ -158,18 +130,4 @@ def ensemble(
     with stage(quiet=quiet, verbose=verbose) as (console, progress):
         r = run_ensemble(runs, out, data=data, method=method, oof=oof, balanced=balanced, seed=seed, device=device,
                          cache_root=cache_root, batch_size=batch_size, tta=tta, progress=progress)
-    if r.table is not None:
-        t = Table(title=f"out-of-fold scores of {len(r.names)} runs")
-        for c in ("method", "F1 (18)", "F1 mask", "F1 gender", "F1 age", "acc (18)"):
-            t.add_column(c, justify="left" if c == "method" else "right")
-        best = r.table["f1"].idxmax()
-        for i, row in r.table.iterrows():
-            t.add_row(row["method"], _f1(row["f1"]), _f1(row["f1_mask"]), _f1(row["f1_gender"]), _f1(row["f1_age"]),
-                      _f1(row["acc"]), style="bold" if i == best else None)
-        console.print(t)
-        if r.folds_note:
-            console.print(r.folds_note, markup=False, soft_wrap=True)
-        print_paths(console, "wrote", r.out / "oof_scores.csv", r.out / "oof.parquet")
-    if r.submission is not None:
-        console.print(f"submission: {r.submission} ({r.rows} rows, {len(r.names)} runs by {r.method})", markup=False,
-                      soft_wrap=True)
+    ensemble_summary(console, r)

@@ -15,7 +15,7 @@ import typer
 from ..train.config import config_options
 from ..train.config import option_default as default
 from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, fail, flag, quiet_option, stage, verbose_option
-from .render import print_paths, train_summary
+from .summaries import print_paths, train_summary
 
 
 CONFIG_TRANSLATORS["train"] = config_options  # `train --config RUN/config.json` repeats a run

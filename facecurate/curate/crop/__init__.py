@@ -6,8 +6,8 @@
 (the contact sheet), ``stage`` (the whole run).
 """
 from ..readers import dataset_name
-from .params import DEFAULT_CACHE_ROOT, CropParams, default_cache_dir, package_versions
+from .params import DEFAULT_CACHE_ROOT, CropParams, default_cache_dir
 from .stage import CropResult, CropStopped, crop_dataset
 
 __all__ = ["DEFAULT_CACHE_ROOT", "CropParams", "CropResult", "CropStopped", "crop_dataset", "dataset_name",
-           "default_cache_dir", "package_versions"]
+           "default_cache_dir"]

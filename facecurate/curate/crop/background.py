@@ -2,7 +2,7 @@
 
 A crop's person mask (0..1) blends the crop with a fill (``gray``, ``blur``: a blurred copy, or ``black``) so a
 classifier cannot learn from the studio wall. Given the face box, the mask is made safe around the face
-first (``person_mask.protect_face``: the face is never erased). Nothing is ever downloaded: rembg needs its
+first (``segment_cleanup.protect_face``: the face is never erased). Nothing is ever downloaded: rembg needs its
 ``.onnx`` file placed in ``U2NET_HOME`` beforehand, and says so in one line when it is absent.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..native_logs import quiet_native_stderr
-from .person_mask import protect_face
+from .segment_cleanup import protect_face
 
 BACKGROUNDS = ("none", "mediapipe", "mediapipe-general", "rembg")
 #: ``mediapipe`` is the landscape model: on synthesized portraits it removed more backdrop than the general one at

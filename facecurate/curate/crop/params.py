@@ -1,8 +1,7 @@
-"""Every option of `crop` in one JSON-serialisable record, checked in one place, and the package versions that shape a cache."""
+"""Every option of `crop` in one JSON-serialisable record, checked in one place, and the packages whose versions shape a cache."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from importlib import metadata
 from pathlib import Path
 
 from ..decode import DEFAULT_MIN_SIDE
@@ -13,6 +12,7 @@ from .background import BACKGROUNDS, FILLS
 from .geometry import DEFAULT_MARGINS, EDGES, parse_margins
 
 PADS = ("gray", "black", "replicate")
+#: The packages whose versions shape a cache (``versions.package_versions``: meta.json's ``versions``, the fingerprint).
 VERSION_PACKAGES = ("torch", "facenet-pytorch", "mediapipe", "numpy", "opencv-contrib-python-headless", "pillow",
                     "pandas", "rembg", "onnxruntime", "facecurate")
 DEFAULT_CACHE_ROOT = Path("artifacts/cache")
@@ -101,17 +101,3 @@ class CropParams:
 def default_cache_dir(data: str | Path, root: str | Path = DEFAULT_CACHE_ROOT) -> Path:
     """``root/<data name>`` (``readers.dataset_name``): where `crop` writes when ``--out`` is not given."""
     return Path(root) / dataset_name(data)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape a cache (``"absent"`` when one is not installed)."""
-    out = {}
-    for name in VERSION_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    import cv2
-
-    out["cv2"] = cv2.__version__
-    return out

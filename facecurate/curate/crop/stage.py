@@ -11,11 +11,8 @@ returns a ``CropResult``.
 """
 from __future__ import annotations
 
-import itertools
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,28 +21,22 @@ import pandas as pd
 
 from ..cache import Cache, load_cache
 from ..cache_writer import CacheWriter, fingerprint
-from ..decode import DEFAULT_MIN_SIDE, BadImage, check_image_file, read_rgb
 from ..devices import resolve_device
 from ..errors import InputError
-from ..locks import folder_lock
-from ..outputs import check_separate, claim_folder
+from ..outputs import claimed_output
 from ..progress import QUIET, Progress, Steps
 from ..readers import Dataset, Problem, read_dataset
+from ..versions import package_versions
 from .background import find_rembg_model, make_remover
 from .contact import crop_contact_sheet
 from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
+from .first_look import CROP_COLS, OnDemandDetector, crop_chunk, decoded, read_photo, render_crop
 from .geometry import crop_region, cut, output_shape
-from .params import CropParams, package_versions
-from .person_mask import crop_box
-from .person_pass import REJECTED_COLS, candidates_json, dataset_consensus, decide_subjects, off_person, pick_single
-from .subject import pick_subject
+from .params import VERSION_PACKAGES, CropParams
+from .person_pass import FACE_COLS, REJECTED_COLS, candidates_json, dataset_consensus, decide_subjects, off_person, pick_single
 
-FACE_COLS = ["face_x1", "face_y1", "face_x2", "face_y2"]
-CROP_COLS = ["crop_x1", "crop_y1", "crop_x2", "crop_y2"]
 #: Columns `crop` adds to the manifest beyond the contract's CROP_COLUMNS.
 EXTRA_COLS = ["width", "height", "n_faces", "detector", *REJECTED_COLS, "off_person"]
-#: Pass-1 bookkeeping, kept in the chunk files (not in the manifest).
-PASS1_COLS = ["candidates", "clear"]
 
 
 @dataclass
@@ -81,38 +72,6 @@ class CropStopped(RuntimeError):
     """Raised when ``stop_after_chunks`` chunks are done: the run stops as if interrupted and can be resumed."""
 
 
-def _read(path: str, min_side: int = DEFAULT_MIN_SIDE) -> tuple[np.ndarray | None, str]:
-    """(RGB image, "") or (None, why it cannot be read or used)."""
-    why = check_image_file(path, min_side)
-    if why is not None:
-        return None, why
-    try:
-        return read_rgb(path), ""
-    except BadImage as e:
-        return None, str(e)
-
-
-def _decoded(pool: ThreadPoolExecutor, indices: Sequence[int], paths: Sequence[str], ahead: int,
-             min_side: int = DEFAULT_MIN_SIDE) -> Iterator[tuple[int, np.ndarray | None, str]]:
-    """Yield (row, image, error) in order while up to ``ahead`` photos decode in ``pool`` threads."""
-    it = iter(indices)
-    queue: deque[tuple[int, Future]] = deque((i, pool.submit(_read, paths[i], min_side)) for i in itertools.islice(it, ahead))
-    while queue:
-        i, fut = queue.popleft()
-        nxt = next(it, None)
-        if nxt is not None:
-            queue.append((nxt, pool.submit(_read, paths[nxt], min_side)))
-        img, err = fut.result()
-        yield i, img, err
-
-
-def _empty_row() -> dict:
-    row = {c: np.nan for c in FACE_COLS + CROP_COLS + REJECTED_COLS}
-    row.update(score=np.nan, box_source="", error="", width=0, height=0, n_faces=0, detector="", off_person=False,
-               candidates="", clear=False)
-    return row
-
-
 def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams = CropParams(), device: str | None = None,
                  progress: Progress | None = None, stop_after_chunks: int | None = None) -> CropResult:
     """Crop every photo of ``data`` (a path any reader knows, or a ``Dataset``) into the cache folder ``out``.
@@ -127,12 +86,16 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     dev = resolve_device(device)
     ds = data if isinstance(data, Dataset) else read_dataset(data, age_bins=params.age_bins, check_files=False)
     out = Path(out)
-    check_separate(out, [ds.root] + ([] if isinstance(data, Dataset) else [data]))
     if params.background == "rembg":
         find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
-    claim_folder(out, "cache", recognise=lambda p: (p / "meta.json").is_file() and "fingerprint" in (p / "meta.json").read_text())
-    with folder_lock(out, "cache"):
+    inputs = [ds.root] + ([] if isinstance(data, Dataset) else [data])
+    with claimed_output(out, "cache", inputs, recognise=_is_cache_folder, what="cache"):
         return _crop_locked(ds, out, params, dev, device, progress, stop_after_chunks)
+
+
+def _is_cache_folder(path: Path) -> bool:
+    """A cache written before markers existed: its meta.json holds a fingerprint."""
+    return (path / "meta.json").is_file() and "fingerprint" in (path / "meta.json").read_text()
 
 
 def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: str | None, progress: Progress,
@@ -146,37 +109,30 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
     out_hw = output_shape(params.size, params.aspect)
     detector_key = params.detector if params.detector != "auto" else f"auto@{'cuda' if dev.startswith('cuda') else 'cpu'}"
     # package versions are part of the key: a new mediapipe/torch/facecurate may detect or crop differently
-    key = fingerprint({**params.shaping(), "detector_key": detector_key, "versions": package_versions()}, manifest)
+    versions = package_versions(VERSION_PACKAGES)
+    key = fingerprint({**params.shaping(), "detector_key": detector_key, "versions": versions}, manifest)
     writer = CacheWriter.open(out, n, (*out_hw, 3), key, params.chunk)
     if writer.reason:
         progress.note(f"{out}: {writer.reason}")
     if writer.state == "complete":
         progress.note(f"cache reused: {out} ({n} photos; same inputs and parameters, nothing recomputed)")
         cache = load_cache(out, verify="off")  # CacheWriter.open verified it
-        counts = dict(cache.meta.get("counts", {}))
-        return CropResult(cache, "complete", counts, 0.0, 0, writer.n_chunks, problems=ds.problems,
-                          contact=out / "contact.png" if (out / "contact.png").is_file() else None)
+        if not (out / "contact.png").is_file():  # a sheet the disk had no room for: drawn now
+            _sheet(out, cache, cache.manifest["path"].astype(str).tolist(), params, out_hw)
+        return CropResult(cache, "complete", dict(cache.meta.get("counts", {})), 0.0, 0, writer.n_chunks,
+                          problems=ds.problems, contact=out / "contact.png")
     if writer.state == "resume":
         progress.note(f"resuming {out}: {len(writer.done)} of {writer.n_chunks} chunks already done")
     paths = manifest["path"].astype(str).tolist()
     t0 = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=max(1, params.workers), thread_name_prefix="decode")
     background = make_remover(params.background, params.fill, params.rembg_model)
-    detectors: list = []
-
-    def detector():
-        if not detectors:
-            from ..detect import default_threads, make_detector  # MediaPipe graphs; torch only for MTCNN
-
-            threads = params.detect_threads or default_threads(params.detector, device)
-            detectors.append(make_detector(params.detector, device=device, min_face=params.min_face, threads=threads))
-        return detectors[0]
-
+    detector = OnDemandDetector(params, device)  # opened when a pass first looks: both passes take it the same way
     try:
         pending = writer.pending_chunks()
         steps = Steps(progress, "crop", n, done=n - sum(len(writer.chunk_range(c)) for c in pending))
         if pending and params.ray:  # pass 1 on a Ray cluster: chunks come back in any order, each written as it lands
-            from .distributed import connect, first_pass
+            from .ray_pass import connect, first_pass
 
             connect(params.ray)
             results = first_pass(pending, writer.chunk_range, paths, params, device, out_hw, params.ray_workers or None)
@@ -188,17 +144,16 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
                     raise CropStopped(f"stopped after {done_now} chunk(s) as asked; run again to resume")
         elif pending:
             order = [i for c in pending for i in writer.chunk_range(c)]
-            stream = _decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers), min_side=params.min_photo_size)
+            stream = decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers), min_side=params.min_photo_size)
             for done_now, c in enumerate(pending, start=1):
-                writer.finish_chunk(c, _crop_chunk(writer, c, stream, detector(), background, params, out_hw, steps))
+                writer.finish_chunk(c, crop_chunk(writer, c, stream, detector, background, params, out_hw, steps))
                 if stop_after_chunks is not None and done_now >= stop_after_chunks and c != pending[-1]:
                     raise CropStopped(f"stopped after {done_now} chunk(s) as asked; run again to resume")
         rows, second_look = _second_pass(writer, writer.finished_rows(), manifest, ds.layout, pool, detector, background,
                                          params, out_hw, progress)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        for d in detectors:
-            d.close()
+        detector.close()
         if background is not None:
             background.close()
     seconds = time.perf_counter() - t0
@@ -208,77 +163,31 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
     counts["failed"] = int((full["error"] != "").sum())
     rejected = int(np.isfinite(full["rejected_x1"].to_numpy(np.float64)).sum())
     meta = {
-        "params": params.to_dict(), "versions": package_versions(), "source": str(Path(ds.root).resolve()) if ds.root else "",
-        "layout": ds.layout, "detector": detectors[0].name if detectors else params.detector, "device": dev,
+        "params": params.to_dict(), "versions": versions, "source": str(Path(ds.root).resolve()) if ds.root else "",
+        "layout": ds.layout, "detector": detector.name if detector.opened else params.detector, "device": dev,
         "counts": {**counts, "rejected": rejected, "off_person": int(full["off_person"].sum()), "second_look": second_look},
         "problems": len(ds.problems), "chunks": writer.n_chunks, "chunk": writer.chunk,
         "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
     }
     cache = writer.finalize(full, meta)
-    originals = None
-    if background is not None:  # the sheet shows the sample before and after removal: cut the photos again
-        def originals(rows: list[int]) -> list[np.ndarray]:
-            out_imgs = []
-            for i in rows:
-                img, _ = _read(paths[i], params.min_photo_size)
-                region = full.loc[i, CROP_COLS].to_numpy(np.float64)
-                out_imgs.append(cut(img, region, out_hw, params.pad) if img is not None else np.zeros((*out_hw, 3), np.uint8))
-            return out_imgs
-    contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png", originals=originals)
+    contact, left_out = _sheet(out, cache, paths, params, out_hw)
     return CropResult(cache, writer.state, counts, seconds, n - writer.resumed_rows, writer.n_chunks, writer.resumed,
                       contact, left_out, ds.problems, rejected, int(full["off_person"].sum()))
 
 
-def first_look(batch: Sequence[tuple[int, np.ndarray | None, str]], detector, background, params: CropParams,
-               out_hw: tuple[int, int]) -> list[tuple[dict, np.ndarray | None]]:
-    """Pass 1 on decoded photos (row, image or None, error): the detector's quick look, every candidate kept, the
-    provisional pick (large and central) cropped. Returns (pass-1 row, crop or None) per photo, in order.
-    The one place pass 1 happens, locally (``_crop_chunk``) and on Ray workers (``distributed``)."""
-    out = [(_empty_row(), None) for _ in batch]
-    good = []
-    for k, (_, img, err) in enumerate(batch):
-        if img is None:
-            out[k][0]["error"] = err
-        else:
-            out[k][0]["width"], out[k][0]["height"] = int(img.shape[1]), int(img.shape[0])
-            good.append((k, img))
-    faces = detector.detect_quick([img for _, img in good]) if good else []
-    for (k, img), found in zip(good, faces):
-        rec = out[k][0]
-        h, w = img.shape[:2]
-        rec.update(n_faces=len(found), candidates=candidates_json(found), clear=bool(detector.is_clear(found, h, w)))
-        j = pick_subject(np.array([f.box for f in found]), [f.score for f in found], w, h) if found else None
-        if j is None:
-            continue
-        face = found[j]
-        region = crop_region(face.box, w, h, params.margins, params.aspect, params.edge)
-        rec.update(zip(FACE_COLS, (float(v) for v in face.box)))
-        rec.update(zip(CROP_COLS, region))
-        rec.update(score=float(face.score), box_source=DETECTED, detector=face.source or detector.name)
-        out[k] = (rec, _render(img, region, out_hw, params.pad, background, face.box))
-    return out
-
-
-def _crop_chunk(writer: CacheWriter, c: int, stream: Iterator, detector, background, params: CropParams,
-                out_hw: tuple[int, int], steps: Steps) -> pd.DataFrame:
-    """Pass 1 of chunk ``c`` here: decoded photos from ``stream`` through ``first_look``, crops into the cache."""
-    idx = list(writer.chunk_range(c))
-    recs = []
-    for b in range(0, len(idx), params.batch):
-        batch = [next(stream) for _ in idx[b:b + params.batch]]
-        for (i, _, _), (rec, crop) in zip(batch, first_look(batch, detector, background, params, out_hw)):
-            writer.images[i] = 0 if crop is None else crop
-            recs.append(rec)
-        steps.advance(len(batch))
-    return pd.DataFrame(recs)
-
-
-def _render(img: np.ndarray, region, out_hw: tuple[int, int], pad: str, background, face=None) -> np.ndarray:
-    """The crop of ``region`` at ``out_hw``, its background removed (the ``face`` box, photo pixels, kept) when asked."""
-    crop = cut(img, region, out_hw, pad)
-    if background is None:
-        return crop
-    return background.apply(crop, crop_box(face, region, out_hw) if face is not None else None)
+def _sheet(out: Path, cache: Cache, paths: list[str], params: CropParams, out_hw) -> tuple[Path, int]:
+    """contact.png of a complete cache (with background removal: each sample before and after, the photos cut again);
+    a failed write is one line that says the cache itself is complete."""
+    def originals(rows: list[int]) -> list[np.ndarray]:
+        imgs = [read_photo(paths[i], params.min_photo_size)[0] for i in rows]
+        return [cut(img, cache.manifest.loc[i, CROP_COLS].to_numpy(np.float64), out_hw, params.pad) if img is not None
+                else np.zeros((*out_hw, 3), np.uint8) for i, img in zip(rows, imgs)]
+    try:
+        return crop_contact_sheet(cache.images, cache.manifest, out / "contact.png",
+                                  originals=originals if params.background != "none" else None)
+    except OSError as e:
+        raise InputError(f"{out / 'contact.png'}: cannot write it ({e.strerror or e}); the cache itself is complete and "
+                         f"usable: free some space and run `crop` again to draw the sheet") from None
 
 
 def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, layout: str, pool: ThreadPoolExecutor,
@@ -298,15 +207,15 @@ def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame
         steps = Steps(progress, "second look (photos the quick detector was unsure of)", len(todo))
         for s in range(0, len(todo), params.batch):
             part = todo[s:s + params.batch]
-            read = list(pool.map(lambda p: _read(p, params.min_photo_size), [paths[i] for i in part]))
+            read = list(pool.map(lambda p: read_photo(p, params.min_photo_size), [paths[i] for i in part]))
             ok = [(i, img) for i, (img, _) in zip(part, read) if img is not None]
-            found = detector().detect([img for _, img in ok]) if ok else []
+            found = detector.detect([img for _, img in ok]) if ok else []
             for (i, img), faces in zip(ok, found):
                 face = pick_single(faces, img.shape[1], img.shape[0], prior)
                 rows.loc[i, ["n_faces", "candidates"]] = [len(faces), candidates_json(faces)]
                 if face is not None:
                     choice.loc[i, FACE_COLS] = face.box
-                    choice.loc[i, ["score", "box_source", "detector"]] = [face.score, DETECTED, face.source or detector().name]
+                    choice.loc[i, ["score", "box_source", "detector"]] = [face.score, DETECTED, face.source or detector.name]
             steps.advance(len(part))
     usable = (rows["error"] == "").to_numpy()
     boxes = choice[FACE_COLS].to_numpy(np.float64, copy=True)
@@ -322,13 +231,13 @@ def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame
     old = rows[CROP_COLS].to_numpy(np.float64, copy=True)
     redo = np.flatnonzero(usable & ~np.all(np.isclose(regions, old, atol=1e-6), axis=1))
     steps = Steps(progress, "crop again (subject changed or fallback box)", len(redo)) if len(redo) else None
-    for i, (img, err) in zip(redo, pool.map(lambda p: _read(p, params.min_photo_size), [paths[i] for i in redo])):
+    for i, (img, err) in zip(redo, pool.map(lambda p: read_photo(p, params.min_photo_size), [paths[i] for i in redo])):
         steps.advance()
         if img is None:  # changed since the first pass
             rows.loc[i, "error"] = err
             writer.images[i] = 0
             continue
-        writer.images[i] = _render(img, regions[i], out_hw, params.pad, background, filled[i])
+        writer.images[i] = render_crop(img, regions[i], out_hw, params.pad, background, filled[i])
     keep = usable & (rows["error"] == "").to_numpy()
     rows[FACE_COLS] = np.where(keep[:, None], filled, np.nan)
     rows[CROP_COLS] = np.where(keep[:, None], regions, np.nan)

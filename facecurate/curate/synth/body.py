@@ -11,13 +11,11 @@ person mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from .scene import Look
+from .look import Look
 
 MARGIN = 48  # layer pixels beyond each side of the photo: the placed layer never shows its edge
 
@@ -60,7 +58,7 @@ def fill(canvas: np.ndarray, poly: np.ndarray, colour: np.ndarray, shade=None, c
     add_cover(cover, y0, x0, a)
 
 
-def torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: "Look", skin: np.ndarray,
+def torso(canvas: np.ndarray, cx: float, chin_y: float, d: float, look: Look, skin: np.ndarray,
            cover: np.ndarray | None = None) -> None:
     """Shoulders and chest in the shirt colour, a neck in the skin colour, a neckline."""
     h, w = canvas.shape[:2]
@@ -105,7 +103,7 @@ class BodyLayer:
     angle: float
 
 
-def body_layer(height: int, width: int, look: "Look", eyes: np.ndarray, chin: np.ndarray, d: float, angle: float,
+def body_layer(height: int, width: int, look: Look, eyes: np.ndarray, chin: np.ndarray, d: float, angle: float,
                skin: np.ndarray) -> BodyLayer:
     """Paint long hair (``look.long_hair``), neck, shirt and neckline for a head whose eye centre and chin are at
     ``eyes`` and ``chin`` (photo pixels), ``d`` eye distance apart, eye line at ``angle`` degrees."""

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import Progress
+from .params import SynthParams
 from .plan import age_in_group
 from .sources import FaceSource
 from .stage import SynthResult, synthesize_sources
@@ -61,6 +62,6 @@ def build_demo_sample(out: str | Path, people: int = 40, seed: int = 0, eval_lay
         gender, grp = i % 2, (i // 2) % 3
         age = age_in_group(grp, rng)
         sources.append(FaceSource(f"astronaut-{seed}-{i:04d}", f"astronaut-{seed}-{i:04d}", age, gender, "Other", image=img))
-    return synthesize_sources(sources, out, people=people, seed=seed, balance=("age", "gender"), inject=inject,
-                              eval_layout=eval_layout, dedup=False,
-                              detector=detector, device=device, progress=progress)
+    params = SynthParams(people=people, seed=seed, balance=("age", "gender"), inject=inject, eval_layout=eval_layout,
+                         dedup=False, detector=detector, device=device)
+    return synthesize_sources(sources, out, params, progress=progress)

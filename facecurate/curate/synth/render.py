@@ -22,6 +22,7 @@ from ..labels import (
 from .backdrops import Backdrops, choose_backdrop, render_backdrop
 from .masks import MASK_STYLES, WEARS, draw_mask, jitter_style
 from .person_mask import MASKS, mask_path, write_person_mask
+from .params import SynthParams
 from .plan import PersonPlan, person_rng
 from .scene import PHOTO_HEIGHT, PHOTO_WIDTH, camera, compose, face_alpha, make_look, person_body
 
@@ -105,14 +106,16 @@ def load_faces(plan: PersonPlan) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def write_person(plan: PersonPlan, out: Path, seed: int, eval_layout: bool, quality: int, age_bins: Sequence[int],
-                 stems: Sequence[str] = PHOTO_STEMS, backdrops: Backdrops | None = None,
-                 person_masks: bool = True) -> list[dict]:
-    """Render one person, write their JPEGs (and 1-bit person masks), return their truth rows (one per photo)."""
+def write_person(plan: PersonPlan, out: Path, params: SynthParams, backdrops: Backdrops | None = None) -> list[dict]:
+    """Render one person, write their JPEGs (and 1-bit person masks), return their truth rows (one per photo).
+
+    ``params``: the run's validated options (seed, layout, JPEG quality, age bins, photos, person masks);
+    ``backdrops``: the listed ``params.backdrops``."""
+    seed, eval_layout, quality, person_masks = params.seed, params.eval_layout, params.quality, params.person_masks
     choice = choose_backdrop(backdrops, person_rng(seed, plan.key, 2))
     background, win = render_backdrop(backdrops, choice, PHOTO_HEIGHT, PHOTO_WIDTH) if choice else (None, None)
     rng = person_rng(seed, plan.key, 1)
-    photos = render_person(load_faces(plan), plan.age, rng, stems=stems, background=background)
+    photos = render_person(load_faces(plan), plan.age, rng, stems=params.photos, background=background)
     rel = "" if eval_layout else plan.folder
     (out / "images" / rel).mkdir(parents=True, exist_ok=True)
     if person_masks:
@@ -130,7 +133,7 @@ def write_person(plan: PersonPlan, out: Path, seed: int, eval_layout: bool, qual
         box = _box_in_photo(plan.faces[0][2], src_kp, ph["keypoints"])
         kp = ph["keypoints"]
         mask = WEAR_MASK[ph["wear"]]
-        grp = age_group(plan.age, age_bins)
+        grp = age_group(plan.age, params.age_bins)
         rows.append({
             "image_id": image_id,
             "person": plan.folder, "id": plan.id, "photo": written, "true_photo": stem,

@@ -17,6 +17,7 @@ import numpy as np
 from ..progress import Progress, Steps
 from .dedup import Deduper
 from .keypoints import FaceRecord, scan_people
+from .params import SynthParams
 from .partial import Stopper, SynthParts
 from .sources import FaceSource
 
@@ -44,17 +45,18 @@ def accepted_people(records: Sequence[FaceRecord], sources: Sequence[FaceSource]
 
 
 def scan(parts: SynthParts, order: list[int], names: list[str], by_index: Mapping[str, list[int]],
-         sources: Sequence[FaceSource], wanted: int, detector, device: str | None, dedup: bool, detect_batch: int,
-         pool: ThreadPoolExecutor, progress: Progress | None, stop: Stopper) -> None:
+         sources: Sequence[FaceSource], wanted: int, params: SynthParams, pool: ThreadPoolExecutor,
+         progress: Progress | None, stop: Stopper) -> None:
     """The keypoint pass, block by block from where ``parts`` stopped, until ``wanted`` people are accepted.
 
-    ``detector`` is a name (made here: on the CPU one copy per core with one torch thread each) or an
-    open ``Detector``; ``dedup`` checks each face against every face kept before it in draw order.
+    ``params.detector`` is a name (made here: on the CPU one copy per core with one torch thread each) or an
+    open ``Detector``; ``params.dedup`` checks each face against every face kept before it in draw order.
     """
+    detector, device = params.detector, params.device
     done_records = parts.scan_records()
     accepted = len({r.pos for r in done_records if r.status == "ok"})
     steps = Steps(progress, "detect keypoints", wanted, done=accepted)
-    deduper = Deduper() if dedup else None
+    deduper = Deduper() if params.dedup else None
     if deduper is not None:
         for r in done_records:
             if r.status in ("ok", "no_keypoints"):
@@ -69,7 +71,7 @@ def scan(parts: SynthParts, order: list[int], names: list[str], by_index: Mappin
         det = detector
     try:
         with _torch_threads(None if cuda else 1):
-            scan_blocks(parts, order, names, by_index, sources, wanted, det, deduper, detect_batch, pool, steps,
+            scan_blocks(parts, order, names, by_index, sources, wanted, det, deduper, params.detect_batch, pool, steps,
                         accepted, stop)
     finally:
         if isinstance(detector, str):

@@ -1,7 +1,7 @@
 """Place a face crop into a 384 x 512 portrait photo: a backdrop, a torso, hair, the face.
 
 Like the reference photos: a person photographed from the chest up, the face in the upper middle.
-A person's ``Look`` (backdrop, clothes, hair, framing) is drawn once; each of their photos then
+A person's ``Look`` (backdrop, clothes, hair, framing; ``look.py``) is drawn once; each of their photos then
 moves the head a little (``compose``). The backdrop is a painted wall (``make_background``) or a
 given photo (``backdrops.py``). ``compose`` also returns where the person covers the backdrop (the
 over-composited alpha of hair, neck, torso, head and face), the ground truth for background removal.
@@ -9,13 +9,13 @@ Everything is driven by a numpy ``Generator``: same seed, same photo.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from statistics import NormalDist
 
 import cv2
 import numpy as np
 
 from .body import BodyLayer, add_cover, body_layer, channels, paste_body
+from .look import Look
 from .masks import face_frame
 
 PHOTO_HEIGHT, PHOTO_WIDTH = 512, 384
@@ -24,22 +24,6 @@ HAIR_COLOURS = ((24, 20, 18), (52, 36, 26), (92, 62, 40), (150, 110, 70), (196, 
 GREY_HAIR = ((150, 148, 146), (190, 188, 186), (225, 222, 218))
 SHIRT_COLOURS = ((30, 34, 40), (230, 230, 226), (52, 80, 140), (120, 30, 40), (70, 110, 70), (200, 170, 120),
                  (140, 140, 150), (240, 200, 60), (90, 60, 110), (20, 90, 110), (180, 90, 60))
-
-
-@dataclass(frozen=True)
-class Look:
-    """What stays the same over one person's photos: background, clothes, hair, framing."""
-
-    background: np.ndarray  # H x W x 3 uint8
-    shirt: tuple[int, int, int]
-    neckline: str  # round | v | collar
-    hair: tuple[int, int, int]
-    long_hair: bool
-    eye_dist: float  # eye distance in the photo, pixels
-    centre: tuple[float, float]  # eye centre in the photo
-    roll: float  # head roll, degrees
-    cast: tuple[float, float, float]  # camera white balance, per channel gain
-    brightness: float
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`inspect` and `synth`: look at a data set, or make one with known labels and errors."""
+"""`synth`: make a data set in the competition layout from labelled faces, with known labels, errors and person masks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,28 +7,8 @@ from typing import Optional
 import typer
 
 from ..curate.labels import PHOTO_STEMS
-from .app import DATA_HELP, command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
-from .render import inspect_summary, synth_summary
-
-
-@command()
-def inspect(
-    data: Path = typer.Argument(..., help=DATA_HELP),
-    out: Optional[Path] = typer.Option(None, help="Folder for manifest.parquet, problems.csv and distributions.png.", show_default="artifacts/inspect/<data name>"),
-    age_bins: str = typer.Option("30,60", help="Two age cut points: groups are <a, a..b-1, >=b."),
-    check_files: bool = flag(True, help="Open every photo's header to find empty, truncated, non-image or too small files."),
-    show: int = typer.Option(20, help="How many problems to print (all are written to problems.csv)."),
-    min_photo_size: int = typer.Option(32, help="Photos whose shorter side has fewer pixels are listed as problems (too small to hold a usable face)."),
-    config: Optional[Path] = config_option(),
-    quiet: bool = quiet_option(),
-    verbose: bool = verbose_option(),
-) -> None:
-    """Count people and photos per class, list the data's problems (empty and tiny classes too), and plot the distributions."""
-    from ..curate.inspect import inspect_dataset
-
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
-        result = inspect_dataset(data, out=out, age_bins=age_bins, check_files=check_files, min_photo_size=min_photo_size)
-    inspect_summary(console, result, show, quiet)
+from .app import command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
+from .summaries import synth_summary
 
 
 @command()
@@ -59,12 +39,12 @@ def synth(
     verbose: bool = verbose_option(),
 ) -> None:
     """Synthesise masked photos (mask1-5, incorrect_mask, normal) from labelled faces, with known labels, errors and person masks."""
-    from ..curate.synth import synthesize
+    from ..curate.synth import SynthParams, synthesize
 
+    params = SynthParams(people=people, seed=seed, balance=balance, inject=inject, photos=photos, eval_layout=eval_layout,
+                         detector=detector, device=device, age_bins=age_bins, backdrops=backdrops,
+                         backdrop_share=backdrop_share, dedup=dedup, person_masks=person_masks, contact=contact,
+                         workers=either(render_threads, workers), quality=quality, block=block)
     with stage("interrupted; the finished blocks are saved: run the same command again to resume", quiet, verbose) as (console, progress):
-        result = synthesize(faces, out, people=people, seed=seed, balance=balance, inject=inject, eval_layout=eval_layout,
-                            detector=detector, device=device, age_bins=age_bins, contact=contact,
-                            workers=either(render_threads, workers), quality=quality, progress=progress, photos=photos,
-                            backdrops=backdrops, backdrop_share=backdrop_share, dedup=dedup, person_masks=person_masks,
-                            block=block)
+        result = synthesize(faces, out, params, progress=progress)
     synth_summary(console, result, show, quiet)

@@ -2,7 +2,7 @@
 
 Ray Data runs the embarrassingly parallel part: each chunk of the cache (the same row ranges a local run
 uses) is one item; a pool of actors (``FirstLook``, one per CPU, each opening its detector and background
-remover once) decodes the chunk's photos and runs the same ``stage.first_look`` a local run does. The
+remover once) decodes the chunk's photos and runs the same ``first_look`` a local run does. The
 driver writes every returned chunk into the cache as it arrives (``CacheWriter.finish_chunk``: the same
 chunk files, the same lock, the same resume), then runs pass 2 itself: the person's consensus needs all
 of a person's photos, and it is a small share of the work. A worker that dies is restarted and its chunk
@@ -49,13 +49,13 @@ class FirstLook:
         self.background = make_remover(self.params.background, self.params.fill, self.params.rembg_model)
 
     def __call__(self, batch: dict) -> dict:
-        from .stage import _read, first_look
+        from .first_look import first_look, read_photo
 
         out = {"chunk": [], "images": [], "recs": []}
         for c, rows, paths in zip(batch["chunk"], batch["rows"], batch["paths"]):
             recs, crops = [], []
             for s in range(0, len(rows), self.params.batch):
-                part = [(int(i), *_read(str(p), self.params.min_photo_size))
+                part = [(int(i), *read_photo(str(p), self.params.min_photo_size))
                         for i, p in zip(rows[s:s + self.params.batch], paths[s:s + self.params.batch])]
                 for rec, crop in first_look(part, self.detector, self.background, self.params, self.out_hw):
                     recs.append(rec)

@@ -19,8 +19,13 @@ from ..curate.labels import class_names, head_names
 if TYPE_CHECKING:  # the stages' modules load with their commands, not with every `facecurate --help`
     from ..curate.audit import RelabelResult
     from ..curate.crop import CropResult
+    from ..curate.embed import EmbedResult
     from ..curate.inspect import InspectResult
     from ..curate.synth import SynthResult
+    from ..train.toolkit.ensemble import EnsembleResult
+    from ..train.toolkit.explain import ExplainResult
+    from ..train.toolkit.pseudo import PseudoResult
+    from ..train.toolkit.tune import TuneResult
 
 
 class RichProgress:
@@ -117,7 +122,23 @@ def inspect_summary(console: Console, r: InspectResult, show: int = 20, quiet: b
         console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
     if len(ds.problems) > show:
         console.print(f"  ... and {len(ds.problems) - show} more (see problems.csv)")
+    if r.quality is not None:
+        quality_summary(console, r.quality)
     print_paths(console, "wrote", *r.files.values())
+
+
+def quality_summary(console: Console, q) -> None:
+    """Photos flagged per photo-quality defect (with the rules that fired), and the rules held back as too common."""
+    d, n = q.defects, len(q.measures)
+    t = Table(title=f"photo quality: {d['row'].nunique()} of {n} cropped photos flagged ({n / max(q.seconds, 1e-9):.0f} photos/s)")
+    for c in ("defect", "photos", "absolute", "relative"):
+        t.add_column(c, justify="left" if c == "defect" else "right")
+    for kind, count in q.counts().items():
+        rules = d.loc[d["kind"] == kind, "rules"]
+        t.add_row(kind, str(int(count)), str(int(rules.str.contains("absolute").sum())), str(int(rules.str.contains("relative").sum())))
+    console.print(t)
+    for note in q.notes:
+        console.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def synth_summary(console: Console, r: SynthResult, show: int = 10, quiet: bool = False) -> None:
@@ -171,6 +192,21 @@ def crop_summary(console: Console, r: CropResult, quiet: bool = False) -> None:
     usable = len(r.cache.usable())
     console.print(f"cache: {out} ({len(r.cache.manifest)} photos, {usable} usable, images {tuple(r.cache.images.shape)})",
                   markup=False, soft_wrap=True)
+
+
+def embed_summary(console: Console, r: EmbedResult, quiet: bool = False) -> None:
+    """Photos embedded and why the others were not, speed, and where the vectors are (``quiet``: that line only)."""
+    where = f"embeddings: {r.cache.path / 'embeddings.npy'} ({r.embedded} x {r.dim}, {r.backend})"
+    if not quiet and r.state != "complete":
+        t = Table(title=f"embed -> {r.cache.path}")
+        for col in ("photos", "embedded", "no embedding", "seconds", "photos/s", "device"):
+            t.add_column(col, justify="right")
+        t.add_row(str(r.embedded + r.failed), str(r.embedded), str(r.failed), f"{r.seconds:.1f}", f"{r.photos_per_s:.1f}", r.device)
+        console.print(t)
+    if not quiet and r.reasons:
+        console.print("no embedding: " + ", ".join(f"{k} {v}" for k, v in sorted(r.reasons.items(), key=lambda kv: -kv[1]))
+                      + " (embeddings.parquet's embed_error says which photos)", markup=False, soft_wrap=True)
+    console.print(where, markup=False, soft_wrap=True)
 
 
 def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> None:
@@ -244,3 +280,64 @@ def train_summary(console: Console, run: Path, quiet: bool = False) -> None:
     cache = config.get("cache", "CACHE")
     console.print(f"next: facecurate relabel-report {cache} --oof {run / 'oof.parquet'}", markup=False, soft_wrap=True)
     console.print(f"      facecurate predict {run} DATA", markup=False, soft_wrap=True)
+
+
+def tune_summary(console: Console, r: TuneResult, out: Path, cache: Path, quiet: bool = False) -> None:
+    """Trials finished, pruned and failed, the best trial's score and settings, the files and the `train` that repeats it."""
+    c = r.counts
+    line = (f"tune: {out}  {c.get('complete', 0)} finished, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed; "
+            + (f"best trial {r.best_trial}: out-of-fold macro F1 {r.best_value:.4f}" if r.best_config
+               else "no finished trial yet"))
+    console.print(line, markup=False, soft_wrap=True)
+    if r.best_config and not quiet:
+        console.print("best: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                           for k, v in r.best_params.items()), markup=False, soft_wrap=True)
+        print_paths(console, "wrote", *r.files)
+        console.print(f"next: facecurate train {cache} --config {r.best_config}", markup=False, soft_wrap=True)
+
+
+def explain_summary(console: Console, r: ExplainResult, quiet: bool = False) -> None:
+    """How many photos were explained and how, the grids written and the page to open."""
+    console.print(f"explain: {r.shown} photo(s), {r.mode}, layer {r.layer}"
+                  + ("" if r.labelled else "; no labels: most vs least confident"), markup=False, soft_wrap=True)
+    if not quiet:
+        print_paths(console, "wrote", *r.grids.values(), r.out / "explained.csv")
+    print_paths(console, "open", r.html)
+
+
+def pseudo_summary(console: Console, r: PseudoResult, quiet: bool = False) -> None:
+    """Photos kept at the confidence asked, per class, classes left without one, and the `train --extra` to use them."""
+    console.print(f"pseudo-label: {r.kept} of {r.photos} photo(s) at confidence >= {r.min_confidence:g} -> {r.cache.path}",
+                  markup=False, soft_wrap=True)
+    if not quiet:
+        names = class_names(r.cache.age_bins)
+        console.print("per class: " + ", ".join(f"{names[c]} {n}" for c, n in sorted(r.per_class.items())),
+                      markup=False, soft_wrap=True)
+        if r.missing_classes:
+            console.print(f"warning: {len(r.missing_classes)} class(es) have no confident photo; the extra data is "
+                          f"not balanced", markup=False, soft_wrap=True)
+        console.print(f"next: facecurate train CACHE --extra {r.cache.path} (training folds only, never validation)",
+                      markup=False, soft_wrap=True)
+
+
+def _f1(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.3f}"
+
+
+def ensemble_summary(console: Console, r: EnsembleResult) -> None:
+    """The out-of-fold table of every method (the best in bold) with --oof, and the submission written with --data."""
+    if r.table is not None:
+        t = Table(title=f"out-of-fold scores of {len(r.names)} runs")
+        for c in ("method", "F1 (18)", "F1 mask", "F1 gender", "F1 age", "acc (18)"):
+            t.add_column(c, justify="left" if c == "method" else "right")
+        best = r.table["f1"].idxmax()
+        for i, row in r.table.iterrows():
+            t.add_row(row["method"], _f1(row["f1"]), _f1(row["f1_mask"]), _f1(row["f1_gender"]), _f1(row["f1_age"]),
+                      _f1(row["acc"]), style="bold" if i == best else None)
+        console.print(t)
+        if r.folds_note:
+            console.print(r.folds_note, markup=False, soft_wrap=True)
+        print_paths(console, "wrote", r.out / "oof_scores.csv", r.out / "oof.parquet")
+    if r.submission is not None:
+        console.print(f"submission: {r.submission} ({r.rows} rows, {len(r.names)} runs by {r.method})", markup=False,
+                      soft_wrap=True)
