@@ -316,10 +316,9 @@ def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STE
                seed: int = 0, threads: int | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
-    ``steps``: the optimiser steps each fold trains, whatever the cache's size (a small cache needs as many steps
-    as a large one to learn the mask); it becomes whole epochs, enough that the fold with the fewest photos
-    reaches ``steps`` (the others go at most one epoch beyond). ``epochs`` (not None) sets the epochs instead.
-    The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default.
+    ``steps``: optimiser steps per fold whatever the cache's size, as whole epochs enough that the fold with the
+    fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. The input keeps the cache's aspect
+    at ``image_size`` pixels high; ``model`` None = the trainer's default.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
     if not 8 <= int(image_size) <= 4096:
@@ -328,8 +327,7 @@ def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STE
         raise InputError(f"--steps {steps}: expected at least 1 optimiser step per fold")
     h, w = (int(s) for s in cache.images.shape[1:3])
     size = (int(image_size), max(8, round(image_size * w / h)))
-    changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed,
-                   threads=threads)
+    changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
     if model:
         changes["model"] = model
     cfg = quick_config(**changes)
