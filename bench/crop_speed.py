@@ -30,8 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ANCHOR = ROOT.parent / "shared" / "anchors" / "naive_crop.py"
-FACES = ROOT.parent / "shared" / "data" / "utkface"
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "data").is_dir()), ROOT.parent / "shared")  # ../shared, or
+# ../../shared from a worktree
+ANCHOR = SHARED / "anchors" / "naive_crop.py"
+FACES = SHARED / "data" / "utkface"
+FACES_LARGE = SHARED / "data" / "utkface-large"
+STREET = SHARED / "data" / "facemask-voc" / "images"
 
 
 def _backdrops(sample: Path) -> str:
@@ -49,6 +53,65 @@ def build_sample(out: Path, people: int, seed: int = 1, backdrops: Path | None =
 
     extra = {"backdrops": backdrops} if backdrops else {}
     synthesize(FACES, out, people=people, seed=seed, **extra)
+    return out
+
+
+def build_crowded_sample(out: Path, people: int, seed: int = 26, backdrops: Path | None = STREET, static: float = 0.6,
+                         faded: float = 0.1, faces: Path = FACES_LARGE) -> Path:
+    """A crowded sample: synth's photos of ``people`` x 7 (UTKFace faces over blurred ``backdrops``) with 1 to 3
+    bystanders painted behind each subject (``synth.backdrops.crowd_photo``): other people of the sample, 0.5 to 1
+    times the subject's face, blurred, masked or not; at the same place in all of a person's photos for a
+    ``static`` share of the people, drawn anew per photo for the others; a ``faded`` share of subjects low in contrast.
+    Writes ``bystanders.csv`` (image_id, each bystander's face box, its size against the subject's, whether it is
+    masked and static, the share of its box the subject hides). Reused when ``crowd.json`` says it is done."""
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from facecurate.curate.synth import synthesize
+    from facecurate.curate.synth.backdrops import crowd_photo, plan_bystanders
+    from facecurate.curate.synth.person_mask import read_person_mask
+
+    marker = out / "crowd.json"
+    if marker.is_file():
+        return out
+    synthesize(faces, out, people=people, seed=seed, backdrops=backdrops, contact=0)
+    truth = pd.read_csv(out / "truth.csv")
+    cols = ["face_x1", "face_y1", "face_x2", "face_y2"]
+    rows = []
+    donors_of = {}  # a few photos of other people, decoded once: the bystanders' heads and shoulders
+    rng = np.random.default_rng(seed)
+    pool = truth.iloc[rng.choice(len(truth), size=min(len(truth), 160), replace=False)]
+    for r in pool.itertuples():
+        img = cv2.cvtColor(cv2.imread(str(out / "images" / r.image_id)), cv2.COLOR_BGR2RGB)
+        donors_of[r.image_id] = (img, read_person_mask(out, r.image_id), np.array([getattr(r, c) for c in cols]), r.person, r.mask)
+    donor_ids = list(donors_of)
+    for p, (person, g) in enumerate(truth.groupby("person", sort=True)):
+        prng = np.random.default_rng([seed, p])
+        own = [k for k, d in enumerate(donor_ids) if donors_of[d][3] != person]
+        donors = [donors_of[donor_ids[k]][:3] for k in own]
+        is_static = bool(prng.random() < static)
+        fade = float(prng.uniform(0.35, 0.5)) if prng.random() < faded else 0.0
+        plan = plan_bystanders(prng, len(donors))
+        blur = float(prng.uniform(1.5, 3.0))
+        for r in g.itertuples():
+            if not is_static:
+                plan = plan_bystanders(prng, len(donors))
+            path = out / "images" / r.image_id
+            img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            person_mask = read_person_mask(out, r.image_id)
+            box = np.array([getattr(r, c) for c in cols])
+            photo, boxes = crowd_photo(img, person_mask, box, donors, plan, blur, fade)
+            cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            for b, bx in zip(sorted(plan, key=lambda b: b.scale), boxes):
+                x1, y1, x2, y2 = (int(np.clip(v, 0, s)) for v, s in zip(bx, (384, 512, 384, 512)))
+                hidden = float(person_mask[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 1.0
+                rows.append({"image_id": r.image_id, "person": person, "bx1": bx[0], "by1": bx[1], "bx2": bx[2], "by2": bx[3],
+                             "scale": b.scale, "blur": b.blur, "masked": int(donors_of[donor_ids[own[b.donor]]][4] != 2),
+                             "static": int(is_static), "faded": fade, "hidden": round(hidden, 3)})
+    pd.DataFrame(rows).to_csv(out / "bystanders.csv", index=False)
+    marker.write_text(json.dumps({"people": people, "seed": seed, "static": static, "faded": faded,
+                                  "backdrops": str(backdrops) if backdrops else None}))
     return out
 
 

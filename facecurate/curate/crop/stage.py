@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cache import Cache, load_cache
+from ..cache import SUBJECT_COLUMNS, Cache, load_cache
 from ..cache_writer import CacheWriter, fingerprint
 from ..devices import resolve_device
 from ..errors import InputError
@@ -33,10 +33,10 @@ from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
 from .first_look import CROP_COLS, OnDemandDetector, crop_chunk, decoded, read_photo, render_crop
 from .geometry import crop_region, cut, output_shape
 from .params import VERSION_PACKAGES, CropParams
-from .person_pass import FACE_COLS, REJECTED_COLS, candidates_json, dataset_consensus, decide_subjects, off_person, pick_single
+from .person_pass import FACE_COLS, REJECTED_COLS, RUNNER_COLS, dataset_consensus, decide_subjects, off_person, pick_single
 
 #: Columns `crop` adds to the manifest beyond the contract's CROP_COLUMNS.
-EXTRA_COLS = ["width", "height", "n_faces", "detector", *REJECTED_COLS, "off_person"]
+EXTRA_COLS = ["width", "height", "n_faces", "detector", *REJECTED_COLS, "off_person"]  # + cache.SUBJECT_COLUMNS
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
         if background is not None:
             background.close()
     seconds = time.perf_counter() - t0
-    crop_cols = {c: rows[c].to_numpy() for c in FACE_COLS + CROP_COLS + ["score", "box_source", "error"] + EXTRA_COLS}
+    crop_cols = {c: rows[c].to_numpy() for c in FACE_COLS + CROP_COLS + ["score", "box_source", "error"] + SUBJECT_COLUMNS + EXTRA_COLS}
     full = manifest.drop(columns=[c for c in crop_cols if c in manifest.columns]).assign(**crop_cols)
     counts = {s: int((full["box_source"] == s).sum()) for s in (DETECTED, PERSON, PRIOR)}
     counts["failed"] = int((full["error"] != "").sum())
@@ -204,11 +204,15 @@ def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame
             ok = [(i, img) for i, (img, _) in zip(part, read) if img is not None]
             found = detector.detect([img for _, img in ok]) if ok else []
             for (i, img), faces in zip(ok, found):
-                face = pick_single(faces, img.shape[1], img.shape[0], prior)
-                rows.loc[i, ["n_faces", "candidates"]] = [len(faces), candidates_json(faces)]
-                if face is not None:
+                k, ch, text = pick_single(faces, img, prior)
+                rows.loc[i, ["n_faces", "candidates"]] = [len(faces), text]
+                if k is not None:
+                    face = faces[k]
                     choice.loc[i, FACE_COLS] = face.box
                     choice.loc[i, ["score", "box_source", "detector"]] = [face.score, DETECTED, face.source or detector.name]
+                    if ch.runner is not None:
+                        choice.loc[i, RUNNER_COLS] = faces[ch.runner].box
+                        choice.loc[i, "margin"] = ch.margin
             steps.advance(len(part))
     usable = (rows["error"] == "").to_numpy()
     boxes = choice[FACE_COLS].to_numpy(np.float64, copy=True)
@@ -239,5 +243,7 @@ def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame
     rows["score"] = np.where(keep & det, choice["score"].to_numpy(np.float64), np.nan)
     rows["detector"] = np.where(keep & det, choice["detector"].to_numpy(), np.where(keep, source, ""))
     rows[REJECTED_COLS] = choice[REJECTED_COLS].to_numpy(np.float64)
+    rows[RUNNER_COLS] = np.where((keep & det)[:, None], choice[RUNNER_COLS].to_numpy(np.float64), np.nan)
+    rows["margin"] = np.where(keep & det, choice["margin"].to_numpy(np.float64), np.nan)
     rows["off_person"] = off_person(rows[FACE_COLS].to_numpy(np.float64), sizes, persons, use_consensus)
     return rows, int(len(todo))

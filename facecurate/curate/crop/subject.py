@@ -10,6 +10,7 @@ has other photos, their consensus box decides (``pick_with_consensus``). Pure fu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -112,3 +113,107 @@ def pick_with_consensus(boxes: np.ndarray, scores: Sequence[float], width: int, 
     if not ok.any():
         return None, True
     return int(np.argmax(np.where(ok, conf * closeness, -1.0))), True
+
+
+# ----------------------------------------------------------------------------- the subject rule: cues, one vote each
+# On a crowded backdrop position alone is not enough: a bystander may sit as central as the subject and be
+# detected more confidently. Each candidate's evidence is a sum of log-scale cues, so no single cue decides:
+#   focus   log sharpness relative to the photo's (a face behind the subject is softer; ``cues.image_cues``)
+#   below   log sharpness of the neck and shoulders band below it (the subject's own body is in focus)
+#   size    log sqrt(relative area), as today's rule
+#   centre  -d^2 / (2 sigma^2), as today's rule
+#   score   log of the detectors' fused score (agreement of both BlazeFace models raises it)
+#   person  closeness to the person's consensus (one vote, 0..``person``: it can be outvoted)
+# With focus = below = person = 0 the ranking is today's ``pick_subject``.
+
+
+@dataclass(frozen=True)
+class SubjectWeights:
+    """How much each cue counts (log units). Set on the crowded bench set (BENCHMARKS.md, crop, crowded backdrops)."""
+
+    focus: float = 2.0
+    below: float = 0.5
+    size: float = 1.0
+    centre: float = 1.0
+    score: float = 1.0
+    person: float = 1.5
+    sigma: float = 0.3
+    close: float = 1.0  # a choice whose margin over the runner-up is below this is a close call (contact sheet, manifest)
+
+
+WEIGHTS = SubjectWeights()
+CUE_CLIP = (0.05, 20.0)  # sharpness ratios are clipped here before the log: one odd box cannot swamp the rest
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The subject among a photo's candidates: ``index`` (None: no candidate), the ``runner`` up (None: alone),
+    ``margin`` of evidence between them (inf when alone) and each candidate's ``evidence``."""
+
+    index: int | None
+    runner: int | None
+    margin: float
+    evidence: np.ndarray
+
+    @property
+    def close(self) -> bool:
+        return self.runner is not None and self.margin < WEIGHTS.close
+
+
+def _log_ratio(values, n: int) -> np.ndarray:
+    v = np.asarray(values if values is not None else np.full(n, np.nan), dtype=np.float64).reshape(-1)
+    return np.where(np.isfinite(v), np.log(np.clip(v, *CUE_CLIP)), 0.0)
+
+
+def own_evidence(boxes: np.ndarray, scores: Sequence[float], width: int, height: int, focus=None, below=None,
+                 weights: SubjectWeights = WEIGHTS) -> np.ndarray:
+    """Each candidate's evidence from its own photo (focus, neck and shoulders, size, centre, detector score)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0)
+    w = np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
+    h = np.clip(boxes[:, 3] - boxes[:, 1], 1e-6, None)
+    size = 0.5 * np.log(w * h / float(width * height))
+    dx = ((boxes[:, 0] + boxes[:, 2]) / 2 - width / 2) / width
+    dy = ((boxes[:, 1] + boxes[:, 3]) / 2 - height / 2) / height
+    centre = -(dx ** 2 + dy ** 2) / (2 * weights.sigma ** 2)
+    score = np.log(np.clip(np.asarray(scores, dtype=np.float64).reshape(-1), 1e-3, 1))
+    below_cue = np.clip(_log_ratio(below, n), -1.5, 1.5)  # a weak cue: bounded
+    return (weights.focus * _log_ratio(focus, n) + weights.below * below_cue + weights.size * size
+            + weights.centre * centre + weights.score * score)
+
+
+def closeness(boxes: np.ndarray, width: int, height: int, consensus: np.ndarray) -> np.ndarray:
+    """0..1 per candidate: 1 on the consensus box, falling with centre distance (face widths) and area ratio."""
+    rel = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / np.array([width, height, width, height], dtype=np.float64)
+    d, ratio = disagreement(rel, consensus, width / height)
+    return np.exp(-(d / AGREE_CENTRE) ** 2 - (ratio / np.log2(AGREE_AREA)) ** 2)
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box (4,) with each of ``boxes`` (k x 4)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
+    return inter / np.maximum(area(np.asarray(box, dtype=np.float64)) + area(boxes) - inter, 1e-9)
+
+
+def choose(evidence: np.ndarray, boxes: np.ndarray | None = None, same: float = 0.3) -> Choice:
+    """The best candidate by ``evidence`` and its runner-up: the best other face (a box overlapping the winner by
+    IoU ``same`` or more is the same face seen twice, not a rival)."""
+    evidence = np.asarray(evidence, dtype=np.float64).reshape(-1)
+    if not len(evidence):
+        return Choice(None, None, float("inf"), evidence)
+    order = np.argsort(-evidence, kind="stable")
+    best = int(order[0])
+    rivals = order[1:]
+    if boxes is not None and len(rivals):
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        rivals = rivals[iou(boxes[best], boxes[rivals]) < same]
+    if not len(rivals):
+        return Choice(best, None, float("inf"), evidence)
+    runner = int(rivals[0])
+    return Choice(best, runner, float(evidence[best] - evidence[runner]), evidence)
