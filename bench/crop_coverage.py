@@ -191,7 +191,7 @@ def main() -> None:
                 bys = on_bystander(m, truth, bystanders)
                 out["runs"].append({
                     "miss_causes": miss_causes(m, truth, face.to_numpy(), bys), "on_bystander": int(bys.sum()),
-                    "close_calls": int((m["margin"].to_numpy(float) < 1.0).sum()),
+                    "close_calls": int((m["margin"].to_numpy(float) < 1.0).sum()) if "margin" in m else None,
                     "detector": det, "resolved": cache.meta["detector"], "setting": name, "photos": len(m),
                     "face_covered": round(float(face.mean()), 4), "face_grown_covered": round(float(grown.mean()), 4),
                     "masked_face_covered": round(float(face[masked].mean()), 4),

@@ -13,6 +13,8 @@ took which path. The photos: a competition-layout sample rendered by ``curate.sy
 With CUDA present, ours also runs once on the GPU. Prints one JSON line.
 
   .venv/bin/python bench/crop_speed.py --people 300 --backdrops ../shared/data/facemask-voc/images --repeat 3
+  .venv/bin/python bench/crop_speed.py --people 300 --crowd --repeat 3          # the crowded set (crop_coverage --crowd)
+  .venv/bin/python bench/crop_speed.py --people 100 --baseline /tmp/base --no-naive   # code against code, plain walls
 """
 from __future__ import annotations
 
@@ -120,9 +122,11 @@ def spread(values: list[float], digits: int = 2) -> dict:
             "max": round(max(values), digits)}
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], code: Path = ROOT) -> float:
+    """Wall seconds of ``cmd`` run with ``code``'s facecurate first on the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, cwd=code, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t0
 
 
@@ -134,20 +138,31 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="turns of each side")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the naive loop")
     ap.add_argument("--work", type=Path, default=None, help="keep the sample here (reused when it exists)")
+    ap.add_argument("--crowd", action="store_true", help="build the crowded sample (crop_coverage.py --crowd's) instead")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout of facecurate (e.g. `git worktree add /tmp/base main`): its crop runs in the same "
+                         "turns, and the ratio baseline / ours is reported")
+    ap.add_argument("--no-naive", action="store_true", help="skip the teams' loop (with --baseline: code against code only)")
     a = ap.parse_args()
 
     work = a.work or Path(tempfile.mkdtemp(prefix="crop_speed_"))
     sample = a.sample or work / "sample"
-    if a.sample is None and not (sample / "train.csv").is_file():
+    if a.sample is None and a.crowd:
+        build_crowded_sample(sample, a.people)
+    elif a.sample is None and not (sample / "train.csv").is_file():
         build_sample(sample, a.people, backdrops=a.backdrops)
     n = sum(1 for p in (sample / "images").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    ours_s, naive_s = [], []
+    ours_s, naive_s, base_s = [], [], []
     for t in range(a.repeat):
-        for d in (work / "ours", work / "naive"):
+        for d in (work / "ours", work / "naive", work / "base"):
             shutil.rmtree(d, ignore_errors=True)
         ours_s.append(timed([sys.executable, "-m", "facecurate", "crop", str(sample), "--out", str(work / "ours")]))
-        naive_s.append(timed([sys.executable, str(ANCHOR), str(sample / "images"), str(work / "naive"),
-                              "--threads", str(a.threads)]))
+        if not a.no_naive:
+            naive_s.append(timed([sys.executable, str(ANCHOR), str(sample / "images"), str(work / "naive"),
+                                  "--threads", str(a.threads)]))
+        if a.baseline:
+            base_s.append(timed([sys.executable, "-m", "facecurate", "crop", str(sample), "--out", str(work / "base")],
+                                code=a.baseline.resolve()))
     meta = json.loads((work / "ours" / "meta.json").read_text())
     from facecurate.curate.cache import load_cache
 
@@ -165,8 +180,10 @@ def main() -> None:
         "ours": {"wall_s": spread(ours_s), "photos_per_s": spread([n / s for s in ours_s], 1),
                  "in_process_photos_per_s": round(n / meta["seconds"], 1) if meta.get("seconds") else None,
                  "detector": meta["detector"], "counts": meta["counts"], "usable": int((m["error"] == "").sum())},
-        "naive": {"wall_s": spread(naive_s), "photos_per_s": spread([n / s for s in naive_s], 1)},
-        "ratio_naive_over_ours": spread([b / o for o, b in zip(ours_s, naive_s)]),
+        **({"naive": {"wall_s": spread(naive_s), "photos_per_s": spread([n / s for s in naive_s], 1)},
+            "ratio_naive_over_ours": spread([b / o for o, b in zip(ours_s, naive_s)])} if naive_s else {}),
+        **({"baseline": {"code": str(a.baseline), "wall_s": spread(base_s), "photos_per_s": spread([n / s for s in base_s], 1)},
+            "ratio_baseline_over_ours": spread([b / o for o, b in zip(ours_s, base_s)])} if base_s else {}),
         "cuda": cuda,
     }))
 

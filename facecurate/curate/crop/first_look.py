@@ -120,7 +120,7 @@ def first_look(batch: Sequence[tuple[int, np.ndarray | None, str]], detector, ba
         rec = out[k][0]
         h, w = img.shape[:2]
         boxes = np.array([f.box for f in found], dtype=np.float64).reshape(-1, 4)
-        focus, below = image_cues(img, boxes) if len(found) > 1 else (None, None)  # one face: nothing to tell apart
+        focus, below = image_cues(img, boxes)
         rec.update(n_faces=len(found), candidates=candidates_json(found, focus, below),
                    clear=bool(detector.is_clear(found, h, w)))
         j = choose(own_evidence(boxes, [f.score for f in found], w, h, focus, below), boxes).index

@@ -1,12 +1,12 @@
-"""The second look at every photo's face, with what the person's other photos say: pure decisions on pass-1 rows.
+"""Pass 2's decisions on pass-1 rows, pure: which photos the quick look left in doubt, and each photo's subject.
 
-After the first pass every readable photo has its quick candidates (``candidates``: JSON of
-``[x1, y1, x2, y2, score, detector]``), a provisional pick (large and central) and whether the
-detector called it clear. Here, per person, the consensus box of the confident picks decides:
-the agreeing candidate wins, and when every candidate disagrees the person box is used (the
-rejected box kept for review). People without a consensus (single photos: the eval layout, a plain
-folder where a folder is not a person) keep the large-and-central rule, nudged by the data set's
-consensus; photos the detector was unsure about are marked for its full detection (``needs_detect``).
+After the first pass every readable photo has its quick candidates with their image cues (``candidates``: JSON of
+``[x1, y1, x2, y2, score, detector, focus, below]``) and a provisional pick by the subject rule (``subject``) on its
+own photo. Photos whose cues disagree (``doubtful``: a close call, a soft winner, a winner off the data set's
+framing, no face) get the detector's full look in the stage. Then, per person, the consensus box of the picks not
+in doubt is one more vote for each candidate (``decide_subjects``): it can be outvoted; when no candidate agrees
+with it at all, the photo gets the person box (the rejected box kept for review). Photos without a person consensus
+(single photos: the eval layout, a plain folder) get a weaker vote for the data set's framing instead.
 """
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .cues import image_cues
 from .fallback import DETECTED, PERSON
 from .subject import (CONSENSUS_MIN, REVIEW_AREA, REVIEW_CENTRE, WEIGHTS, Choice, SubjectWeights, agrees, choose, closeness,
-                      consensus_box, own_evidence, pick_with_consensus)
+                      consensus_box, in_doubt, own_evidence)
 
 FACE_COLS = ["face_x1", "face_y1", "face_x2", "face_y2"]
 REJECTED_COLS = ["rejected_x1", "rejected_y1", "rejected_x2", "rejected_y2"]
@@ -54,38 +53,53 @@ def parse_cues(text: str) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([get(c, 6) for c in items], dtype=np.float64), np.array([get(c, 7) for c in items], dtype=np.float64))
 
 
-def photo_choice(text: str, width: int, height: int, consensus: np.ndarray | None = None,
-                 weights: SubjectWeights = WEIGHTS) -> tuple[Choice, np.ndarray, np.ndarray, list[str]]:
-    """The subject rule on one photo's stored candidates: (``Choice``, boxes, scores, detector names); with the
-    person's ``consensus`` its closeness is one more vote."""
+def photo_choice(text: str, width: int, height: int, consensus: np.ndarray | None = None, vote: float = 1.0,
+                 weights: SubjectWeights = WEIGHTS) -> tuple[Choice, np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """The subject rule on one photo's stored candidates: (``Choice``, boxes, scores, detector names, focus); with a
+    ``consensus`` (the person's, or the data set's framing) its closeness is one more vote, ``vote`` x ``weights.person``."""
     boxes, scores, names = parse_candidates(text)
     focus, below = parse_cues(text)
     evidence = own_evidence(boxes, scores, width, height, focus, below, weights)
     if consensus is not None and len(boxes):
-        evidence = evidence + weights.person * closeness(boxes, width, height, consensus)
-    return choose(evidence, boxes), boxes, scores, names
+        evidence = evidence + vote * weights.person * closeness(boxes, width, height, consensus)
+    return choose(evidence, boxes), boxes, scores, names, focus
 
 
-def person_consensus(rows: pd.DataFrame, persons: Sequence[str], weights: SubjectWeights = WEIGHTS) -> dict[str, np.ndarray]:
+def doubtful(rows: pd.DataFrame, prior: np.ndarray | None, weights: SubjectWeights = WEIGHTS) -> np.ndarray:
+    """True for each readable photo whose cues disagree about its subject (``subject.in_doubt``, against the data set's
+    framing ``prior``): those get the detector's full look, and do not vote in their person's consensus."""
+    size = rows[["width", "height"]].to_numpy(np.float64)
+    usable = (rows["error"].fillna("").astype(str) == "").to_numpy()
+    cand = rows["candidates"].fillna("").astype(str).to_numpy()
+    out = np.zeros(len(rows), bool)
+    for i in np.flatnonzero(usable):
+        w, h = int(size[i, 0]), int(size[i, 1])
+        ch, boxes, _, _, focus = photo_choice(cand[i], w, h, None, weights=weights)
+        out[i] = in_doubt(ch, boxes, focus, w, h, prior, weights)
+    return out
+
+
+def person_consensus(rows: pd.DataFrame, persons: Sequence[str], weights: SubjectWeights = WEIGHTS,
+                     prior: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Relative consensus box per person: the median of the faces each photo's own cues pick (``subject.consensus_box``
-    over picks scoring ``CONSENSUS_SCORE`` or more); the clear picks (margin >= ``weights.close``) vote when there are
-    enough of them, else all confident picks do."""
+    over picks scoring ``CONSENSUS_SCORE`` or more); the picks not in doubt (``subject.in_doubt`` against the data
+    set's framing ``prior``) vote when there are enough of them, else all confident picks do."""
     n = len(rows)
     size = rows[["width", "height"]].to_numpy(np.float64).clip(1)
     usable = (rows["error"].fillna("").astype(str) == "").to_numpy()
     cand = rows["candidates"].fillna("").astype(str).to_numpy()
-    picks, scores, margins = np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n)
+    picks, scores, sure = np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n, bool)
     for i in np.flatnonzero(usable):
         w, h = size[i]
-        ch, boxes, sc, _ = photo_choice(cand[i], int(w), int(h), None, weights)
+        ch, boxes, sc, _, focus = photo_choice(cand[i], int(w), int(h), None, weights=weights)
         if ch.index is not None:
             picks[i] = boxes[ch.index] / np.array([w, h, w, h])
-            scores[i], margins[i] = sc[ch.index], ch.margin
+            scores[i], sure[i] = sc[ch.index], not in_doubt(ch, boxes, focus, int(w), int(h), prior, weights)
     frame = pd.DataFrame({"person": np.asarray(persons, dtype=object), "row": np.arange(n)})
     out = {}
     for person, g in frame.groupby("person", sort=False):
         idx = g["row"].to_numpy()
-        clear = idx[margins[idx] >= weights.close]
+        clear = idx[sure[idx]]
         box = consensus_box(picks[clear], scores[clear]) if len(clear) >= CONSENSUS_MIN else None
         if box is None:
             box = consensus_box(picks[idx], scores[idx])
@@ -95,14 +109,15 @@ def person_consensus(rows: pd.DataFrame, persons: Sequence[str], weights: Subjec
 
 
 def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: bool = True,
-                    person_fallback: bool = True, weights: SubjectWeights = WEIGHTS) -> pd.DataFrame:
+                    person_fallback: bool = True, prior: np.ndarray | None = None,
+                    weights: SubjectWeights = WEIGHTS) -> pd.DataFrame:
     """The subject of each photo by the subject rule: a frame with the chosen box (``FACE_COLS``), ``score``,
     ``box_source`` (detected, person, or "" = not decided yet), ``detector``, the ``REJECTED_COLS`` box, the
-    runner-up's box (``RUNNER_COLS``) and ``margin``, and ``needs_detect`` (the detector's full look is still owed).
+    runner-up's box (``RUNNER_COLS``) and ``margin``.
 
-    Each candidate's evidence is its own photo's cues plus, when the person has a consensus, one vote for agreeing
-    with it (``subject``). Photos where the detector was not clear get the full look only when the cues disagree
-    too: no consensus and a close call, a lone unsure face or no candidate at all. When the person has a consensus and no candidate
+    Each candidate's evidence is its own photo's cues plus one vote for agreeing with the person's consensus (or, for
+    a photo without one, a weaker vote, ``PRIOR_WEIGHT``, for the data set's framing ``prior``); the photos in doubt
+    have had the detector's full look before (``doubtful``, in the stage). When the person has a consensus and no candidate
     agrees with it (``subject.agrees``: the subject's own face was not found), the photo gets the person box and the
     best candidate is kept as rejected; when one does, the winner stands even where it disagrees (outvoted).
     ``rows`` are pass-1 rows (``width``, ``height``, ``error``, ``candidates``, ``clear`` and the provisional
@@ -111,27 +126,23 @@ def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: b
     """
     n = len(rows)
     persons = [str(p) for p in persons]
-    consensus = person_consensus(rows, persons, weights) if use_consensus else {}
+    consensus = person_consensus(rows, persons, weights, prior) if use_consensus else {}
     out = pd.DataFrame({c: np.full(n, np.nan) for c in FACE_COLS + REJECTED_COLS + RUNNER_COLS})
     out["score"] = np.nan
     out["margin"] = np.nan
     out["box_source"] = ""
     out["detector"] = ""
-    out["needs_detect"] = False
     usable = (rows["error"].fillna("").astype(str) == "").to_numpy()
-    clear = rows["clear"].fillna(False).astype(bool).to_numpy()
     cand = rows["candidates"].fillna("").astype(str).to_numpy()
     size = rows[["width", "height"]].to_numpy(np.float64)
     face = np.full((n, 4), np.nan)
     rejected, runner, margin = np.full((n, 4), np.nan), np.full((n, 4), np.nan), np.full(n, np.nan)
-    score, source, detector, needs = np.full(n, np.nan), np.full(n, "", dtype=object), np.full(n, "", dtype=object), np.zeros(n, bool)
+    score, source, detector = np.full(n, np.nan), np.full(n, "", dtype=object), np.full(n, "", dtype=object)
     for i in np.flatnonzero(usable):
         w, h = size[i]
         c = consensus.get(persons[i])
-        ch, boxes, scores, names = photo_choice(cand[i], int(w), int(h), c, weights)
-        if c is None and (ch.index is None or (not clear[i] and (ch.close or ch.runner is None))):
-            needs[i] = True  # nobody else has a say and the cues do not settle it: the detector's full look
-            continue
+        ch, boxes, scores, names, _ = photo_choice(cand[i], int(w), int(h), c if c is not None else prior,
+                                                   1.0 if c is not None else PRIOR_WEIGHT, weights)
         if ch.index is None:
             if c is None or not person_fallback:
                 continue
@@ -145,7 +156,7 @@ def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: b
         # every candidate disagrees with the person's other photos (or there is none): their box
         face[i], source[i], detector[i] = c * np.array([w, h, w, h]), PERSON, "person consensus"
     out[FACE_COLS], out[REJECTED_COLS], out[RUNNER_COLS] = face, rejected, runner
-    out["score"], out["margin"], out["box_source"], out["detector"], out["needs_detect"] = score, margin, source, detector, needs
+    out["score"], out["margin"], out["box_source"], out["detector"] = score, margin, source, detector
     return out
 
 
@@ -154,20 +165,6 @@ def dataset_consensus(rows: pd.DataFrame) -> np.ndarray | None:
     size = rows[["width", "height"]].to_numpy(np.float64).clip(1)
     rel = rows[FACE_COLS].to_numpy(np.float64) / np.concatenate([size, size], axis=1)
     return consensus_box(rel, rows["score"].to_numpy(np.float64))
-
-
-def pick_single(faces: Sequence, image: np.ndarray, prior: np.ndarray | None,
-                weights: SubjectWeights = WEIGHTS) -> tuple[int | None, Choice, str]:
-    """The subject among a single photo's faces (the detector's full look) by the subject rule, the data set's
-    consensus ``prior`` a weak vote (``PRIOR_WEIGHT`` of the person's): (index or None, ``Choice``, candidates JSON)."""
-    h, w = image.shape[:2]
-    boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
-    focus, below = image_cues(image, boxes)
-    evidence = own_evidence(boxes, [f.score for f in faces], w, h, focus, below, weights)
-    if prior is not None and len(boxes):
-        evidence = evidence + PRIOR_WEIGHT * weights.person * closeness(boxes, w, h, prior)
-    ch = choose(evidence, boxes)
-    return ch.index, ch, candidates_json(faces, focus, below)
 
 
 def off_person(boxes: np.ndarray, sizes: np.ndarray, persons: Sequence[str], use_consensus: bool = True) -> np.ndarray:

@@ -33,7 +33,10 @@ from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
 from .first_look import CROP_COLS, OnDemandDetector, crop_chunk, decoded, read_photo, render_crop
 from .geometry import crop_region, cut, output_shape
 from .params import VERSION_PACKAGES, CropParams
-from .person_pass import FACE_COLS, REJECTED_COLS, RUNNER_COLS, dataset_consensus, decide_subjects, off_person, pick_single
+from .subject import WEIGHTS
+from .person_pass import (FACE_COLS, REJECTED_COLS, RUNNER_COLS, candidates_json, dataset_consensus, decide_subjects, doubtful,
+                          off_person)
+from .cues import image_cues
 
 #: Columns `crop` adds to the manifest beyond the contract's CROP_COLUMNS.
 EXTRA_COLS = ["width", "height", "n_faces", "detector", *REJECTED_COLS, "off_person"]  # + cache.SUBJECT_COLUMNS
@@ -178,7 +181,11 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
                 region = full.loc[i, CROP_COLS].to_numpy(np.float64)
                 out_imgs.append(cut(img, region, out_hw, params.pad) if img is not None else np.zeros((*out_hw, 3), np.uint8))
             return out_imgs
-    contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png", originals=originals)
+    def photos(rows: list[int]) -> list[np.ndarray | None]:  # close calls are drawn on their whole photo
+        return [read_photo(paths[i], params.min_photo_size)[0] for i in rows]
+
+    contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png", originals=originals,
+                                           photos=photos, close=WEIGHTS.close)
     return CropResult(cache, writer.state, counts, seconds, n - writer.resumed_rows, writer.n_chunks, writer.resumed,
                       contact, left_out, ds.problems, rejected, int(full["off_person"].sum()))
 
@@ -186,34 +193,28 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
 def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, layout: str, pool: ThreadPoolExecutor,
                  detector, background, params: CropParams, out_hw: tuple[int, int],
                  progress: Progress) -> tuple[pd.DataFrame, int]:
-    """Pass 2: the person's consensus decides each subject, unsure single photos get the detector's full look,
-    photos without a face fall back on the person's or the data set's box, and every changed crop is redone.
-    Returns the rows and how many photos needed the full look."""
+    """Pass 2: photos whose cues leave the subject in doubt get the detector's full look; the subject rule, with the
+    person's consensus as one vote, decides each subject; photos without a face fall back on the person's or the data
+    set's box, and every changed crop is redone. Returns the rows and how many photos needed the full look."""
     rows = rows.copy()
     persons = manifest["person"].astype(str).tolist()
     paths = manifest["path"].astype(str).tolist()
     use_consensus = params.person_consensus and layout != "folder"  # in a plain folder a folder is not a person
-    choice = decide_subjects(rows, persons, use_consensus, params.person_fallback)
-    todo = np.flatnonzero(choice["needs_detect"].to_numpy())
+    prior = dataset_consensus(rows)
+    todo = np.flatnonzero(doubtful(rows, prior))  # the cues disagree: the detector's full look, then the rule again
     if len(todo):
-        prior = dataset_consensus(rows)
-        steps = Steps(progress, "second look (photos the quick detector was unsure of)", len(todo))
+        steps = Steps(progress, "second look (photos whose subject the quick look left in doubt)", len(todo))
         for s in range(0, len(todo), params.batch):
             part = todo[s:s + params.batch]
             read = list(pool.map(lambda p: read_photo(p, params.min_photo_size), [paths[i] for i in part]))
             ok = [(i, img) for i, (img, _) in zip(part, read) if img is not None]
             found = detector.detect([img for _, img in ok]) if ok else []
             for (i, img), faces in zip(ok, found):
-                k, ch, text = pick_single(faces, img, prior)
-                rows.loc[i, ["n_faces", "candidates"]] = [len(faces), text]
-                if k is not None:
-                    face = faces[k]
-                    choice.loc[i, FACE_COLS] = face.box
-                    choice.loc[i, ["score", "box_source", "detector"]] = [face.score, DETECTED, face.source or detector.name]
-                    if ch.runner is not None:
-                        choice.loc[i, RUNNER_COLS] = faces[ch.runner].box
-                        choice.loc[i, "margin"] = ch.margin
+                boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+                focus, below = image_cues(img, boxes)
+                rows.loc[i, ["n_faces", "candidates"]] = [len(faces), candidates_json(faces, focus, below)]
             steps.advance(len(part))
+    choice = decide_subjects(rows, persons, use_consensus, params.person_fallback, prior)
     usable = (rows["error"] == "").to_numpy()
     boxes = choice[FACE_COLS].to_numpy(np.float64, copy=True)
     boxes[choice["box_source"].to_numpy() == PERSON] = np.nan  # the person box is filled in with the others below

@@ -1,11 +1,12 @@
-"""Pick the face a person photo is about when a detector finds several: the one that agrees with the person's
-other photos, else the large and central one, never simply the first.
+"""Pick the face a person photo is about when a detector finds several: the subject rule, cue by cue, never simply
+the first face.
 
-A detector's first face is its most confident one, which can be a sharp bystander or a poster on the
-wall. On a single photo the subject of a portrait fills much of the frame near its centre, so faces
-are ranked by ``score * sqrt(relative area) * exp(-d^2 / (2 sigma^2))`` with ``d`` the face centre's
-distance from the photo centre (``pick_subject``: the rule `synth` and `crop` share). When the person
-has other photos, their consensus box decides (``pick_with_consensus``). Pure functions.
+A detector's first face is its most confident one, which can be a sharp bystander or a poster on the wall. Today's
+single-photo rule, ``score * sqrt(relative area) * exp(-d^2 / (2 sigma^2))`` with ``d`` the face centre's distance
+from the photo centre (``pick_subject``), is what `synth` uses; `crop` adds the cues that tell a subject from a
+bystander (``own_evidence``: focus, neck and shoulders, size, centre, the detectors' score) and the person's other
+photos as one vote (``closeness`` to their consensus box); ``choose`` keeps the runner-up and the margin, and
+``in_doubt`` says when the cues disagree. Pure functions.
 """
 from __future__ import annotations
 
@@ -88,33 +89,6 @@ def agrees(rel_boxes: np.ndarray, consensus: np.ndarray, aspect: float = 1.0, ce
     return (d <= centre) & (ratio <= np.log2(area))
 
 
-def pick_with_consensus(boxes: np.ndarray, scores: Sequence[float], width: int, height: int,
-                        consensus: np.ndarray | None, prior_weight: float = 0.0) -> tuple[int | None, bool]:
-    """(index of the subject among ``boxes`` or None, whether a consensus decided it).
-
-    With a person's ``consensus``: only candidates that agree with it compete, ranked by score times
-    closeness; None when every candidate disagrees (the caller falls back to the person box). Without:
-    today's large-and-central rule (``pick_subject``), times ``1 - prior_weight + prior_weight x closeness``
-    when ``prior_weight`` > 0 and a data-set consensus is given instead (a weak prior for single photos).
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if len(boxes) == 0:
-        return None, False
-    if consensus is None:
-        return pick_subject(boxes, scores, width, height), False
-    rel = boxes / np.array([width, height, width, height], dtype=np.float64)
-    d, ratio = disagreement(rel, consensus, width / height)
-    closeness = np.exp(-(d / AGREE_CENTRE) ** 2 - (ratio / np.log2(AGREE_AREA)) ** 2)
-    conf = np.clip(np.asarray(scores, dtype=np.float64).reshape(-1), 0, 1)
-    if prior_weight > 0:  # a weak prior: rank by the usual rule, nudged towards the consensus
-        rank = subject_scores(boxes, scores, width, height) * (1 - prior_weight + prior_weight * closeness)
-        return int(np.argmax(rank)), False
-    ok = (d <= AGREE_CENTRE) & (ratio <= np.log2(AGREE_AREA))
-    if not ok.any():
-        return None, True
-    return int(np.argmax(np.where(ok, conf * closeness, -1.0))), True
-
-
 # ----------------------------------------------------------------------------- the subject rule: cues, one vote each
 # On a crowded backdrop position alone is not enough: a bystander may sit as central as the subject and be
 # detected more confidently. Each candidate's evidence is a sum of log-scale cues, so no single cue decides:
@@ -131,14 +105,16 @@ def pick_with_consensus(boxes: np.ndarray, scores: Sequence[float], width: int, 
 class SubjectWeights:
     """How much each cue counts (log units). Set on the crowded bench set (BENCHMARKS.md, crop, crowded backdrops)."""
 
-    focus: float = 2.0
-    below: float = 0.5
-    size: float = 1.0
-    centre: float = 1.0
+    focus: float = 1.0
+    below: float = 1.0
+    size: float = 2.0
+    centre: float = 2.0
     score: float = 1.0
     person: float = 1.5
     sigma: float = 0.3
     close: float = 1.0  # a choice whose margin over the runner-up is below this is a close call (contact sheet, manifest)
+    soft: float = 1.3   # a winner less sharp than this (relative to its photo) is in doubt: the detector's full look
+    framing: float = 0.5  # a winner this many face widths or more off the data set's framing is in doubt, too
 
 
 WEIGHTS = SubjectWeights()
@@ -217,3 +193,20 @@ def choose(evidence: np.ndarray, boxes: np.ndarray | None = None, same: float = 
         return Choice(best, None, float("inf"), evidence)
     runner = int(rivals[0])
     return Choice(best, runner, float(evidence[best] - evidence[runner]), evidence)
+
+
+def in_doubt(choice: Choice, boxes: np.ndarray, focus, width: int, height: int, prior: np.ndarray | None,
+             weights: SubjectWeights = WEIGHTS) -> bool:
+    """Do the cues disagree about this photo's subject? A close call, a soft winner, a winner far from the data
+    set's framing (``prior``, relative box) or no candidate at all: the photo gets the detector's full look, and its
+    pick does not vote in its person's consensus (a subject the quick look missed must not let a bystander lead)."""
+    if choice.index is None:
+        return True
+    f = np.asarray(focus if focus is not None else [np.nan] * len(boxes), dtype=np.float64).reshape(-1)
+    if choice.close or (np.isfinite(f[choice.index]) and f[choice.index] < weights.soft):
+        return True
+    if prior is None:
+        return False
+    d, _ = disagreement(np.asarray(boxes, dtype=np.float64)[choice.index] / np.array([width, height, width, height]), prior,
+                        width / height)
+    return bool(d[0] > weights.framing)
