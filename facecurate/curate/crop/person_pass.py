@@ -122,7 +122,7 @@ def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: b
     best candidate is kept as rejected; when one does, the winner stands even where it disagrees (outvoted).
     ``rows`` are pass-1 rows (``width``, ``height``, ``error``, ``candidates``, ``clear`` and the provisional
     pick in ``FACE_COLS`` / ``score``); ``use_consensus=False`` is the plain-folder case (a folder is not a person);
-    ``person_fallback=False`` leaves photos without any candidate to the data-set prior.
+    ``person_fallback`` is kept for callers: photos without any candidate are left to the fallback (``fallback.assign_boxes``).
     """
     n = len(rows)
     persons = [str(p) for p in persons]
@@ -143,17 +143,15 @@ def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: b
         c = consensus.get(persons[i])
         ch, boxes, scores, names, _ = photo_choice(cand[i], int(w), int(h), c if c is not None else prior,
                                                    1.0 if c is not None else PRIOR_WEIGHT, weights)
-        if ch.index is None:
-            if c is None or not person_fallback:
-                continue
-        elif c is None or agrees(boxes / np.array([w, h, w, h]), c, w / h).any():  # the vote may be outvoted
+        if ch.index is None:  # no face at all: the fallback (the person's median detected box, else the prior)
+            continue
+        if c is None or agrees(boxes / np.array([w, h, w, h]), c, w / h).any():  # the vote may be outvoted
             face[i], score[i], source[i], detector[i] = boxes[ch.index], scores[ch.index], DETECTED, names[ch.index]
             if ch.runner is not None:
                 runner[i], margin[i] = boxes[ch.runner], ch.margin
             continue
-        else:
-            rejected[i] = boxes[ch.index]
-        # every candidate disagrees with the person's other photos (or there is none): their box
+        # every candidate disagrees with the person's other photos: their consensus box, the winner kept as rejected
+        rejected[i] = boxes[ch.index]
         face[i], source[i], detector[i] = c * np.array([w, h, w, h]), PERSON, "person consensus"
     out[FACE_COLS], out[REJECTED_COLS], out[RUNNER_COLS] = face, rejected, runner
     out["score"], out["margin"], out["box_source"], out["detector"] = score, margin, source, detector
