@@ -179,7 +179,7 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def choose(evidence: np.ndarray, boxes: np.ndarray | None = None, same: float = 0.3) -> Choice:
     """The best candidate by ``evidence`` and its runner-up: the best other face (a box overlapping the winner by
-    IoU ``same`` or more is the same face seen twice, not a rival)."""
+    IoU ``same`` or more, or lying half inside it, is the same face seen twice or a part of it, not a rival)."""
     evidence = np.asarray(evidence, dtype=np.float64).reshape(-1)
     if not len(evidence):
         return Choice(None, None, float("inf"), evidence)
@@ -188,7 +188,11 @@ def choose(evidence: np.ndarray, boxes: np.ndarray | None = None, same: float = 
     rivals = order[1:]
     if boxes is not None and len(rivals):
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        rivals = rivals[iou(boxes[best], boxes[rivals]) < same]
+        b = boxes[best]
+        inside = (np.clip(np.minimum(b[2], boxes[rivals, 2]) - np.maximum(b[0], boxes[rivals, 0]), 0, None)
+                  * np.clip(np.minimum(b[3], boxes[rivals, 3]) - np.maximum(b[1], boxes[rivals, 1]), 0, None)
+                  / np.maximum((boxes[rivals, 2] - boxes[rivals, 0]) * (boxes[rivals, 3] - boxes[rivals, 1]), 1e-9))
+        rivals = rivals[(iou(b, boxes[rivals]) < same) & (inside < 0.5)]  # half inside the winner: a part of it (a mask)
     if not len(rivals):
         return Choice(best, None, float("inf"), evidence)
     runner = int(rivals[0])
