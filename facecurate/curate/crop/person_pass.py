@@ -2,7 +2,7 @@
 
 After the first pass every readable photo has its quick candidates with their image cues (``candidates``: JSON of
 ``[x1, y1, x2, y2, score, detector, focus, below]``) and a provisional pick by the subject rule (``subject``) on its
-own photo. Photos whose cues disagree (``doubtful``: a close call, a soft winner, a winner off the data set's
+own photo. Photos whose cues disagree (``doubtful``: a close call, a winner off the data set's
 framing, no face) get the detector's full look in the stage. Then, per person, the consensus box of the picks not
 in doubt is one more vote for each candidate (``decide_subjects``): it can be outvoted; when no candidate agrees
 with it at all, the photo gets the person box (the rejected box kept for review). Photos without a person consensus
@@ -74,8 +74,8 @@ def doubtful(rows: pd.DataFrame, prior: np.ndarray | None, weights: SubjectWeigh
     out = np.zeros(len(rows), bool)
     for i in np.flatnonzero(usable):
         w, h = int(size[i, 0]), int(size[i, 1])
-        ch, boxes, _, _, focus = photo_choice(cand[i], w, h, None, weights=weights)
-        out[i] = in_doubt(ch, boxes, focus, w, h, prior, weights)
+        ch, boxes, _, _, _ = photo_choice(cand[i], w, h, None, weights=weights)
+        out[i] = in_doubt(ch, boxes, w, h, prior, weights)
     return out
 
 
@@ -91,10 +91,10 @@ def person_consensus(rows: pd.DataFrame, persons: Sequence[str], weights: Subjec
     picks, scores, sure = np.full((n, 4), np.nan), np.full(n, np.nan), np.zeros(n, bool)
     for i in np.flatnonzero(usable):
         w, h = size[i]
-        ch, boxes, sc, _, focus = photo_choice(cand[i], int(w), int(h), None, weights=weights)
+        ch, boxes, sc, _, _ = photo_choice(cand[i], int(w), int(h), None, weights=weights)
         if ch.index is not None:
             picks[i] = boxes[ch.index] / np.array([w, h, w, h])
-            scores[i], sure[i] = sc[ch.index], not in_doubt(ch, boxes, focus, int(w), int(h), prior, weights)
+            scores[i], sure[i] = sc[ch.index], not in_doubt(ch, boxes, int(w), int(h), prior, weights)
     frame = pd.DataFrame({"person": np.asarray(persons, dtype=object), "row": np.arange(n)})
     out = {}
     for person, g in frame.groupby("person", sort=False):
