@@ -129,6 +129,7 @@ def simulate_misses(manifest: pd.DataFrame, truth: pd.DataFrame, params, miss: f
 
 
 def spread_of(values) -> dict:
+    """min / median / max of ``values``, rounded."""
     v = np.asarray(values, dtype=float)
     return {"min": round(float(v.min()), 3), "median": round(float(np.median(v)), 3), "max": round(float(v.max()), 3)}
 

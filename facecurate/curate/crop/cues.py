@@ -34,7 +34,7 @@ class Sharpness:
         n = (x2 - x1) * (y2 - y1)
         if n < 4:
             return float("nan")
-        box = lambda s: s[y2, x2] - s[y1, x2] - s[y2, x1] + s[y1, x1]  # noqa: E731 (the one integral-image sum)
+        box = lambda s: s[y2, x2] - s[y1, x2] - s[y2, x1] + s[y1, x1]
         mean = box(self.sum_i) / n
         std = np.sqrt(max(box(self.sum_i2) / n - mean * mean, 0.0)) + 2.0  # + 2 grey levels: flat areas stay finite
         return float(box(self.sum_lap) / n / std)

@@ -49,7 +49,7 @@ def parse_candidates(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
 def parse_cues(text: str) -> tuple[np.ndarray, np.ndarray]:
     """(focus k, below k) from ``candidates_json`` text; NaN where not measured (chunks written before the cues)."""
     items = json.loads(text) if text else []
-    get = lambda c, k: c[k] if len(c) > k and c[k] is not None else np.nan  # noqa: E731
+    get = lambda c, k: c[k] if len(c) > k and c[k] is not None else np.nan
     return (np.array([get(c, 6) for c in items], dtype=np.float64), np.array([get(c, 7) for c in items], dtype=np.float64))
 
 
