@@ -186,7 +186,7 @@ def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> 
         return
     for q in r.quality.values():
         console.print(("" if q.on else "warning: ") + q.describe(), markup=False, soft_wrap=True)
-    t = Table(title=f"relabel-report: {r.people} people checked")
+    t = Table(title=f"relabel-report: {r.coverage}")
     for c in ("kind", "flags", "people", "status", "threshold", "exp. precision", "exp. recall"):
         t.add_column(c, justify="left" if c in ("kind", "status") else "right")
     for k in KINDS:

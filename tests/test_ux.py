@@ -1,0 +1,81 @@
+"""The second UX pass (issue 27), driven through the CLI: exit codes, files written, messages."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from _relabel_data import faces, make_oof, manifest_of
+from facecurate.cli import app
+from facecurate.curate.cache import save_cache
+
+
+def invoke(*args):
+    """Run ``facecurate ARGS`` in-process; the result's ``output`` holds stdout and stderr."""
+    return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+
+
+def _one_line_error(r, code: int = 2) -> str:
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, r.output
+    return errors[0]
+
+
+# --- 4. relabel-report refuses --out inside the photo folder the cache was cropped from -------------------------
+
+def test_relabel_report_refuses_out_inside_the_photo_folder(tmp_path):
+    photos = tmp_path / "DATA"
+    (photos / "images").mkdir(parents=True)
+    (photos / "train.csv").write_text("id,gender,race,age,path\n")
+    oof, _ = make_oof(6, seed=3)
+    cache = save_cache(tmp_path / "cache", faces(6, seed=3, h=32, w=24), manifest_of(oof),
+                       {"params": {}, "versions": {}, "source": str(photos.resolve())})
+    oof.to_parquet(tmp_path / "oof.parquet")
+    before = sorted(p.relative_to(photos) for p in photos.rglob("*"))
+    line = _one_line_error(invoke("relabel-report", cache.path, "--oof", tmp_path / "oof.parquet", "--out", photos / "rep"))
+    assert "must not be the input folder" in line and str(photos.resolve()) in line
+    assert sorted(p.relative_to(photos) for p in photos.rglob("*")) == before  # nothing written there
+    # the cache folder itself is refused as before; a folder elsewhere is fine
+    _one_line_error(invoke("relabel-report", cache.path, "--oof", tmp_path / "oof.parquet", "--out", cache.path / "rep"))
+    r = invoke("relabel-report", cache.path, "--oof", tmp_path / "oof.parquet", "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "rep" / "report.html").is_file()
+
+
+# --- 10. a partial out-of-fold table is used with a warning naming how much it covers ---------------------------
+
+def test_partial_oof_is_used_with_a_warning(tmp_path):
+    oof, _ = make_oof(40, seed=4, gender_flip=(1,))
+    cache = save_cache(tmp_path / "cache", faces(40, seed=4, h=32, w=24), manifest_of(oof), {"params": {}, "versions": {}})
+    # a --fold 0 run: 14 of 40 people scored (make_oof puts person p in fold p % 3)
+    part = oof[oof["fold"] == 0]
+    part.to_parquet(tmp_path / "fold0.parquet")
+    people, photos = part["person"].nunique(), len(part)
+    r = invoke("relabel-report", cache.path, "--oof", tmp_path / "fold0.parquet", "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    expected = f"{people} of 40 people checked (the oof covers {photos} of 280 photos"
+    assert f"warning: {expected}" in r.output
+    assert "40 people checked" not in r.output.replace(f"{people} of 40 people checked", "")
+    assert expected in (tmp_path / "rep" / "report.html").read_text()
+    # a killed run: half the rows NaN
+    killed = oof.copy()
+    cols = [c for c in oof.columns if c.startswith("p_")]
+    killed.loc[killed.index[140:], cols] = np.nan
+    killed.to_parquet(tmp_path / "killed.parquet")
+    r = invoke("relabel-report", cache.path, "--oof", tmp_path / "killed.parquet", "--out", tmp_path / "rep2")
+    assert r.exit_code == 0, r.output
+    assert "20 of 40 people checked (the oof covers 140 of 280 photos" in r.output
+    # every probability NaN: one line, exit 2, no report
+    nan = oof.copy()
+    nan[cols] = np.nan
+    nan.to_parquet(tmp_path / "nan.parquet")
+    line = _one_line_error(invoke("relabel-report", cache.path, "--oof", tmp_path / "nan.parquet", "--out", tmp_path / "rep3"))
+    assert "every probability is missing" in line
+    assert not (tmp_path / "rep3" / "report.html").exists()
+    # the whole table: no warning, "40 people checked"
+    oof.to_parquet(tmp_path / "full.parquet")
+    r = invoke("relabel-report", cache.path, "--oof", tmp_path / "full.parquet", "--out", tmp_path / "rep4")
+    assert r.exit_code == 0 and "relabel-report: 40 people checked" in r.output, r.output
+    assert "the oof covers" not in r.output
