@@ -79,3 +79,30 @@ def test_partial_oof_is_used_with_a_warning(tmp_path):
     r = invoke("relabel-report", cache.path, "--oof", tmp_path / "full.parquet", "--out", tmp_path / "rep4")
     assert r.exit_code == 0 and "relabel-report: 40 people checked" in r.output, r.output
     assert "the oof covers" not in r.output
+
+
+# --- 7. crop refuses to replace a cache made with other settings unless --replace ------------------------------
+
+def _photos(root):
+    from _crop_data import OFFSETS, paste_face, train_layout
+
+    persons = {f"00000{p}_female_Asian_30": [(f"mask{i + 1}.jpg", paste_face(OFFSETS[p * 2 + i])[0]) for i in range(2)]
+               for p in range(2)}
+    return train_layout(root, persons)
+
+
+def test_crop_refuses_a_cache_made_with_other_settings(tmp_path):
+    data = _photos(tmp_path / "DATA")
+    out = tmp_path / "cache"
+    r = invoke("crop", data, "--out", out, "--size", "64", "--detector", "mediapipe", "--quiet")
+    assert r.exit_code == 0, r.output
+    meta = (out / "meta.json").read_bytes()
+    line = _one_line_error(invoke("crop", data, "--out", out, "--size", "80", "--detector", "mediapipe", "--quiet"))
+    assert "--size 64 -> 80" in line and "--replace" in line
+    assert (out / "meta.json").read_bytes() == meta  # the cache was left as it was
+    # the same settings reuse it; --replace overwrites it with the new size
+    r = invoke("crop", data, "--out", out, "--size", "64", "--detector", "mediapipe")
+    assert r.exit_code == 0 and "cache reused" in r.output, r.output
+    r = invoke("crop", data, "--out", out, "--size", "80", "--detector", "mediapipe", "--replace", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert np.load(out / "images.npy", mmap_mode="r").shape[1] == 80

@@ -35,6 +35,7 @@ def crop(
     chunk: int = typer.Option(512, help="Photos per resumable chunk: an interrupted run resumes from its last finished chunk."),
     ray: str = typer.Option("", help="Run the first pass on Ray: local (start one here), auto (the running cluster) or an address like ray://head:10001. Empty: in this process. See docs/scale-out.md."),
     ray_workers: int = typer.Option(0, help="With --ray: worker actors (0: one per CPU of the cluster)."),
+    replace: bool = flag(False, "--replace", help="Overwrite a cache in --out that was cropped with other settings (without it such a cache is refused, the difference named)."),
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -59,5 +60,5 @@ def crop(
                                 detect_threads=detect_threads, ray=ray, ray_workers=ray_workers)
         except ValueError as e:
             raise InputError(str(e)) from None
-        result = crop_dataset(data, target, params, device=device, progress=progress)
+        result = crop_dataset(data, target, params, device=device, progress=progress, replace=replace)
     crop_summary(console, result, quiet)
