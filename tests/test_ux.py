@@ -1,8 +1,11 @@
 """The second UX pass (issue 27), driven through the CLI: exit codes, files written, messages."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from _relabel_data import faces, make_oof, manifest_of
@@ -106,3 +109,56 @@ def test_crop_refuses_a_cache_made_with_other_settings(tmp_path):
     r = invoke("crop", data, "--out", out, "--size", "80", "--detector", "mediapipe", "--replace", "--quiet")
     assert r.exit_code == 0, r.output
     assert np.load(out / "images.npy", mmap_mode="r").shape[1] == 80
+
+
+# --- 1. predict's --out is a folder; 2. an eval folder without info.csv -----------------------------------------
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A one-epoch tiny run (resnet10t at 32 x 24) on a generated cache: what predict reads."""
+    from _train_data import make_cache
+    from facecurate.train.augment import AugmentParams
+    from facecurate.train.config import TrainConfig
+    from facecurate.train.fit import train
+
+    work = tmp_path_factory.mktemp("ux_run")
+    cache = make_cache(work / "cache", n_people=6, seed=2)
+    cfg = TrainConfig(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1,
+                      plots=False, epochs=1, val_ratio=0.34, augment=AugmentParams(enabled=False))
+    return train(cache, work / "run", cfg)
+
+
+def test_predict_out_is_a_folder(run, tmp_path):
+    from _train_data import make_eval_layout
+
+    data = tmp_path / "eval"
+    order = make_eval_layout(data, n=3)
+    r = invoke("predict", run, data, "--out", tmp_path / "mine", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert {"submission.csv", "probs.parquet", "predict.json"} <= {p.name for p in (tmp_path / "mine").iterdir()}
+    assert list(pd.read_csv(tmp_path / "mine" / "submission.csv")["ImageID"]) == order
+    assert "layout: eval: info.csv lists the photos in images/" in r.output
+    # a file-like --out is one clear line, and nothing is written
+    line = _one_line_error(invoke("predict", run, data, "--out", tmp_path / "my_submission.csv"))
+    assert "--out is a folder" in line and str(tmp_path / "my_submission") in line
+    assert not (tmp_path / "my_submission.csv").exists()
+    # the old spelling FOLDER/submission.csv still writes into FOLDER, with a notice
+    r = invoke("predict", run, data, "--out", tmp_path / "old" / "submission.csv", "--device", "cpu")
+    assert r.exit_code == 0 and "--out is now the folder" in r.output, r.output
+    assert (tmp_path / "old" / "submission.csv").is_file() and (tmp_path / "old" / "predict.json").is_file()
+
+
+def test_eval_folder_without_info_csv_keeps_the_competition_format(run, tmp_path):
+    from _train_data import make_eval_layout
+
+    data = tmp_path / "eval"
+    order = make_eval_layout(data, n=3)
+    (data / "info.csv").unlink()
+    r = invoke("predict", run, data, "--out", tmp_path / "pred", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    sub = pd.read_csv(tmp_path / "pred" / "submission.csv")
+    assert list(sub.columns) == ["ImageID", "ans"] and list(sub["ImageID"]) == sorted(order)
+    assert "layout: folder: no info.csv or train.csv here" in r.output and "images/ folder without info.csv" in r.output
+    assert "warning: " in r.output and "no info.csv beside images/" in r.output
+    info = json.loads((tmp_path / "pred" / "predict.json").read_text())
+    assert info["layout"] == "folder" and "no info.csv" in info["warnings"][0]

@@ -131,9 +131,9 @@ def train(
 def predict(
     run: Path = typer.Argument(..., help="A run folder written by `train`."),
     data: Path = typer.Argument(..., help=DATA_HELP),
-    out: Optional[Path] = typer.Option(None, help="Submission CSV to write; probs.parquet and predict.json go beside it.", show_default="RUN/predict-<data name>/submission.csv"),
+    out: Optional[Path] = typer.Option(None, help="Folder to write submission.csv, probs.parquet and predict.json in (new, empty or an earlier predict folder; like every command's --out, a folder).", show_default="RUN/predict-<data name>"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N for cropping and the model.", show_default="cuda when present"),
-    cache_root: Optional[Path] = typer.Option(None, help="Where the crop cache of DATA is looked for and written.", show_default="a cache/ folder beside the submission"),
+    cache_root: Optional[Path] = typer.Option(None, help="Where the crop cache of DATA is looked for and written.", show_default="OUT/cache"),
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
     config: Optional[Path] = config_option(),
@@ -152,6 +152,8 @@ def predict(
     console.print(f"submission: {path} ({info['rows']} rows, {info['folds']} fold(s){' x flip' if tta else ''})"
                   + (f"; {info['missing_photos']} listed photo(s) missing, given the most frequent class" if info['missing_photos'] else "")
                   + (f"; {info['crop_errors']} unreadable photo(s)" if info['crop_errors'] else ""), markup=False, soft_wrap=True)
+    if info.get("layout_reason") and not quiet:
+        console.print(f"layout: {info['layout_reason']}", markup=False, soft_wrap=True)
     for w in info.get("warnings", []):
         console.print(f"warning: {w}", markup=False, soft_wrap=True)
     print_paths(console, "probabilities:", path.parent / "probs.parquet")
