@@ -13,9 +13,12 @@ from facecurate.cli import app
 from facecurate.curate.cache import save_cache
 
 
+WIDE = {"TERMINAL_WIDTH": "4000", "COLUMNS": "4000"}  # one line per option and message: nothing wraps
+
+
 def invoke(*args):
     """Run ``facecurate ARGS`` in-process; the result's ``output`` holds stdout and stderr."""
-    return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+    return CliRunner(env=WIDE).invoke(app, [str(a) for a in args])
 
 
 def _one_line_error(r, code: int = 2) -> str:
@@ -133,7 +136,7 @@ def test_predict_out_is_a_folder(run, tmp_path):
 
     data = tmp_path / "eval"
     order = make_eval_layout(data, n=3)
-    r = invoke("predict", run, data, "--out", tmp_path / "mine", "--device", "cpu")
+    r = invoke("predict", run, data, "--out", tmp_path / "mine", "--device", "cpu", "--threads", "1")
     assert r.exit_code == 0, r.output
     assert {"submission.csv", "probs.parquet", "predict.json"} <= {p.name for p in (tmp_path / "mine").iterdir()}
     assert list(pd.read_csv(tmp_path / "mine" / "submission.csv")["ImageID"]) == order
@@ -162,3 +165,19 @@ def test_eval_folder_without_info_csv_keeps_the_competition_format(run, tmp_path
     assert "warning: " in r.output and "no info.csv beside images/" in r.output
     info = json.loads((tmp_path / "pred" / "predict.json").read_text())
     assert info["layout"] == "folder" and "no info.csv" in info["warnings"][0]
+
+
+# --- 5. --threads: one option, the same meaning, on every command that computes ----------------------------------
+
+def test_threads_is_one_option_everywhere(tmp_path):
+    from facecurate.cli.app import THREADS_HELP
+
+    for cmd in ("crop", "predict", "explain", "pseudo-label", "ensemble", "train", "tune", "relabel-report"):
+        r = invoke(cmd, "--help")
+        assert r.exit_code == 0 and "--threads" in r.output, cmd
+        assert " ".join(THREADS_HELP.split()[:4]) in " ".join(r.output.split()), cmd
+    data = _photos(tmp_path / "DATA")
+    line = _one_line_error(invoke("crop", data, "--out", tmp_path / "c", "--threads", "0"))
+    assert "--threads 0" in line
+    r = invoke("crop", data, "--out", tmp_path / "c", "--threads", "1", "--detector", "mediapipe", "--size", "64", "--quiet")
+    assert r.exit_code == 0, r.output

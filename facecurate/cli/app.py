@@ -195,15 +195,27 @@ def verbose_option() -> Any:
     return typer.Option(False, "--verbose", "-v", metavar="", help="Also print what each step did and how long it took.")
 
 
+THREADS_HELP = "CPU threads for torch and OpenCV in this process (1 on a busy or shared machine)."
+
+
+def threads_option() -> Any:
+    """``--threads N``: the same option, with the same meaning (``curate.devices.cpu_threads``), on every command that computes."""
+    return typer.Option(None, "--threads", help=THREADS_HELP, show_default="torch's and OpenCV's choice")
+
+
 @contextlib.contextmanager
-def stage(interrupted: str | None = None, quiet: bool = False, verbose: bool = False) -> Iterator[tuple[Console, RichProgress]]:
+def stage(interrupted: str | None = None, quiet: bool = False, verbose: bool = False,
+          threads: int | None = None) -> Iterator[tuple[Console, RichProgress]]:
     """Run one stage: a console and live progress bars; InputError -> one line, exit 2; Ctrl-C -> ``interrupted``.
 
-    ``quiet``: no bars and no notes; ``verbose``: every finished step is logged with its time.
+    ``quiet``: no bars and no notes; ``verbose``: every finished step is logged with its time; ``threads``: the
+    stage's CPU threads (``--threads``).
     """
+    from ..curate.devices import cpu_threads
+
     console = Console(highlight=False, quiet=False)
     try:
-        with RichProgress(console, enabled=not quiet, verbose=verbose) as progress:
+        with cpu_threads(threads), RichProgress(console, enabled=not quiet, verbose=verbose) as progress:
             yield console, progress
     except InputError as e:
         fail(str(e))

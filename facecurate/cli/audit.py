@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..curate.audit.options import QuickModel, ReportOptions
-from .app import command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
+from .app import THREADS_HELP, command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
 from .summaries import relabel_summary
 
 
@@ -38,7 +38,7 @@ def relabel_report(
     batch_size: int = typer.Option(_Q.batch_size, help="Quick training (no --oof): batch size."),
     device: Optional[str] = typer.Option(_Q.device, help="Quick training (no --oof): cpu, cuda or cuda:N.", show_default="cuda when present"),
     seed: int = typer.Option(_R.seed, help="Quick training (no --oof) and the simulation: random seed."),
-    threads: Optional[int] = typer.Option(_Q.threads, help="Quick training (no --oof): CPU threads for torch, like train --threads (1 on a busy machine).", show_default="torch's choice"),
+    threads: Optional[int] = typer.Option(_Q.threads, help=THREADS_HELP, show_default="torch's and OpenCV's choice"),
     verify: str = typer.Option(_R.verify, help="Check the cache before use: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
@@ -50,7 +50,7 @@ def relabel_report(
     from ..curate.cache import load_cache
     from ..train import quick_oof, quick_plan
 
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
+    with stage(quiet=quiet, verbose=verbose, threads=threads) as (console, progress):
         # every option, the cache and the output folder are checked before any training
         options = ReportOptions(pool=pool, near_duplicates=near_duplicates, max_hash_distance=max_hash_distance,
                                 min_corr=min_corr, max_cards=max_cards, age_bins=age_bins, target_precision=target_precision,

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .app import DATA_HELP, command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
+from .app import DATA_HELP, command, config_option, either, flag, old_name, quiet_option, stage, threads_option, verbose_option
 from .summaries import crop_summary
 
 
@@ -31,10 +31,11 @@ def crop(
     device: Optional[str] = typer.Option(None, help="Torch device for MTCNN: cpu, cuda, cuda:1.", show_default="cuda when present"),
     batch_size: int = typer.Option(32, help="Photos per detector call."),
     decode_threads: int = typer.Option(2, help="Threads decoding photos (they run ahead of detection)."),
-    detect_threads: int = typer.Option(0, help="Detector copies run side by side (0: one per CPU core, at most 4; 1 on CUDA)."),
+    detect_threads: int = typer.Option(0, help="Detector copies run side by side (0: one per CPU core, at most 4, and at most --threads; 1 on CUDA)."),
     chunk: int = typer.Option(512, help="Photos per resumable chunk: an interrupted run resumes from its last finished chunk."),
     ray: str = typer.Option("", help="Run the first pass on Ray: local (start one here), auto (the running cluster) or an address like ray://head:10001. Empty: in this process. See docs/scale-out.md."),
     ray_workers: int = typer.Option(0, help="With --ray: worker actors (0: one per CPU of the cluster)."),
+    threads: Optional[int] = threads_option(),
     replace: bool = flag(False, "--replace", help="Overwrite a cache in --out that was cropped with other settings (without it such a cache is refused, the difference named)."),
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
@@ -50,14 +51,14 @@ def crop(
 
     target = out or default_cache_dir(data)
     with stage(f"interrupted; finished chunks are kept in {target}: run the same command again to resume",
-               quiet, verbose) as (console, progress):
+               quiet, verbose, threads) as (console, progress):
         try:
             params = CropParams(detector=detector, min_face=min_face, size=size, aspect=aspect,
                                 margins=parse_margins(margins), edge=edge, pad=pad, background=background, fill=fill,
                                 rembg_model=rembg_model, person_fallback=person_fallback, person_consensus=person_consensus,
                                 age_bins=parse_age_bins(age_bins), min_photo_size=min_photo_size,
                                 batch=either(batch_size, batch), workers=either(decode_threads, workers), chunk=chunk,
-                                detect_threads=detect_threads, ray=ray, ray_workers=ray_workers)
+                                detect_threads=detect_threads or min(threads or 0, 4), ray=ray, ray_workers=ray_workers)
         except ValueError as e:
             raise InputError(str(e)) from None
         result = crop_dataset(data, target, params, device=device, progress=progress, replace=replace)

@@ -14,7 +14,7 @@ import typer
 
 from ..train.config import config_options
 from ..train.config import option_default as default
-from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, fail, flag, quiet_option, stage, verbose_option
+from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, fail, flag, quiet_option, stage, threads_option, verbose_option
 from .summaries import print_paths, train_summary
 
 
@@ -82,7 +82,7 @@ def train(
     amp: str = typer.Option(default("amp"), help="Mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16 or off. The CPU runs fp32."),
     channels_last: bool = flag(default("channels_last"), help="Channels-last memory on CUDA (the CPU path ignores it)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N.", show_default="cuda when present"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (1 on a busy machine).", show_default="torch's choice"),
+    threads: Optional[int] = threads_option(),
     pretrained: bool = flag(default("pretrained"), help="Start from timm's weights: the local Hugging Face cache first, else downloaded when online."),
     weights: Optional[Path] = typer.Option(None, help="Start from a run folder (its fold 0 best) or a weights file (.safetensors/.pth): the backbone loads, the heads adapt."),
     extra: Optional[str] = typer.Option(None, help="External caches CACHE[,CACHE...]: their photos join every training fold, never validation or oof.parquet; missing labels are left out of that head's loss."),
@@ -112,7 +112,7 @@ def train(
     if ddp is not None and ddp < 1:
         fail(f"--ddp {ddp}: expected the number of processes, 1 or more")
     interrupted = f"interrupted; the last finished epoch is saved: add --resume --out {out}{again} to continue"
-    with (_quiet_rank() if other_rank else stage(interrupted, quiet, verbose)) as (console, progress):
+    with (_quiet_rank() if other_rank else stage(interrupted, quiet, verbose, threads)) as (console, progress):
         cfg = TrainConfig.from_options(ctx.params, cache)  # every option of the record, by the same names
         if ddp and ddp > 1:  # checked here, then torchrun runs the same command on every process
             check_distributed(load_cache(cache, verify=verify), out, cfg, ddp)
@@ -136,6 +136,7 @@ def predict(
     cache_root: Optional[Path] = typer.Option(None, help="Where the crop cache of DATA is looked for and written.", show_default="OUT/cache"),
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
+    threads: Optional[int] = threads_option(),
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -145,7 +146,7 @@ def predict(
 
     from ..train.predict import predict as run_predict
 
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
+    with stage(quiet=quiet, verbose=verbose, threads=threads) as (console, progress):
         path = run_predict(run, data, out=out, device=device, cache_root=cache_root, batch_size=batch_size, tta=tta,
                            progress=progress)
     info = json.loads((path.parent / "predict.json").read_text())

@@ -5,7 +5,8 @@
 ``geometry`` (box -> crop region -> pixels), ``background`` (optional removal), ``contact``
 (the contact sheet), ``stage`` (the whole run).
 """
-from ..readers import competition_images, dataset_name, layout_reason
+from ..layouts import competition_images, layout_reason
+from ..readers import dataset_name
 from .params import DEFAULT_CACHE_ROOT, CropParams, default_cache_dir
 from .stage import CropResult, CropStopped, crop_dataset
 
