@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 OPENCV := opencv-contrib-python-headless==5.0.0.93
 DATA ?=
 
-.PHONY: venv demo test bench browser clean-venv
+.PHONY: venv demo test bench browser clean-venv gpu-check gpu-check-dry
 
 venv: $(STAMP)
 
@@ -30,6 +30,14 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# make gpu-check: every CUDA path once on this machine's GPU, checked against the CPU; one JSON line (docs/scale-out.md)
+# make gpu-check-dry: the same code paths in miniature on the CPU (what tests/test_gpu_check.py runs); ARGS=... adds options
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py $(ARGS)
+
+gpu-check-dry: $(STAMP)
+	$(BIN)/python bench/gpu_check.py --dry-run $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 
 from .app import DATA_HELP, command, config_option, either, flag, old_name, quiet_option, stage, threads_option, verbose_option
-from .summaries import crop_summary
+from .embed import BACKEND_HELP
+from .summaries import crop_summary, embed_summary
 
 
 @command()
@@ -35,6 +36,8 @@ def crop(
     chunk: int = typer.Option(512, help="Photos per resumable chunk: an interrupted run resumes from its last finished chunk."),
     ray: str = typer.Option("", help="Run the first pass on Ray: local (start one here), auto (the running cluster) or an address like ray://head:10001. Empty: in this process. See docs/scale-out.md."),
     ray_workers: int = typer.Option(0, help="With --ray: worker actors (0: one per CPU of the cluster)."),
+    embed: bool = flag(False, help="Run `embed` on the cache right after cropping: one face embedding per photo in embeddings.npy."),
+    embed_backend: str = typer.Option("dlib", help="With --embed: " + BACKEND_HELP),
     threads: Optional[int] = threads_option(),
     replace: bool = flag(False, "--replace", help="Overwrite a cache in --out that was cropped with other settings (without it such a cache is refused, the difference named)."),
     config: Optional[Path] = config_option(),
@@ -61,5 +64,12 @@ def crop(
                                 detect_threads=detect_threads or min(threads or 0, 4), ray=ray, ray_workers=ray_workers)
         except ValueError as e:
             raise InputError(str(e)) from None
+        if embed:
+            from ..curate.embed import EmbedParams, check_ready, embed_cache
+
+            check_ready(embed_backend)  # a missing dlib fails before the crop, not after it
         result = crop_dataset(data, target, params, device=device, progress=progress, replace=replace)
+        embedded = embed_cache(target, EmbedParams(backend=embed_backend, device=device), progress) if embed else None
     crop_summary(console, result, quiet)
+    if embedded is not None:
+        embed_summary(console, embedded, quiet)

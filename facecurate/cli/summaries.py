@@ -19,6 +19,7 @@ from ..curate.labels import class_names, head_names
 if TYPE_CHECKING:  # the stages' modules load with their commands, not with every `facecurate --help`
     from ..curate.audit import RelabelResult
     from ..curate.crop import CropResult
+    from ..curate.embed import EmbedResult
     from ..curate.inspect import InspectResult
     from ..curate.synth import SynthResult
     from ..train.toolkit.ensemble import EnsembleResult
@@ -175,6 +176,21 @@ def crop_summary(console: Console, r: CropResult, quiet: bool = False) -> None:
     usable = len(r.cache.usable())
     console.print(f"cache: {out} ({len(r.cache.manifest)} photos, {usable} usable, images {tuple(r.cache.images.shape)})",
                   markup=False, soft_wrap=True)
+
+
+def embed_summary(console: Console, r: EmbedResult, quiet: bool = False) -> None:
+    """Photos embedded and why the others were not, speed, and where the vectors are (``quiet``: that line only)."""
+    where = f"embeddings: {r.cache.path / 'embeddings.npy'} ({r.embedded} x {r.dim}, {r.backend})"
+    if not quiet and r.state != "complete":
+        t = Table(title=f"embed -> {r.cache.path}")
+        for col in ("photos", "embedded", "no embedding", "seconds", "photos/s", "device"):
+            t.add_column(col, justify="right")
+        t.add_row(str(r.embedded + r.failed), str(r.embedded), str(r.failed), f"{r.seconds:.1f}", f"{r.photos_per_s:.1f}", r.device)
+        console.print(t)
+    if not quiet and r.reasons:
+        console.print("no embedding: " + ", ".join(f"{k} {v}" for k, v in sorted(r.reasons.items(), key=lambda kv: -kv[1]))
+                      + " (embeddings.parquet's embed_error says which photos)", markup=False, soft_wrap=True)
+    console.print(where, markup=False, soft_wrap=True)
 
 
 def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> None:

@@ -5,6 +5,9 @@
   rows whose ``error`` is not empty hold an all-zero image and are skipped by training.
 - ``meta.json``: every parameter and package version that shaped the cache, ``complete``, and the
   ``checksums`` of all three files (``checksums.py``), verified whenever a cache is opened.
+- optional, written by `embed` (``curate/embed``): ``embeddings.npy`` (float32 N x D, NaN rows for
+  photos without a usable face) and ``embeddings.parquet`` (image_id, embed_error), described by
+  meta.json's ``embeddings`` entry and covered by its checksums.
 
 ``cache_writer.CacheWriter`` fills a cache chunk by chunk; this module opens, checks and, for small
 caches, writes one.
@@ -25,6 +28,7 @@ from .labels import DEFAULT_AGE_BINS, age_group, encode
 from .locks import writer_of
 
 IMAGES, MANIFEST, META = "images.npy", "manifest.parquet", "meta.json"
+EMBEDDINGS, EMBED_TABLE = "embeddings.npy", "embeddings.parquet"
 CROP_COLUMNS = ["face_x1", "face_y1", "face_x2", "face_y2", "crop_x1", "crop_y1", "crop_x2", "crop_y2",
                 "score", "box_source", "error"]
 VERIFY = ("quick", "full", "off")
@@ -46,6 +50,20 @@ class Cache:
         """The age cut points the cache's labels were made with (``meta.json`` params), else the default 30, 60."""
         bins = self.meta.get("age_bins") or self.meta.get("params", {}).get("age_bins") or DEFAULT_AGE_BINS
         return tuple(int(b) for b in bins)  # type: ignore[return-value]
+
+    @property
+    def embeddings(self) -> np.ndarray | None:
+        """float32 N x D face embeddings (memory-mapped; NaN rows: not embedded, see ``embed_errors``), or None."""
+        if "embeddings" not in self.meta:
+            return None
+        return np.load(self.path / EMBEDDINGS, mmap_mode="r")
+
+    @property
+    def embed_errors(self) -> pd.Series | None:
+        """Per photo, why it has no embedding ("" when it has one), or None when the cache has no embeddings."""
+        if "embeddings" not in self.meta:
+            return None
+        return pd.read_parquet(self.path / EMBED_TABLE)["embed_error"].fillna("").astype(str)
 
     def usable(self) -> np.ndarray:
         """Indices of the rows that hold a real crop (no error)."""
@@ -86,8 +104,28 @@ def _verify(path: Path, images: np.ndarray, manifest: pd.DataFrame, meta: dict, 
         chunk = int(sums.get("chunk", CHECK_CHUNK))
         where = f"rows {bad[0] * chunk}..{min(len(images), (bad[0] + 1) * chunk) - 1}" if bad else "chunk count"
         raise InputError(f"{path / IMAGES}: checksum mismatch in {len(bad) or 1} chunk(s) ({where}); the file is damaged; {FIX}")
+    if "embeddings" in meta:
+        verify_embeddings(path, len(images), meta)
     if level == "full":
         _verify_content(path, images, manifest, meta)
+
+
+def verify_embeddings(path: Path, n: int, meta: dict) -> None:
+    """embeddings.npy and embeddings.parquet: present, the checksums meta.json holds, N x dim float32; else InputError."""
+    fix = "run `embed` again to rebuild them"
+    sums = meta.get("checksums", {})
+    for name, key in ((EMBEDDINGS, "embeddings"), (EMBED_TABLE, "embeddings_table")):
+        if not (path / name).is_file():
+            raise InputError(f"{path / name}: missing although meta.json lists embeddings; {fix}")
+        if sums.get(key) != file_hash(path / name):
+            raise InputError(f"{path / name}: checksum mismatch (the file was changed or damaged); {fix}")
+    try:
+        vec = np.load(path / EMBEDDINGS, mmap_mode="r")
+    except (ValueError, OSError, EOFError):
+        raise InputError(f"{path / EMBEDDINGS}: not a readable .npy array; {fix}") from None
+    dim = meta["embeddings"].get("dim")
+    if vec.shape != (n, dim) or vec.dtype != np.float32:
+        raise InputError(f"{path / EMBEDDINGS}: {vec.shape} {vec.dtype}, expected ({n}, {dim}) float32; {fix}")
 
 
 def _verify_content(path: Path, images: np.ndarray, manifest: pd.DataFrame, meta: dict) -> None:

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import IMAGES, MANIFEST, META, Cache, checksums_of, load_cache, write_meta
+from .cache import EMBED_TABLE, EMBEDDINGS, IMAGES, MANIFEST, META, Cache, checksums_of, load_cache, write_meta
 from .checksums import hash_bytes
 from .errors import InputError
 
 PARTIAL, PROGRESS = ".partial", "progress.json"
+EMBED_PARTIAL = ".embed_partial"  # `embed`'s unfinished pass (curate/embed/store.py): stale once the images change
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
@@ -121,10 +122,11 @@ class CacheWriter:
         # fresh: mark the folder incomplete first, then replace our files
         path.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(meta_p, {"complete": False, "fingerprint": key, "n": n})
-        for name in (MANIFEST, IMAGES, "contact.png"):
+        for name in (MANIFEST, IMAGES, "contact.png", EMBEDDINGS, EMBED_TABLE):  # embeddings describe the old images
             (path / name).unlink(missing_ok=True)
-        if (path / PARTIAL).is_dir():
-            shutil.rmtree(path / PARTIAL)
+        for name in (PARTIAL, EMBED_PARTIAL):
+            if (path / name).is_dir():
+                shutil.rmtree(path / name)
         (path / PARTIAL).mkdir()
         images = np.lib.format.open_memmap(path / IMAGES, mode="w+", dtype=np.uint8, shape=(n, *shape))
         writer = cls(path, n, shape, key, int(chunk), "fresh", [], images, reason=reason)
