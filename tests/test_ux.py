@@ -181,3 +181,25 @@ def test_threads_is_one_option_everywhere(tmp_path):
     assert "--threads 0" in line
     r = invoke("crop", data, "--out", tmp_path / "c", "--threads", "1", "--detector", "mediapipe", "--size", "64", "--quiet")
     assert r.exit_code == 0, r.output
+
+
+# --- 6. progress with rate and ETA; train's ETA per epoch and for the whole run ---------------------------------
+
+def test_train_progress_shows_rate_and_eta_per_epoch_and_for_the_run(tmp_path):
+    import re
+
+    from _train_data import make_cache
+
+    cache = make_cache(tmp_path / "cache", n_people=6, seed=2)
+    r = CliRunner(env={**WIDE, "FORCE_COLOR": "1"}).invoke(app, [
+        "train", str(cache.path), "--out", str(tmp_path / "run"), "--model", "resnet10t", "--epochs", "2", "--folds", "2",
+        "--fold", "0", "--batch-size", "4", "--threads", "1", "--no-plots", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", r.output).replace("\r", "\n")
+    # live bars: each epoch and the whole run (1 fold x 2 epochs) with an ETA and a rate
+    assert re.search(r"f0 ep 1/2 .* eta \d:\d\d:\d\d .*(/s|s each)", text), text[-3000:]
+    assert re.search(r"run: 1 fold\(s\) x 2 epochs .* eta (\d:\d\d:\d\d|-:--:--)", text), text[-3000:]
+    # closing lines: seconds and the rate they imply agree
+    done = re.search(r"^run: 1 fold\(s\) x 2 epochs  2/2  ([0-9.]+) s  ([0-9.]+) s each", text, re.M)
+    assert done, text[-3000:]
+    assert abs(float(done.group(1)) / 2 - float(done.group(2))) < 0.06

@@ -239,13 +239,24 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
     writer = event_writer(progress) if main else NoEvents  # ranks other than 0 log nowhere
 
     summaries, oof_parts = [], []
-    for f in folds_to_run(cfg):
+    folds = folds_to_run(cfg)
+    # the whole run as one task: its ETA is the run's (folds x epochs); an early-stopped fold counts as all its epochs
+    run_task = f"run: {len(folds)} fold(s) x {cfg.epochs} epochs"
+    progress.update(run_task, 0, len(folds) * cfg.epochs)
+
+    def epoch_done(fold: int, epoch: int, row: dict) -> None:
+        progress.update(run_task, folds.index(fold) * cfg.epochs + epoch, len(folds) * cfg.epochs)
+        if on_epoch_end is not None:
+            on_epoch_end(fold, epoch, row)
+
+    for f in folds:
         train_pos, val_pos = split_indices(plan.fold_ids, f)
         if len(val_pos) == 0 or len(train_pos) < 2:
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with writer(str(out / "tensorboard" / f"fold_{f}")) as tb:
             data = FoldInputs(images, labels, labels_t, train_pos, val_pos, extra_pos, size, norm, device)
-            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, on_epoch_end, on_save, dist)
+            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, epoch_done, on_save, dist)
+        progress.update(run_task, (folds.index(f) + 1) * cfg.epochs, len(folds) * cfg.epochs)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
         dist.sync()  # rank 0 has written the fold's files: every rank reads its best weights
