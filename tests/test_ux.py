@@ -203,3 +203,29 @@ def test_train_progress_shows_rate_and_eta_per_epoch_and_for_the_run(tmp_path):
     done = re.search(r"^run: 1 fold\(s\) x 2 epochs  2/2  ([0-9.]+) s  ([0-9.]+) s each", text, re.M)
     assert done, text[-3000:]
     assert abs(float(done.group(1)) / 2 - float(done.group(2))) < 0.06
+
+
+# --- 8. help consistency ------------------------------------------------------------------------------------------
+
+def test_help_is_consistent():
+    from facecurate.cli.app import app as the_app
+    import typer
+
+    r = CliRunner(env=WIDE).invoke(the_app, [])
+    assert r.exit_code == 0 and "Usage:" in r.output and "crop" in r.output  # bare `facecurate`: help, success
+    for name in typer.main.get_command(the_app).commands:
+        out = invoke(name, "--help").output
+        assert "[default: (" not in out, name  # one style: [default: x]
+        assert "list[" not in out and "<list" not in out, name
+        config_line = " ".join(out.split()).split("--config ")[-1][:200]
+        assert "e.g." in config_line, name
+        example = config_line.split("e.g. ")[1].split(":")[0]
+        assert f"--{example.replace('_', '-')} " in out, (name, example)  # the example is one of its own options
+    assert "HEIGHT[,WIDTH]" in invoke("train", "--help").output
+    assert "HEIGHT[,WIDTH]" in invoke("relabel-report", "--help").output
+    crop = invoke("crop", "--help").output
+    assert "[shift|pad]" in crop and "[gray|blur|black]" in crop and "[default: artifacts/cache/<data name>]" in crop
+    train = invoke("train", "--help").output
+    for panel in ("Data", "Model", "Optimisation", "Folds", "Output", "Hardware"):
+        assert f"╭─ {panel} " in train, panel
+    assert "[ce|smooth|focal|f1]" in train

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .app import DATA_HELP, command, config_option, either, flag, old_name, quiet_option, stage, threads_option, verbose_option
+from .app import DATA_HELP, choices, command, config_option, either, flag, old_name, quiet_option, stage, threads_option, verbose_option
 from .embed import BACKEND_HELP
 from .summaries import crop_summary, embed_summary
 
@@ -15,15 +15,15 @@ from .summaries import crop_summary, embed_summary
 def crop(
     data: Path = typer.Argument(..., help=DATA_HELP),
     out: Optional[Path] = typer.Option(None, help="Cache folder to write.", show_default="artifacts/cache/<data name>"),
-    detector: str = typer.Option("auto", help="Face detector (see docs/crop.md): auto (mtcnn-first on CUDA, adaptive on CPU), mtcnn, mediapipe, mp-full, mp-short, fused, adaptive, mtcnn-first."),
+    detector: str = typer.Option("auto", metavar=choices("auto", "mtcnn", "mediapipe", "mp-full", "mp-short", "fused", "adaptive", "mtcnn-first"), help="Face detector (see docs/crop.md): auto (mtcnn-first on CUDA, adaptive on CPU), mtcnn, mediapipe, mp-full, mp-short, fused, adaptive, mtcnn-first."),
     min_face: Optional[int] = typer.Option(None, help="Smallest face searched, in pixels.", show_default="10% of the photo's shorter side"),
     size: int = typer.Option(256, help="Crop height in pixels; the width is round(size * aspect)."),
     aspect: float = typer.Option(0.75, help="Crop width / height (0.75 = a 3:4 head-and-shoulders portrait)."),
     margins: str = typer.Option("0.7,0.5,0.55", help="Margins top,side,bottom around the face box, in face widths (bottom is generous to keep chin and mask)."),
-    edge: str = typer.Option("shift", help="At the photo's edge: shift the crop inside the photo, or pad beyond it."),
-    pad: str = typer.Option("gray", help="Fill for any part of the crop beyond the photo: gray, black or replicate."),
-    background: str = typer.Option("none", help="Background removal: none, mediapipe (bundled landscape selfie segmenter, the measured best), mediapipe-general (its square model) or rembg (model file in U2NET_HOME). The face is always kept."),
-    fill: str = typer.Option("gray", help="What replaces the background: gray, blur or black."),
+    edge: str = typer.Option("shift", metavar=choices("shift", "pad"), help="At the photo's edge: shift the crop inside the photo, or pad beyond it."),
+    pad: str = typer.Option("gray", metavar=choices("gray", "black", "replicate"), help="Fill for any part of the crop beyond the photo: gray, black or replicate."),
+    background: str = typer.Option("none", metavar=choices("none", "mediapipe", "mediapipe-general", "rembg"), help="Background removal: none, mediapipe (bundled landscape selfie segmenter, the measured best), mediapipe-general (its square model) or rembg (model file in U2NET_HOME). The face is always kept."),
+    fill: str = typer.Option("gray", metavar=choices("gray", "blur", "black"), help="What replaces the background: gray, blur or black."),
     rembg_model: str = typer.Option("u2netp", help="rembg model name (its .onnx must be in U2NET_HOME) or a .onnx path inside U2NET_HOME."),
     person_consensus: bool = flag(True, help="Let the person's other photos decide which face is theirs (a face in the background loses; none agreeing: the person box). Off: the large-and-central rule alone."),
     person_fallback: bool = flag(True, help="When no face is found, use the median box of the person's other photos before the data-set prior."),
@@ -40,7 +40,7 @@ def crop(
     embed_backend: str = typer.Option("dlib", help="With --embed: " + BACKEND_HELP),
     threads: Optional[int] = threads_option(),
     replace: bool = flag(False, "--replace", help="Overwrite a cache in --out that was cropped with other settings (without it such a cache is refused, the difference named)."),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("size: 160"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
     batch: Optional[int] = old_name("--batch", "--batch-size"),

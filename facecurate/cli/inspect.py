@@ -18,7 +18,7 @@ def inspect(
     check_files: bool = flag(True, help="Open every photo's header to find empty, truncated, non-image or too small files."),
     show: int = typer.Option(20, help="How many problems to print (all are written to problems.csv)."),
     min_photo_size: int = typer.Option(32, help="Photos whose shorter side has fewer pixels are listed as problems (too small to hold a usable face)."),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("show: 50"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .app import DATA_HELP, command, config_option, flag, quiet_option, stage, threads_option, verbose_option
+from .app import DATA_HELP, choices, command, config_option, flag, quiet_option, stage, threads_option, verbose_option
 from .summaries import ensemble_summary, explain_summary, pseudo_summary, tune_summary
 
 DEVICE_HELP = "cpu, cuda or cuda:N."
@@ -31,13 +31,13 @@ def tune(
     losses: str = typer.Option("ce,smooth,focal,f1", help="Losses to choose among (see `train --loss`)."),
     samplers: str = typer.Option("none,class,age", help="Samplers to choose among (see `train --sampler`)."),
     batch_size: int = typer.Option(32, help="Photos per training batch in every trial."),
-    pruner: str = typer.Option("median", help="median: stop a trial whose fold's best validation F1 so far is below the median of earlier trials at the same fold and epoch; none: run every trial to the end."),
+    pruner: str = typer.Option("median", metavar=choices("median", "none"), help="median: stop a trial whose fold's best validation F1 so far is below the median of earlier trials at the same fold and epoch; none: run every trial to the end."),
     startup_trials: int = typer.Option(3, help="Trials that finish before the pruner may stop one (also TPE's random start)."),
     seed: int = typer.Option(0, help="Seed of the folds, the training and the sampler."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP, show_default="cuda when present"),
     threads: Optional[int] = threads_option(),
-    verify: str = typer.Option("quick", help="Check the cache first: quick (sizes and xxh3 checksums), full or off."),
-    config: Optional[Path] = config_option(),
+    verify: str = typer.Option("quick", metavar=choices("quick", "full", "off"), help="Check the cache first: quick (sizes and xxh3 checksums), full or off."),
+    config: Optional[Path] = config_option("trials: 40"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -68,7 +68,7 @@ def explain(
     batch_size: int = typer.Option(32, help="Photos per Grad-CAM batch."),
     cache_root: Optional[Path] = typer.Option(None, help="Where the crops of a data set are looked for and written.", show_default="OUT/cache"),
     threads: Optional[int] = threads_option(),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("per_cell: 6"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -92,7 +92,7 @@ def pseudo_label(
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
     threads: Optional[int] = threads_option(),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("min_confidence: 0.95"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -112,7 +112,7 @@ def ensemble(
     runs: list[Path] = typer.Argument(..., metavar="RUN...", help="Two or more run folders written by `train`."),
     data: Optional[Path] = typer.Option(None, help="Predict this data set with every run and combine them into submission.csv. " + DATA_HELP, show_default="none"),
     oof: bool = flag(False, help="Score every run and method on the runs' out-of-fold probabilities (stackers nested over the runs' shared folds)."),
-    method: str = typer.Option("mean", help="How --data's predictions are combined: mean (probabilities), vote (hard vote; ties to the higher mean), stack-lr or stack-gb (logistic regression / gradient boosting fitted on the runs' out-of-fold probabilities)."),
+    method: str = typer.Option("mean", metavar=choices("mean", "vote", "stack-lr", "stack-gb"), help="How --data's predictions are combined: mean (probabilities), vote (hard vote; ties to the higher mean), stack-lr or stack-gb (logistic regression / gradient boosting fitted on the runs' out-of-fold probabilities)."),
     balanced: bool = flag(True, help="Stackers weigh the classes inversely to their frequency (macro F1 counts every class alike)."),
     seed: int = typer.Option(0, help="Seed of the gradient-boosting stacker."),
     out: Optional[Path] = typer.Option(None, help="Folder for oof_scores.csv, oof.parquet, submission.csv, probs.parquet, ensemble.json.", show_default="artifacts/ensembles/<run>+<run>..."),
@@ -121,7 +121,7 @@ def ensemble(
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
     threads: Optional[int] = threads_option(),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("method: vote"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:

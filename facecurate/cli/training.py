@@ -14,7 +14,7 @@ import typer
 
 from ..train.config import config_options
 from ..train.config import option_default as default
-from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, fail, flag, quiet_option, stage, threads_option, verbose_option
+from .app import CONFIG_TRANSLATORS, DATA_HELP, HELP_PANELS, choices, command, config_option, fail, flag, quiet_option, stage, threads_option, verbose_option
 from .summaries import print_paths, train_summary
 
 
@@ -45,8 +45,8 @@ def train(
     out: Optional[Path] = typer.Option(None, help="Run folder.", show_default="artifacts/runs/<name>"),
     name: Optional[str] = typer.Option(None, help="Run name; -2, -3 ... are appended when taken, unless --resume.", show_default="<cache name>-<model>"),
     model: str = typer.Option(default("model"), help="Any timm model name (trained from scratch unless --pretrained/--weights)."),
-    task: str = typer.Option(default("task"), help="multi: mask (3) / gender (2) / age (3) heads combined into 18 classes; single: one 18-way head."),
-    img_size: Optional[str] = typer.Option(None, help="Model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect).", show_default="the cache's size"),
+    task: str = typer.Option(default("task"), metavar=choices("multi", "single"), help="multi: mask (3) / gender (2) / age (3) heads combined into 18 classes; single: one 18-way head."),
+    img_size: Optional[str] = typer.Option(None, metavar="HEIGHT[,WIDTH]", help="Model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect).", show_default="the cache's size"),
     epochs: int = typer.Option(default("epochs"), help="Epochs per fold (the cosine schedule spans them)."),
     batch_size: int = typer.Option(default("batch_size"), help="Photos per training batch. A fold with fewer photos trains on one smaller batch; otherwise each epoch drops the last partial batch (said at the start)."),
     eval_batch_size: int = typer.Option(default("eval_batch_size"), help="Photos per validation / out-of-fold batch."),
@@ -54,13 +54,13 @@ def train(
     min_lr_ratio: float = typer.Option(default("min_lr_ratio"), help="The cosine schedule ends at lr x this."),
     weight_decay: float = typer.Option(default("weight_decay"), help="AdamW weight decay (not applied to biases, norm layers and the model's no_weight_decay() names)."),
     warmup: float = typer.Option(default("warmup"), help="Warm-up length in epochs (linear), then cosine decay."),
-    loss: str = typer.Option(default("loss"), help="ce, smooth (label smoothing), focal or f1 (soft macro F1 + CE); per head's own class count."),
+    loss: str = typer.Option(default("loss"), metavar=choices("ce", "smooth", "focal", "f1"), help="ce, smooth (label smoothing), focal or f1 (soft macro F1 + CE); per head's own class count."),
     smoothing: float = typer.Option(default("smoothing"), help="Label smoothing of --loss smooth."),
     focal_gamma: float = typer.Option(default("focal_gamma"), help="Gamma of --loss focal."),
     class_weights: bool = flag(default("class_weights"), help="Weight each head's classes by sqrt inverse frequency in the training fold."),
     head_weights: str = typer.Option(default("head_weights"), help="Loss weights of the mask, gender and age heads (--task multi)."),
-    age_loss: str = typer.Option(default("age_loss"), help="Age head: ce (3-way, under --loss) or ordinal (CORN over the ordered age groups; --task multi)."),
-    sampler: str = typer.Option(default("sampler"), help="none, class (balanced over the 18 classes) or age (balanced over age groups)."),
+    age_loss: str = typer.Option(default("age_loss"), metavar=choices("ce", "ordinal"), help="Age head: ce (3-way, under --loss) or ordinal (CORN over the ordered age groups; --task multi)."),
+    sampler: str = typer.Option(default("sampler"), metavar=choices("none", "class", "age"), help="none, class (balanced over the 18 classes) or age (balanced over age groups)."),
     folds: int = typer.Option(default("folds"), help="K of the person-grouped stratified K-fold."),
     fold: str = typer.Option(default("fold"), help="Which fold(s) to train: all or one id 0..K-1."),
     val_ratio: Optional[float] = typer.Option(None, help="Instead of K-fold: one person-grouped split with this share of people for validation.", show_default="K-fold"),
@@ -79,7 +79,7 @@ def train(
     mixup: float = typer.Option(default("mixup"), help="Mixup Beta alpha (0 = off)."),
     cutmix: float = typer.Option(default("cutmix"), help="CutMix Beta alpha (0 = off)."),
     seed: int = typer.Option(default("seed"), help="Seed of splits, initialisation, order and augmentation."),
-    amp: str = typer.Option(default("amp"), help="Mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16 or off. The CPU runs fp32."),
+    amp: str = typer.Option(default("amp"), metavar=choices("auto", "bf16", "fp16", "off"), help="Mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16 or off. The CPU runs fp32."),
     channels_last: bool = flag(default("channels_last"), help="Channels-last memory on CUDA (the CPU path ignores it)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N.", show_default="cuda when present"),
     threads: Optional[int] = threads_option(),
@@ -90,7 +90,7 @@ def train(
     overrides: Optional[Path] = typer.Option(None, help="overrides.csv from relabel-report: label fixes applied for this run only (the data is unchanged)."),
     resume: bool = flag(default("resume"), help="Continue the run in --out/--name from its last saved epoch."),
     plots: bool = flag(default("plots"), help="Draw confusion.png and curves.png at the end (per_class.csv is always written)."),
-    verify: str = typer.Option("quick", help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
+    verify: str = typer.Option("quick", metavar=choices("quick", "full", "off"), help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -127,6 +127,17 @@ def train(
         train_summary(console, run, quiet)
 
 
+#: ``train --help`` in groups (rich help panels): ~55 options are easier to scan by what they change.
+HELP_PANELS["train"] = {
+    **dict.fromkeys(["overrides", "extra", "extra_weight", "verify"], "Data"),
+    **dict.fromkeys(["model", "task", "img_size", "pretrained", "weights", "drop_rate", "age_loss"], "Model"),
+    **dict.fromkeys(["epochs", "batch_size", "eval_batch_size", "lr", "min_lr_ratio", "weight_decay", "warmup", "loss", "smoothing", "focal_gamma", "class_weights", "head_weights", "sampler", "patience", "ema", "clip_grad", "seed", "augment", "hflip", "scale", "ratio", "rotate", "brightness", "contrast", "saturation", "mixup", "cutmix"], "Optimisation"),
+    **dict.fromkeys(["folds", "fold", "val_ratio"], "Folds"),
+    **dict.fromkeys(["out", "name", "resume", "plots", "config", "quiet", "verbose", "help"], "Output"),
+    **dict.fromkeys(["device", "threads", "amp", "channels_last", "ddp"], "Hardware"),
+}
+
+
 @command()
 def predict(
     run: Path = typer.Argument(..., help="A run folder written by `train`."),
@@ -137,7 +148,7 @@ def predict(
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
     threads: Optional[int] = threads_option(),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("batch_size: 64"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:

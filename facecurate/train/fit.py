@@ -36,6 +36,7 @@ from .config import (
     RESUME_KEYS,
     TrainConfig,
     folds_to_run,
+    parse_img_size,
     quick_config,
     validate_config,
 )
@@ -309,17 +310,21 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
 
 
 def quick_plan(cache: str | Path | Cache, folds: int = 5, epochs: int = 6, model: str | None = None,
-               image_size: int = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
+               image_size: int | str = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
                threads: int | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
-    The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default.
+    ``image_size``: the input height (the width keeps the cache's aspect ratio) or "HEIGHT,WIDTH", as `train
+    --img-size` reads it; ``model`` None = the trainer's default.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
-    if not 8 <= int(image_size) <= 4096:
-        raise InputError(f"--img-size {image_size}: expected 8..4096 pixels")
+    hw = [int(image_size)] if isinstance(image_size, int) else parse_img_size(str(image_size), None)
+    if hw is None or not all(8 <= int(v) <= 4096 for v in hw):
+        raise InputError(f"--img-size {image_size}: expected HEIGHT or HEIGHT,WIDTH, each 8..4096 pixels")
+    if isinstance(image_size, str) and "," not in image_size:
+        hw = [hw[0]]
     h, w = (int(s) for s in cache.images.shape[1:3])
-    size = (int(image_size), max(8, round(image_size * w / h)))
+    size = (int(hw[0]), int(hw[1])) if len(hw) == 2 else (int(hw[0]), max(8, round(hw[0] * w / h)))
     changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
     if model:
         changes["model"] = model

@@ -23,7 +23,7 @@ class QuickModel:
     folds: int = 5
     epochs: int = 6
     model: str | None = None          # timm model name; None = the trainer's default
-    img_size: int = 128               # input height in pixels; the width keeps the cache's aspect
+    img_size: int | str = 128         # input height in pixels (the width keeps the cache's aspect), or "HEIGHT,WIDTH"
     batch_size: int = 64
     device: str | None = None         # cpu, cuda, cuda:N; None = cuda when present
     threads: int | None = None        # CPU threads for torch; None = torch's choice
