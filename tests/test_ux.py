@@ -229,3 +229,52 @@ def test_help_is_consistent():
     for panel in ("Data", "Model", "Optimisation", "Folds", "Output", "Hardware"):
         assert f"╭─ {panel} " in train, panel
     assert "[ce|smooth|focal|f1]" in train
+
+
+# --- runs side by side; python cli.py -----------------------------------------------------------------------------
+
+def test_runs_side_by_side(run, tmp_path):
+    import shutil
+
+    from facecurate.train.config import TrainConfig
+    from facecurate.train.fit import train
+
+    root = tmp_path / "runs"
+    shutil.copytree(run, root / "a")
+    cache = json.loads((run / "config.json").read_text())["cache"]
+    train(cache, root / "b", TrainConfig(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=1e-2, drop_rate=0.0,
+                                         threads=1, plots=False, epochs=2, val_ratio=0.34))
+    (root / "c").mkdir()
+    (root / "c" / "config.json").write_text("{}")  # an unfinished run: left out, and said
+    r = invoke("runs", root, "--csv", "--html", "--out", tmp_path / "cmp", "--sort", "run")
+    assert r.exit_code == 0, r.output
+    assert "differing: epochs, lr" in r.output and "unfinished runs left out: c" in r.output
+    table = pd.read_csv(tmp_path / "cmp" / "runs.csv")
+    assert list(table["run"]) == ["a", "b"]
+    assert {"epochs", "lr", "oof_f1", "oof_f1_mask", "oof_f1_gender", "oof_f1_age", "best_epoch", "train_s"} <= set(table.columns)
+    assert "model" not in table.columns  # the same in both: not a setting that differs
+    for name in ("a", "b"):
+        want = json.loads((root / name / "summary.json").read_text())
+        got = table.set_index("run").loc[name]
+        assert abs(got["oof_f1"] - want["oof_f1"]) < 1e-9 and abs(got["oof_f1_age"] - want["oof_f1_age"]) < 1e-9
+        assert str(got["best_epoch"]) == ",".join(str(f["best_epoch"]) for f in want["per_fold"])
+        assert got["train_s"] == pytest.approx(pd.read_csv(root / name / "metrics.csv")["epoch_s"].sum())
+    page = (tmp_path / "cmp" / "runs.html").read_text()
+    assert page.count("<tr>") == 3 and "data:image/png;base64," in page and "http" not in page
+    # mistakes: one line, exit 2
+    assert "no such folder" in _one_line_error(invoke("runs", tmp_path / "nope"))
+    assert "--sort" in _one_line_error(invoke("runs", root, "--sort", "nope"))
+    assert "must not" in _one_line_error(invoke("runs", root, "--csv", "--out", root / "a" / "cmp"))
+
+
+def test_python_cli_py_works_like_facecurate(tmp_path):
+    import subprocess
+    import sys
+
+    from _relabel_data import ROOT
+
+    r = subprocess.run([sys.executable, str(ROOT / "cli.py"), "crop", str(tmp_path / "nope")], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: ") and "nope" in r.stderr
+    r = subprocess.run([sys.executable, str(ROOT / "cli.py")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "crop" in r.stdout and "runs" in r.stdout
