@@ -69,7 +69,23 @@ def inspect_summary(console: Console, r: InspectResult, show: int = 20, quiet: b
         console.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)
     if len(ds.problems) > show:
         console.print(f"  ... and {len(ds.problems) - show} more (see problems.csv)")
+    if r.quality is not None:
+        quality_summary(console, r.quality)
     print_paths(console, "wrote", *r.files.values())
+
+
+def quality_summary(console: Console, q) -> None:
+    """Photos flagged per photo-quality defect (with the rules that fired), and the rules held back as too common."""
+    d, n = q.defects, len(q.measures)
+    t = Table(title=f"photo quality: {d['row'].nunique()} of {n} cropped photos flagged ({n / max(q.seconds, 1e-9):.0f} photos/s)")
+    for c in ("defect", "photos", "absolute", "relative"):
+        t.add_column(c, justify="left" if c == "defect" else "right")
+    for kind, count in q.counts().items():
+        rules = d.loc[d["kind"] == kind, "rules"]
+        t.add_row(kind, str(int(count)), str(int(rules.str.contains("absolute").sum())), str(int(rules.str.contains("relative").sum())))
+    console.print(t)
+    for note in q.notes:
+        console.print(f"  {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def synth_summary(console: Console, r: SynthResult, show: int = 10, quiet: bool = False) -> None:

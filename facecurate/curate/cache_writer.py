@@ -9,6 +9,7 @@ checksums, else it is rebuilt. The caller holds the folder's lock (``locks.folde
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .cache import EMBED_TABLE, EMBEDDINGS, IMAGES, MANIFEST, META, Cache, checksums_of, load_cache, write_meta
-from .checksums import hash_bytes
+from .checksums import file_hash, hash_bytes
 from .errors import InputError
 
 PARTIAL, PROGRESS = ".partial", "progress.json"
@@ -30,6 +31,38 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
+
+
+def _disk_full(path: Path, e: OSError) -> InputError:
+    """A write that failed (a full disk, most often): one line; the cache stays marked incomplete and resumes."""
+    return InputError(f"{path}: cannot write it ({e.strerror or e}); the cache stays incomplete: free some space, then "
+                      f"run `crop` again and it resumes where it stopped")
+
+
+def _reserve(path: Path) -> None:
+    """Allocate images.npy's blocks now: a full disk is then an OSError here, not a SIGBUS when the memmap is written."""
+    try:
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # a file system without it: written as it goes
+            return
+        size, free = os.path.getsize(path), shutil.disk_usage(path.parent).free
+        raise InputError(f"{path}: no room for it ({e.strerror}: {size / 1e9:.2f} GB needed, {free / 1e9:.2f} GB free); "
+                         f"the cache stays incomplete: free some space, then run `crop` again and it resumes") from None
+
+
+def _rows_readable(part: Path, want: str | None) -> bool:
+    """A finished chunk's rows file is whole: its recorded xxh3 matches (older progress files: it parses)."""
+    if not part.is_file():
+        return False
+    if want is not None:
+        return file_hash(part) == want
+    try:
+        pd.read_parquet(part)
+        return True
+    except Exception:  # pyarrow's ArrowInvalid / OSError on a cut file
+        return False
 
 
 def _file_stats(paths: list[str]) -> list[tuple[int, int]]:
@@ -67,10 +100,12 @@ class CacheWriter:
     """
 
     def __init__(self, path: Path, n: int, shape: tuple[int, int, int], key: str, chunk: int, state: str,
-                 done: list[int], images: np.ndarray | None, hashes: dict[int, str] | None = None, reason: str = "") -> None:
+                 done: list[int], images: np.ndarray | None, hashes: dict[int, str] | None = None, reason: str = "",
+                 row_hashes: dict[int, str] | None = None) -> None:
         self.path, self.n, self.shape, self.key, self.chunk = path, n, shape, key, chunk
         self.state, self.done, self.images = state, sorted(done), images
         self.hashes = dict(hashes or {})
+        self.row_hashes = dict(row_hashes or {})  # xxh3 of each finished chunk's .partial/chunk_*.parquet
         self.reason = reason  # why an existing cache was not reused or not fully resumed ("" when it was)
         self.resumed = len(self.done) if state == "resume" else 0
         self.resumed_rows = sum(len(self.chunk_range(c)) for c in self.done) if state == "resume" else 0
@@ -110,27 +145,35 @@ class CacheWriter:
                     and images.shape == (n, *shape) and images.dtype == np.uint8):
                 c_size = int(prog["chunk"])
                 hashes = {int(c): h for c, h in prog.get("hashes", {}).items()}
+                row_hashes = {int(c): h for c, h in prog.get("row_hashes", {}).items()}
                 done, damaged = [], []
                 for c in (int(c) for c in prog.get("done", [])):
                     rows = range(c * c_size, min(n, (c + 1) * c_size))
-                    ok = hashes.get(c) == hash_bytes(images[rows.start:rows.stop]) and (path / PARTIAL / f"chunk_{c:06d}.parquet").is_file()
+                    ok = (hashes.get(c) == hash_bytes(images[rows.start:rows.stop])
+                          and _rows_readable(path / PARTIAL / f"chunk_{c:06d}.parquet", row_hashes.get(c)))
                     (done if ok else damaged).append(c)
                 if damaged:
                     reason = f"finished chunk(s) {', '.join(map(str, damaged))} changed since they were written; redoing them"
-                return cls(path, n, shape, key, c_size, "resume", done, images, {c: hashes[c] for c in done}, reason)
+                _reserve(path / IMAGES)
+                return cls(path, n, shape, key, c_size, "resume", done, images, {c: hashes[c] for c in done}, reason,
+                           {c: row_hashes[c] for c in done if c in row_hashes})
             del images
         # fresh: mark the folder incomplete first, then replace our files
-        path.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(meta_p, {"complete": False, "fingerprint": key, "n": n})
-        for name in (MANIFEST, IMAGES, "contact.png", EMBEDDINGS, EMBED_TABLE):  # embeddings describe the old images
-            (path / name).unlink(missing_ok=True)
-        for name in (PARTIAL, EMBED_PARTIAL):
-            if (path / name).is_dir():
-                shutil.rmtree(path / name)
-        (path / PARTIAL).mkdir()
-        images = np.lib.format.open_memmap(path / IMAGES, mode="w+", dtype=np.uint8, shape=(n, *shape))
-        writer = cls(path, n, shape, key, int(chunk), "fresh", [], images, reason=reason)
-        writer._save_progress()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(meta_p, {"complete": False, "fingerprint": key, "n": n})
+            for name in (MANIFEST, IMAGES, "contact.png", EMBEDDINGS, EMBED_TABLE):  # embeddings describe the old images
+                (path / name).unlink(missing_ok=True)
+            for name in (PARTIAL, EMBED_PARTIAL):
+                if (path / name).is_dir():
+                    shutil.rmtree(path / name)
+            (path / PARTIAL).mkdir()
+            images = np.lib.format.open_memmap(path / IMAGES, mode="w+", dtype=np.uint8, shape=(n, *shape))
+            _reserve(path / IMAGES)
+            writer = cls(path, n, shape, key, int(chunk), "fresh", [], images, reason=reason)
+            writer._save_progress()
+        except OSError as e:
+            raise _disk_full(Path(e.filename) if e.filename else path, e) from None
         return writer
 
     @property
@@ -149,7 +192,9 @@ class CacheWriter:
     def _save_progress(self) -> None:
         _write_json_atomic(self.path / PARTIAL / PROGRESS, {"fingerprint": self.key, "n": self.n, "chunk": self.chunk,
                                                             "shape": list(self.shape), "done": self.done,
-                                                            "hashes": {str(c): self.hashes[c] for c in self.done}})
+                                                            "hashes": {str(c): self.hashes[c] for c in self.done},
+                                                            "row_hashes": {str(c): self.row_hashes[c] for c in self.done
+                                                                           if c in self.row_hashes}})
 
     def finish_chunk(self, c: int, rows: pd.DataFrame) -> None:
         """Record chunk ``c`` as finished: flush its images, save its rows (one per image, in order), update progress."""
@@ -157,12 +202,18 @@ class CacheWriter:
             raise ValueError(f"chunk {c}: {len(rows)} rows for {len(self.chunk_range(c))} images")
         self.images.flush()
         part = self.path / PARTIAL / f"chunk_{c:06d}.parquet"
-        rows.reset_index(drop=True).to_parquet(part.with_suffix(".tmp"), index=False)
-        os.replace(part.with_suffix(".tmp"), part)
-        r = self.chunk_range(c)
-        self.hashes[c] = hash_bytes(self.images[r.start:r.stop])
-        self.done = sorted(set(self.done) | {c})
-        self._save_progress()
+        try:
+            rows.reset_index(drop=True).to_parquet(part.with_suffix(".tmp"), index=False)
+            os.replace(part.with_suffix(".tmp"), part)
+            r = self.chunk_range(c)
+            self.hashes[c] = hash_bytes(self.images[r.start:r.stop])
+            self.row_hashes[c] = file_hash(part)
+            self.done = sorted(set(self.done) | {c})
+            self._save_progress()
+        except OSError as e:
+            part.with_suffix(".tmp").unlink(missing_ok=True)
+            (self.path / PARTIAL / (PROGRESS + ".tmp")).unlink(missing_ok=True)
+            raise _disk_full(part, e) from None
 
     def finished_rows(self) -> pd.DataFrame:
         """The rows saved by ``finish_chunk`` for every finished chunk, in row order."""
@@ -176,12 +227,20 @@ class CacheWriter:
         if self.images is not None:
             self.images.flush()
         tmp = self.path / (MANIFEST + ".tmp")
-        manifest.reset_index(drop=True).to_parquet(tmp, index=False)
-        os.replace(tmp, self.path / MANIFEST)
+        try:
+            manifest.reset_index(drop=True).to_parquet(tmp, index=False)
+            os.replace(tmp, self.path / MANIFEST)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _disk_full(self.path / MANIFEST, e) from None
         images = self.images if self.images is not None else np.load(self.path / IMAGES, mmap_mode="r")
         meta = {**meta, "fingerprint": self.key, "n": self.n, "image_shape": list(self.shape), "complete": True}
         meta["checksums"] = checksums_of(self.path, images, meta, self.chunk)  # after the fallback pass rewrote rows
         self.images = None
-        write_meta(self.path, meta)
+        try:
+            write_meta(self.path, meta)
+        except OSError as e:
+            (self.path / (META + ".tmp")).unlink(missing_ok=True)
+            raise _disk_full(self.path / META, e) from None
         shutil.rmtree(self.path / PARTIAL, ignore_errors=True)
         return load_cache(self.path, verify="off")

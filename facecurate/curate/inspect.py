@@ -1,7 +1,9 @@
 """``inspect``: what a dataset holds (people, photos, classes, ages) and what is wrong with it, at a glance.
 
 ``inspect_dataset`` reads the data, writes ``manifest.parquet``, ``problems.csv`` and ``distributions.png``
-and returns an ``InspectResult``; the CLI prints it.
+and returns an ``InspectResult``; the CLI prints it. Given the data's crop cache (``cache=``), it also
+measures every cached photo's quality (``photo_quality``) and writes ``quality.csv``, ``quality_flags.csv``
+and ``quality.png`` (the worst photos).
 """
 from __future__ import annotations
 
@@ -25,10 +27,13 @@ from .labels import (
     head_names,
     parse_age_bins,
 )
+from .locks import folder_lock
 from .outputs import OWN_NAMES, check_separate, claimed_output
+from .photo_quality import QualityParams, QualityResult, photo_quality, write_quality
+from .progress import Progress
 from .readers import Dataset, Problem, dataset_name, read_dataset
 
-INSPECT_FILES = ("manifest.parquet", "problems.csv", "distributions.png")
+INSPECT_FILES = ("manifest.parquet", "problems.csv", "distributions.png", "quality.csv", "quality_flags.csv", "quality.png")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class InspectResult:
     heads: dict[str, pd.Series] = field(default_factory=dict)  # head -> photos per value, indexed by value name
     files: dict[str, Path] = field(default_factory=dict)
     people_grid: pd.DataFrame = field(default_factory=pd.DataFrame)  # people per gender (rows) x age group (columns)
+    quality: QualityResult | None = None       # photo quality of the cache given (``cache=``), else None
 
 
 def class_counts(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -141,22 +147,43 @@ def _holds_only_inspect_files(path: Path) -> bool:
     return {e.name for e in path.iterdir()} <= {*INSPECT_FILES, *OWN_NAMES}
 
 
+def cache_problems(cache, root: Path) -> list[Problem]:
+    """A warning when ``cache`` was cropped from another folder than the data inspected (its photos may differ)."""
+    source = (cache.meta or {}).get("source")
+    if source and Path(source).resolve() != Path(root).resolve():
+        return [Problem(str(cache.path), f"this cache was cropped from {source}, not {root}: its quality measures are of those photos", "warning")]
+    return []
+
+
 def inspect_dataset(data: str | Path, out: str | Path | None = None, age_bins=DEFAULT_AGE_BINS,
-                    check_files: bool = True, min_photo_size: int = DEFAULT_MIN_SIDE) -> InspectResult:
-    """Read ``data``, count it and write ``manifest.parquet``, ``problems.csv`` and ``distributions.png`` into ``out``."""
+                    check_files: bool = True, min_photo_size: int = DEFAULT_MIN_SIDE, cache: str | Path | None = None,
+                    quality: QualityParams = QualityParams(), progress: Progress | None = None) -> InspectResult:
+    """Read ``data``, count it and write ``manifest.parquet``, ``problems.csv`` and ``distributions.png`` into ``out``;
+    with ``cache`` (the data's crop cache), also its photo quality (``quality.csv``, ``quality_flags.csv``, ``quality.png``)."""
+    from .cache import load_cache
+
     bins = parse_age_bins(age_bins)
     out = Path(out) if out else default_inspect_dir(data)
-    check_separate(out, [data])  # before the read, which can take a while: a wrong --out fails first
+    check_separate(out, [data, cache])  # before the read, which can take a while: a wrong --out fails first
+    crops = load_cache(cache) if cache else None
     ds = read_dataset(data, age_bins=bins, check_files=check_files, min_side=min_photo_size)
-    with claimed_output(out, "inspect", [data, ds.root], recognise=_holds_only_inspect_files, what="inspect folder"):
+    with claimed_output(out, "inspect", [data, ds.root, cache], recognise=_holds_only_inspect_files, what="inspect folder"):
         labelled = ds.labelled
         classes = class_counts(ds.manifest) if labelled else pd.DataFrame()
         if labelled:
             ds.problems.extend(class_problems(classes, bins))
         files = {"manifest": out / "manifest.parquet", "problems": out / "problems.csv"}
         ds.manifest.to_parquet(files["manifest"], index=False)
-        pd.DataFrame([vars(p) for p in ds.problems], columns=["path", "what", "level"]).to_csv(files["problems"], index=False)
+        for name in INSPECT_FILES[3:]:  # an earlier run's quality files would no longer describe this one
+            (out / name).unlink(missing_ok=True)
         title = f"{Path(data).name}: {ds.manifest['person'].nunique()} people, {len(ds.manifest)} photos"
         files["distributions"] = plot_distributions(ds.manifest, out / "distributions.png", bins, title=title)
+        result = None
+        if crops is not None:
+            ds.problems.extend(cache_problems(crops, ds.root))
+            with folder_lock(crops.path, "cache", shared=True):  # no crop rewrites it while it is read
+                result = photo_quality(crops, quality, progress=progress)
+            files.update(write_quality(result, crops, out))
+        pd.DataFrame([vars(p) for p in ds.problems], columns=["path", "what", "level"]).to_csv(files["problems"], index=False)
         return InspectResult(ds, bins, classes, head_counts(ds.manifest, bins) if labelled else {}, files,
-                             people_grid(ds.manifest, bins) if labelled else pd.DataFrame())
+                             people_grid(ds.manifest, bins) if labelled else pd.DataFrame(), result)

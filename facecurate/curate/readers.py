@@ -8,14 +8,13 @@ The data is taken as it is: what cannot be used is listed as a ``Problem`` and t
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .decode import DEFAULT_MIN_SIDE, check_image_file, is_photo_name
-from .errors import InputError
+from .decode import DEFAULT_MIN_SIDE, is_photo_name
+from .errors import InputError, printable
 from .labels import (
     DEFAULT_AGE_BINS,
     GENDER_FROM_TEXT,
@@ -25,21 +24,17 @@ from .labels import (
     age_group,
     encode,
 )
+from .listing import (
+    Problem,
+    drop_unusable,
+    followable,
+    photo_files,
+    read_csv_strings,
+    utf8,
+)
 
 MANIFEST_COLUMNS = ["image_id", "person", "path", "photo", "mask", "gender", "age", "age_group", "label"]
 LABEL_COLUMNS = ["mask", "gender", "age", "age_group", "label"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something in the data a user should know about: ``level`` is 'error' (skipped) or 'warning'."""
-
-    path: str
-    what: str
-    level: str = "error"
-
-    def __str__(self) -> str:
-        return f"{self.level}: {self.path}: {self.what}"
 
 
 @dataclass
@@ -54,39 +49,6 @@ class Dataset:
     @property
     def labelled(self) -> bool:
         return bool(len(self.manifest)) and self.manifest["label"].notna().all()
-
-
-def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
-    """Read a CSV as strings, or raise InputError naming the file and what is wrong with it."""
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: the CSV is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path}: malformed CSV ({first})") from None
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns) or 'none'}")
-    return df
-
-
-def _check_files(rows: list[dict], problems: list[Problem], check: bool, min_side: int = DEFAULT_MIN_SIDE) -> list[dict]:
-    """Drop rows whose file is empty, truncated, not an image or too small, each listed as a problem."""
-    if not check or not rows:
-        return rows
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        reasons = list(pool.map(lambda r: check_image_file(r["path"], min_side), rows))
-    kept = []
-    for row, why in zip(rows, reasons):
-        if why is None:
-            kept.append(row)
-        else:
-            problems.append(Problem(row["path"], f"{why}; skipped"))
-    return kept
 
 
 def _frame(rows: list[dict], extra: list[str], age_bins) -> pd.DataFrame:
@@ -112,16 +74,6 @@ def _parse_age(text: str) -> int | None:
     return int(age) if 0 <= age < 150 and age == int(age) else None
 
 
-def _photo_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(photos, other visible files) directly in ``folder``; hidden and ``._*`` files are ignored."""
-    photos, others = [], []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_file():
-            continue
-        (photos if is_photo_name(entry.name) else others).append(Path(entry.path))
-    return photos, others
-
-
 def find_train_root(path: Path) -> Path | None:
     """The folder holding ``train.csv`` when ``path`` is it, its ``images/`` or ``train.csv`` itself."""
     path = Path(path)
@@ -141,7 +93,7 @@ def read_train(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = 
     images = root / "images"
     if not images.is_dir():
         raise InputError(f"{images}: folder not found (the train layout needs train.csv beside images/)")
-    table = _read_csv(csv_path, ["id", "gender", "age", "path"])
+    table = read_csv_strings(csv_path, ["id", "gender", "age", "path"])
     problems: list[Problem] = []
     persons: dict[str, dict] = {}
     for i, r in enumerate(table.to_dict("records"), start=2):
@@ -158,7 +110,7 @@ def read_train(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = 
             problems.append(Problem(f"{csv_path}:{i}", f"folder {folder} listed twice; first row kept", "warning"))
             continue
         persons[folder] = {"id": r["id"].strip(), "gender": gender, "age": age, "race": r.get("race", "").strip()}
-    on_disk = {e.name for e in os.scandir(images) if e.is_dir() and not e.name.startswith(".")}
+    on_disk = {e.name for e in os.scandir(images) if not e.name.startswith(".") and followable(e, problems, folder=True)}
     for folder in sorted(on_disk - set(persons)):
         parts = folder.split("_")
         gender = _parse_gender(parts[1]) if len(parts) >= 4 else None
@@ -177,7 +129,7 @@ def read_train(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = 
             problems.append(Problem(str(images / folder), "listed in train.csv but the folder is missing"))
             continue
         by_id.setdefault(info["id"], []).append(folder)
-        photos, others = _photo_files(images / folder)
+        photos, others = photo_files(images / folder, problems)
         for other in others:
             problems.append(Problem(str(other), "not a photo (unknown extension); ignored", "warning"))
         seen: dict[str, Path] = {}
@@ -200,7 +152,7 @@ def read_train(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool = 
     for pid, folders in by_id.items():
         if len(folders) > 1:
             problems.append(Problem(str(images), f"id {pid} is used by {len(folders)} folders ({', '.join(folders)}); each folder is its own person", "warning"))
-    rows = _check_files(rows, problems, check_files, min_side)
+    rows = drop_unusable(rows, problems, check_files, min_side)
     order = {s: i for i, s in enumerate(PHOTO_STEMS)}
     rows.sort(key=lambda r: (r["person"], order[r["photo"]], r["path"]))
     return Dataset(_frame(rows, ["id", "race"], age_bins), problems, "train", str(root))
@@ -214,24 +166,29 @@ def read_eval(path: str | Path, check_files: bool = True, min_side: int = DEFAUL
     if root.name == "images" and (root.parent / "info.csv").is_file():
         root = root.parent
     csv_path, images = root / "info.csv", root / "images"
-    table = _read_csv(csv_path, ["ImageID"])
+    table = read_csv_strings(csv_path, ["ImageID"])
     if not images.is_dir():
         raise InputError(f"{images}: folder not found (the eval layout needs info.csv beside images/)")
     problems: list[Problem] = []
-    rows = []
+    rows, first = [], {}
     for i, r in enumerate(table.to_dict("records"), start=2):
         name = r["ImageID"].strip()
         p = images / name
         if not name or not p.is_file():
             problems.append(Problem(f"{csv_path}:{i}", f"photo {name!r} not found in {images}"))
             continue
+        if name in first:  # one photo, one prediction: the submission still answers every row of info.csv
+            problems.append(Problem(f"{csv_path}:{i}", f"photo {name} listed again (first on row {first[name]}); read "
+                                                       f"once, every row of it gets the same answer", "warning"))
+            continue
+        first[name] = i
         rows.append({"image_id": name, "person": name, "path": str(p.resolve()), "photo": "",
                      "mask": None, "gender": None, "age": None, "order": i - 2})
     listed = {r["image_id"] for r in rows}
     for entry in os.scandir(images):
-        if is_photo_name(entry.name) and entry.name not in listed and entry.is_file():
+        if is_photo_name(entry.name) and entry.name not in listed and followable(entry, problems):
             problems.append(Problem(entry.path, "photo not listed in info.csv; ignored", "warning"))
-    rows = _check_files(rows, problems, check_files, min_side)
+    rows = drop_unusable(rows, problems, check_files, min_side)
     return Dataset(_frame(rows, ["order"], DEFAULT_AGE_BINS), problems, "eval", str(root))
 
 
@@ -254,7 +211,7 @@ def read_plain_csv(path: str | Path, path_col: str = "path", person_col: str = "
     photo its own person. Mask accepts 0/1/2, wear/incorrect/not worn or the competition stems.
     """
     csv_path = Path(path)
-    table = _read_csv(csv_path, [path_col])
+    table = read_csv_strings(csv_path, [path_col])
     base = csv_path.parent
     has = {c: c in table.columns for c in (person_col, mask_col, gender_col, age_col)}
     problems: list[Problem] = []
@@ -274,7 +231,7 @@ def read_plain_csv(path: str | Path, path_col: str = "path", person_col: str = "
         person = r[person_col].strip() if has[person_col] and r[person_col].strip() else rel
         rows.append({"image_id": rel, "person": person, "path": str(p.resolve()), "photo": "",
                      "mask": mask, "gender": gender, "age": age})
-    rows = _check_files(rows, problems, check_files, min_side)
+    rows = drop_unusable(rows, problems, check_files, min_side)
     return Dataset(_frame(rows, [], age_bins), problems, "csv", str(base))
 
 
@@ -290,11 +247,16 @@ def read_folder(path: str | Path, check_files: bool = True, min_side: int = DEFA
                 continue
             p = Path(dirpath) / name
             rel = p.relative_to(root).as_posix()
-            rows.append({"image_id": rel, "person": str(Path(rel).parent), "path": str(p.resolve()), "photo": "",
+            try:
+                resolved = str(p.resolve())
+            except (OSError, RuntimeError) as e:  # Python 3.11 raises RuntimeError on a symlink loop
+                problems.append(Problem(str(p), f"cannot be followed ({e}); skipped"))
+                continue
+            rows.append({"image_id": rel, "person": str(Path(rel).parent), "path": resolved, "photo": "",
                          "mask": None, "gender": None, "age": None})
     if not rows:
         raise InputError(f"{root}: no photos (.jpg, .jpeg, .png) found in this folder")
-    rows = _check_files(rows, problems, check_files, min_side)
+    rows = drop_unusable(rows, problems, check_files, min_side)
     return Dataset(_frame(rows, [], DEFAULT_AGE_BINS), problems, "folder", str(root))
 
 
@@ -335,6 +297,9 @@ def read_dataset(path: str | Path, age_bins=DEFAULT_AGE_BINS, check_files: bool 
     ``check_files`` opens every photo's header (empty, truncated, non-image files and photos whose
     shorter side is under ``min_side`` px are listed as problems and left out).
     """
+    if not utf8(Path(path).resolve()):
+        raise InputError(f"{printable(Path(path).resolve())}: the path holds bytes that are not UTF-8; rename the folder "
+                         f"(or move the data to a path without them) and run again")
     layout = detect_layout(path)
     if layout == "train":
         return read_train(path, age_bins, check_files, min_side)

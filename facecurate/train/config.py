@@ -119,8 +119,8 @@ FIELD_OF_OPTION = {"warmup": "warmup_epochs"}
 AUGMENT_OF_OPTION = {"augment": "enabled", **{f.name: f.name for f in fields(AugmentParams) if f.name != "enabled"}}
 #: What config.json records of a run that is no option (what the run found), and ``resume`` (``--config RUN/config.json``
 #: repeats a run; it does not continue it).
-RUN_FACTS = frozenset({"crop", "age_bins", "overrides_changed", "overrides_changes", "n_photos", "n_people", "norm",
-                       "extra_data", "weights_file", "resume"})
+RUN_FACTS = frozenset({"crop", "age_bins", "overrides_changed", "overrides_excluded", "overrides_changes", "n_photos",
+                       "n_people", "norm", "extra_data", "weights_file", "resume"})
 
 
 def _joined(v) -> str:

@@ -27,7 +27,7 @@ from ..curate.cache import Cache, load_cache
 from ..curate.errors import InputError
 from ..curate.locks import folder_lock, writer_of
 from ..curate.outputs import claim_output, claimed_output
-from ..curate.overrides import ORIG_COLUMNS, apply_overrides, describe_changes, override_changes, read_overrides
+from ..curate.overrides import EXCLUDED, ORIG_COLUMNS, apply_overrides, describe_changes, override_changes, read_overrides
 from ..curate.progress import QUIET, Progress
 from . import distributed
 from .augment import Norm
@@ -58,18 +58,24 @@ def data_norm(model: torch.nn.Module) -> Norm:
     return tuple(float(v) for v in dc["mean"]), tuple(float(v) for v in dc["std"])
 
 
-def training_labels(cache: Cache, cfg: TrainConfig, age_bins) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """(labelled usable manifest rows after overrides, their cache row numbers, photos changed by overrides)."""
+def training_labels(cache: Cache, cfg: TrainConfig, age_bins) -> tuple[pd.DataFrame, np.ndarray, int, tuple[int, int] | None]:
+    """(labelled usable manifest rows after overrides, their cache row numbers, photos changed by overrides, (photos,
+    people) the overrides' exclude rows left out or None); excluded photos are not among the rows."""
     manifest = cache.manifest
-    changed = 0
+    changed, excluded = 0, None
     if cfg.overrides:
         manifest, changed = apply_overrides(manifest, read_overrides(cfg.overrides), age_bins)
     rows = cache.usable()
     labelled = label_array(manifest.iloc[rows])[:, LABEL_COLUMN["class"]] >= 0
     rows = rows[labelled]
+    if EXCLUDED in manifest:
+        out = manifest[EXCLUDED].to_numpy(bool)[rows]
+        if out.any():
+            excluded = int(out.sum()), int(manifest.iloc[rows[out]]["person"].nunique())
+        rows = rows[~out]
     if len(rows) < 4:
         raise InputError(f"{cache.path}: only {len(rows)} labelled photos without errors; training needs a labelled cache")
-    return manifest.iloc[rows].reset_index(drop=True), rows, changed
+    return manifest.iloc[rows].reset_index(drop=True), rows, changed, excluded
 
 
 def _is_run(path: Path) -> bool:
@@ -102,6 +108,7 @@ class FitPlan:
     changed: int                # photos whose labels --overrides changed
     fold_ids: np.ndarray        # fold id per manifest row
     extra: list[ExtraCache]     # the --extra caches, de-duplicated against the main photos
+    excluded: int = 0           # labelled photos --overrides' exclude rows left out
 
     def caches(self, cache: Cache) -> list[Cache]:
         """The main cache and the extra caches: what the run reads (and its folder must not overlap)."""
@@ -169,17 +176,23 @@ def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: in
 def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
     """The run's training rows, labels and folds, checked (``FitPlan``); the extra caches are de-duplicated against the
     main photos."""
-    manifest, rows, changed = training_labels(cache, cfg, cache.age_bins)
-    for line in describe_changes(override_changes(manifest)):  # what --overrides does, said before training
+    manifest, rows, changed, excluded = training_labels(cache, cfg, cache.age_bins)
+    lines = describe_changes(override_changes(manifest))
+    if excluded:
+        lines.append(f"--overrides: {excluded[0]} photo(s) of {excluded[1]} people excluded from training (exclude rows)")
+    for line in lines:  # what --overrides does, said before training
         progress.note(line)
     check_heads(manifest, label_array(manifest), progress)
     people = manifest["person"].nunique()
+    if cfg.val_ratio is None and people < 2:
+        raise InputError(f"{cache.path}: the cache holds {people} labelled person; K-fold needs photos of at least 2 "
+                         f"people: add people to the data")
     if cfg.val_ratio is None and cfg.folds > people:
         raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
     fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
                 else kfold_persons(manifest, cfg.folds, cfg.seed))
     extra = load_extra(cfg.extra, cache, rows, cfg.task, cache.age_bins, progress) if cfg.extra else []
-    return FitPlan(manifest, rows, changed, fold_ids, extra)
+    return FitPlan(manifest, rows, changed, fold_ids, extra, excluded[0] if excluded else 0)
 
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
@@ -227,7 +240,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
     dist.on_main(_write_config, out, cfg, {
         **asdict(cfg), "img_size": list(size), "cache": str(Path(cache.path).resolve()),
         "crop": (cache.meta or {}).get("params", {}), "age_bins": list(age_bins), "overrides_changed": plan.changed,
-        "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
+        "overrides_excluded": plan.excluded, "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
         "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
         "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra],
         **dist.record(cfg.batch_size)})

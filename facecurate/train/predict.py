@@ -40,10 +40,42 @@ def read_run(run: str | Path) -> tuple[dict, TrainConfig, list[Path]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
         raise InputError(f"{cfg_path}: not a readable run config ({type(e).__name__}); the run folder is damaged, "
                          f"train it again") from None
-    ckpts = sorted(run.glob("fold_*/best.safetensors"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not ckpts:
-        raise InputError(f"{run}: no fold_*/best.safetensors; the run has not finished an epoch")
-    return config, cfg, ckpts
+    return config, cfg, [run / f"fold_{f}" / "best.safetensors" for f in run_folds(run)]
+
+
+def run_folds(run: Path) -> list[int]:
+    """The folds a finished run trained, from its ``summary.json`` (written when ``train`` ends), each with its best
+    checkpoint on disk; InputError for a run that did not finish (killed, or a resume killed) or lost a fold's weights.
+
+    Only these folds are used: a ``fold_*`` folder left by an earlier run with more folds is never averaged in."""
+    summary = run / "summary.json"
+    resume = f"finish it with `train CACHE --out {run} --resume`"
+    if not summary.is_file():
+        if next(run.glob("fold_*/best.safetensors"), None) is None:
+            raise InputError(f"{run}: no fold_*/best.safetensors; the run has not finished an epoch")
+        raise InputError(f"{summary}: missing: the run did not finish (it was stopped before its last fold ended); {resume}")
+    try:
+        record = json.loads(summary.read_text())
+        folds = [int(f) for f in record["folds"]]
+        ran = {int(p["fold"]): int(p["epochs_run"]) for p in record.get("per_fold", []) if "epochs_run" in p}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{summary}: not a readable run summary ({type(e).__name__}); the run folder is damaged, "
+                         f"train it again") from None
+    if not folds:
+        raise InputError(f"{summary}: lists no folds; the run folder is damaged, train it again")
+    try:  # a later `train` into the folder (a --resume) that was stopped: metrics.csv moved on, summary.json did not
+        last = pd.read_csv(run / "metrics.csv", usecols=["fold", "epoch"]).groupby("fold")["epoch"].max().to_dict()
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        last = {}
+    moved = [f for f, n in ran.items() if f in last and int(last[f]) != n]
+    if moved:
+        raise InputError(f"{summary}: fold {moved[0]} has {int(last[moved[0]])} epoch(s) in metrics.csv, not the "
+                         f"{ran[moved[0]]} the summary was written after: a later `train` did not finish; {resume}")
+    missing = [run / f"fold_{f}" / "best.safetensors" for f in folds if not (run / f"fold_{f}" / "best.safetensors").is_file()]
+    if missing:
+        raise InputError(f"{missing[0]}: missing ({len(missing)} of the run's {len(folds)} folds' weights are); the run "
+                         f"is incomplete: train it again, or restore the file")
+    return folds
 
 
 def run_norm(config: dict, model: torch.nn.Module):
@@ -214,6 +246,10 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
             warnings.insert(0, f"{data}: no info.csv beside images/, so the photos were read as a plain folder; "
                                f"submission.csv keeps the competition's ImageID,ans with bare file names, in name order "
                                f"(put info.csv back for its order)")
+        twice = sub.iloc[:, 0].duplicated()
+        if twice.any():
+            warnings.append(f"info.csv lists {int(twice.sum())} photo(s) more than once (e.g. {sub.iloc[:, 0][twice].iloc[0]}); "
+                            f"each was predicted once and its rows share the answer")
         (out.parent / "predict.json").write_text(json.dumps({
             "run": str(Path(run).resolve()), "data": str(data.resolve()), "cache": str(cache.path), "rows": int(len(sub)),
             "layout": layout, "layout_reason": layout_reason(data), "missing_photos": missing,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..curate.errors import InputError
 from ..curate.labels import N_AGE
 
 
@@ -54,8 +55,9 @@ def holdout_persons(manifest: pd.DataFrame, val_ratio: float = 0.2, seed: int = 
     """One split: fold 0 for the validation rows (about ``val_ratio`` of each stratum's people), -1 for training."""
     if not 0.0 < val_ratio < 1.0:
         raise ValueError(f"val_ratio must be between 0 and 1, got {val_ratio}")
-    if manifest["person"].nunique() < 2:
-        raise ValueError("a validation split needs at least 2 people")
+    if manifest["person"].nunique() < 2:  # what the user can do about it, not a bad argument: one line
+        raise InputError(f"the training photos hold {manifest['person'].nunique()} labelled person; a validation split "
+                         f"(--val-ratio, or K-fold) needs photos of at least 2 people: add people to the data")
     val: set[str] = set()
     for people in _shuffled_people_by_stratum(manifest, seed):
         k = int(round(len(people) * val_ratio))

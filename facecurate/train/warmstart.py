@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..curate.errors import InputError
+from .checkpoint import read_weights
 from .heads import head_layout, num_outputs
 
 BEST_FILE = "best.safetensors"
@@ -66,10 +67,13 @@ def shared_heads(src: dict[str, int] | None, dst: dict[str, int] | None) -> list
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".safetensors":  # a run's own weights are checked against their xxh3; others taken as they are
+        return read_weights(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a cut, flipped or foreign file
+        raise InputError(f"{path}: not a readable weights file ({type(e).__name__}); give a .safetensors/.pth "
+                         f"state dict or a run folder") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -115,6 +119,8 @@ def load_backbone_weights(model: nn.Module, path: str | Path, layout: dict[str, 
     file, config = resolve_weights(path)
     try:
         state = _read_state(file)
+    except InputError:
+        raise
     except Exception as e:
         raise InputError(f"{file}: cannot read weights ({type(e).__name__}: {e})") from None
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}

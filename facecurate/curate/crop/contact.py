@@ -1,6 +1,7 @@
 """Contact sheets: a labelled grid of image thumbnails in one PNG, so a person can check crops in seconds."""
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,7 +80,13 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], out_png
         for j, line in enumerate(wrapped[k]):
             draw.text((x + 2, y + thumb_h + 2 + j * (font_px + 3)), line, fill=(255, 255, 255), font=font)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_png, optimize=False)
+    tmp = out_png.with_name(out_png.name + ".tmp")  # never half a sheet under the real name (a full disk)
+    try:
+        sheet.save(tmp, format="PNG", optimize=False)
+        os.replace(tmp, out_png)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out_png
 
 

@@ -144,9 +144,10 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
     if writer.state == "complete":
         progress.note(f"cache reused: {out} ({n} photos; same inputs and parameters, nothing recomputed)")
         cache = load_cache(out, verify="off")  # CacheWriter.open verified it
-        counts = dict(cache.meta.get("counts", {}))
-        return CropResult(cache, "complete", counts, 0.0, 0, writer.n_chunks, problems=ds.problems,
-                          contact=out / "contact.png" if (out / "contact.png").is_file() else None)
+        if not (out / "contact.png").is_file():  # a sheet the disk had no room for: drawn now
+            _sheet(out, cache, cache.manifest["path"].astype(str).tolist(), params, out_hw)
+        return CropResult(cache, "complete", dict(cache.meta.get("counts", {})), 0.0, 0, writer.n_chunks,
+                          problems=ds.problems, contact=out / "contact.png")
     if writer.state == "resume":
         progress.note(f"resuming {out}: {len(writer.done)} of {writer.n_chunks} chunks already done")
     paths = manifest["path"].astype(str).tolist()
@@ -196,18 +197,24 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
         "chunks_resumed": writer.resumed, "seconds": round(seconds, 2),
     }
     cache = writer.finalize(full, meta)
-    originals = None
-    if background is not None:  # the sheet shows the sample before and after removal: cut the photos again
-        def originals(rows: list[int]) -> list[np.ndarray]:
-            out_imgs = []
-            for i in rows:
-                img, _ = read_photo(paths[i], params.min_photo_size)
-                region = full.loc[i, CROP_COLS].to_numpy(np.float64)
-                out_imgs.append(cut(img, region, out_hw, params.pad) if img is not None else np.zeros((*out_hw, 3), np.uint8))
-            return out_imgs
-    contact, left_out = crop_contact_sheet(cache.images, cache.manifest, out / "contact.png", originals=originals)
+    contact, left_out = _sheet(out, cache, paths, params, out_hw)
     return CropResult(cache, writer.state, counts, seconds, n - writer.resumed_rows, writer.n_chunks, writer.resumed,
                       contact, left_out, ds.problems, rejected, int(full["off_person"].sum()))
+
+
+def _sheet(out: Path, cache: Cache, paths: list[str], params: CropParams, out_hw) -> tuple[Path, int]:
+    """contact.png of a complete cache (with background removal: each sample before and after, the photos cut again);
+    a failed write is one line that says the cache itself is complete."""
+    def originals(rows: list[int]) -> list[np.ndarray]:
+        imgs = [read_photo(paths[i], params.min_photo_size)[0] for i in rows]
+        return [cut(img, cache.manifest.loc[i, CROP_COLS].to_numpy(np.float64), out_hw, params.pad) if img is not None
+                else np.zeros((*out_hw, 3), np.uint8) for i, img in zip(rows, imgs)]
+    try:
+        return crop_contact_sheet(cache.images, cache.manifest, out / "contact.png",
+                                  originals=originals if params.background != "none" else None)
+    except OSError as e:
+        raise InputError(f"{out / 'contact.png'}: cannot write it ({e.strerror or e}); the cache itself is complete and "
+                         f"usable: free some space and run `crop` again to draw the sheet") from None
 
 
 def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, layout: str, pool: ThreadPoolExecutor,

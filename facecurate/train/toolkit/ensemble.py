@@ -71,6 +71,29 @@ def default_ensemble_dir(runs: list[Path]) -> Path:
     return Path("artifacts/ensembles") / (name if len(name) <= 80 else f"{Path(runs[0]).name}+{len(runs) - 1}-more")
 
 
+def read_oof_table(path: Path) -> pd.DataFrame:
+    """A run's ``oof.parquet``, checked: readable, with its ids, folds, labels and finite probabilities (InputError
+    naming the file otherwise: a cut, flipped or all-NaN table is damage, never a score)."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid / OSError on a cut or flipped file
+        raise InputError(f"{path}: not a readable parquet table ({type(e).__name__}); the run is damaged: train it "
+                         f"again") from None
+    missing = [c for c in ("image_id", "fold", "label", *PROB_COLUMNS) if c not in frame]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}; "
+                         f"not an out-of-fold table written by `train`")
+    probs = frame[PROB_COLUMNS].to_numpy(np.float64)
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any() or not len(frame):
+        raise InputError(f"{path}: {int(bad.sum())} of {len(frame)} rows hold no finite probabilities; the run is "
+                         f"damaged: train it again")
+    if frame["image_id"].duplicated().any():
+        raise InputError(f"{path}: photo {frame.loc[frame['image_id'].duplicated(), 'image_id'].iloc[0]} is listed twice; "
+                         f"the run is damaged: train it again")
+    return frame
+
+
 def read_oofs(runs: list[Path]) -> RunsOOF:
     """Every run's ``oof.parquet``, aligned and checked (InputError naming the run that does not fit)."""
     frames = []
@@ -79,7 +102,7 @@ def read_oofs(runs: list[Path]) -> RunsOOF:
         path = Path(r) / "oof.parquet"
         if not path.is_file():
             raise InputError(f"{r}: no oof.parquet (the run has not finished a fold); ensemble --oof needs finished runs")
-        frames.append(pd.read_parquet(path))
+        frames.append(read_oof_table(path))
     names = run_names(runs)
     first = frames[0].set_index("image_id")
     aligned = [frames[0].reset_index(drop=True)]

@@ -32,6 +32,7 @@ from ..model import build_model
 from ..predict import crop_for_run, predict_cache, read_run, run_norm
 from ..runtime import pick_device
 from .cam import HeadTarget, grad_cams, pick_layer
+from .ensemble import read_oof_table
 from .explain_page import write_grid, write_page
 
 
@@ -114,7 +115,7 @@ def _frame(run: Path, cache: Cache, own: bool, device, progress) -> tuple[pd.Dat
     if own:
         if not (run / "oof.parquet").is_file():
             raise InputError(f"{run}: no oof.parquet (no fold has finished); train the run first")
-        oof = pd.read_parquet(run / "oof.parquet")
+        oof = read_oof_table(run / "oof.parquet")  # a cut, flipped or all-NaN table: one line naming it
         oof = oof[oof["image_id"].astype(str).isin(position.index)].reset_index(drop=True)
         frame = pd.concat([oof[["image_id", "person", "fold"]], _head_frame(oof, oof)], axis=1)
         frame["cache_row"] = position.loc[frame["image_id"].astype(str)].to_numpy()

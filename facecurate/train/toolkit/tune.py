@@ -241,6 +241,23 @@ def write_plots(study, out: Path, searched: list[str], progress: Progress) -> li
     return written
 
 
+def check_study_db(path: Path) -> None:
+    """SQLite's own ``quick_check`` of an existing study.db: a cut or damaged file is one line naming it (Optuna
+    would stop on ``sqlite3.DatabaseError``, or read a part of the trials)."""
+    import sqlite3
+
+    if not path.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            verdict = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.Error as e:
+        verdict = [f"{type(e).__name__}: {e}"]
+    if verdict != ["ok"]:
+        raise InputError(f"{path}: the study database is damaged ({verdict[0][:80]}); move it away to start the tune "
+                         f"afresh (each trial's run stays under trials/)")
+
+
 @contextlib.contextmanager
 def _optuna_quiet():
     import optuna
@@ -273,6 +290,7 @@ def tune(cache: str | Path | Cache, out: str | Path, space: SearchSpace = Search
     out = Path(out)
     with claimed_output(out, "tune", [cache.path], recognise=lambda p: (p / DB).is_file()), \
             folder_lock(cache.path, "cache", shared=True), _optuna_quiet():
+        check_study_db(out / DB)
         storage = optuna.storages.RDBStorage(f"sqlite:///{out.resolve() / DB}")
         study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", load_if_exists=True)
         _check_resume(study, _settings(cache, space, folds, batch_size, seed), out)
