@@ -123,7 +123,7 @@ def crop_summary(console: Console, r: CropResult, quiet: bool = False) -> None:
         return
     if r.state != "complete":
         t = Table(title=f"crop -> {out}")
-        for col in ("photos", "detected", "person", "prior", "failed", "seconds", "photos/s"):
+        for col in ("photos", "detected", "person", "prior", "failed", "seconds (both passes)", "photos/s"):
             t.add_column(col, justify="right")
         c = r.counts
         t.add_row(str(len(r.cache.manifest)), str(c.get("detected", 0)), str(c.get("person", 0)), str(c.get("prior", 0)),
