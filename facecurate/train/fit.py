@@ -42,7 +42,7 @@ from .config import (
 )
 from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array
 from .extra import ExtraCache, load_extra
-from .fold import FoldInputs, fit_fold, new_model
+from .fold import FoldInputs, RunTask, fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
@@ -254,23 +254,15 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
 
     summaries, oof_parts = [], []
     folds = folds_to_run(cfg)
-    # the whole run as one task: its ETA is the run's (folds x epochs); an early-stopped fold counts as all its epochs
-    run_task = f"run: {len(folds)} fold(s) x {cfg.epochs} epochs"
-    progress.update(run_task, 0, len(folds) * cfg.epochs)
-
-    def epoch_done(fold: int, epoch: int, row: dict) -> None:
-        progress.update(run_task, folds.index(fold) * cfg.epochs + epoch, len(folds) * cfg.epochs)
-        if on_epoch_end is not None:
-            on_epoch_end(fold, epoch, row)
-
+    run_task = RunTask(progress, folds, cfg.epochs, on_epoch_end)  # the whole run's bar and ETA
     for f in folds:
         train_pos, val_pos = split_indices(plan.fold_ids, f)
         if len(val_pos) == 0 or len(train_pos) < 2:
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with writer(str(out / "tensorboard" / f"fold_{f}")) as tb:
             data = FoldInputs(images, labels, labels_t, train_pos, val_pos, extra_pos, size, norm, device)
-            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, epoch_done, on_save, dist)
-        progress.update(run_task, (folds.index(f) + 1) * cfg.epochs, len(folds) * cfg.epochs)
+            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, run_task.epoch_end, on_save, dist)
+        run_task.fold_done(f)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
         dist.sync()  # rank 0 has written the fold's files: every rank reads its best weights
@@ -331,13 +323,9 @@ def quick_plan(cache: str | Path | Cache, folds: int = 5, epochs: int = 6, model
     --img-size` reads it; ``model`` None = the trainer's default.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
-    hw = [int(image_size)] if isinstance(image_size, int) else parse_img_size(str(image_size), None)
-    if hw is None or not all(8 <= int(v) <= 4096 for v in hw):
+    size = parse_img_size(str(image_size), cache.path)  # InputError under 8 px or not HEIGHT[,WIDTH]
+    if size is None or max(size) > 4096:
         raise InputError(f"--img-size {image_size}: expected HEIGHT or HEIGHT,WIDTH, each 8..4096 pixels")
-    if isinstance(image_size, str) and "," not in image_size:
-        hw = [hw[0]]
-    h, w = (int(s) for s in cache.images.shape[1:3])
-    size = (int(hw[0]), int(hw[1])) if len(hw) == 2 else (int(hw[0]), max(8, round(hw[0] * w / h)))
     changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
     if model:
         changes["model"] = model
