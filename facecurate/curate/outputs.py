@@ -90,15 +90,15 @@ def claim_folder(path: str | Path, kind: str, recognise: Callable[[Path], bool] 
     return path
 
 
-#: Suffixes of the files stages write: an ``--out`` that is not yet a folder and ends so was meant as a file.
+#: Suffixes of the files stages write: an ``--out`` that does not exist yet and ends so was meant as a file.
 FILE_SUFFIXES = (".csv", ".parquet", ".json", ".html", ".png", ".npy", ".txt")
 
 
 def check_folder_name(out: str | Path, option: str = "--out") -> None:
-    """InputError when ``out`` is not an existing folder and is named like a file (``my_submission.csv``): every
-    ``--out`` is a folder, and a folder named like a file would only mislead."""
+    """InputError when ``out`` does not exist yet and is named like a file (``my_submission.csv``): every ``--out`` is
+    a folder, and a folder named like a file would only mislead (an existing file is ``claim_folder``'s to refuse)."""
     out = Path(out)
-    if not out.is_dir() and out.suffix.lower() in FILE_SUFFIXES:
+    if not out.exists() and out.suffix.lower() in FILE_SUFFIXES:
         raise InputError(f"{out}: {option} is a folder (the command writes its files inside it), not a {out.suffix} file; "
                          f"give a folder such as {out.with_suffix('')}")
 
