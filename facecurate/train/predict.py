@@ -199,16 +199,12 @@ def default_submission(run: str | Path, data: str | Path) -> Path:
     return Path(run) / f"predict-{dataset_name(data)}" / SUBMISSION
 
 
-def predict_folder(out: str | Path, progress: Progress | None = None) -> Path:
-    """The predict folder ``--out`` names: the folder itself; the old spelling ``FOLDER/submission.csv`` (kept for one
-    release, with a notice) is its folder; any other file-like name is refused by ``outputs.check_folder_name``."""
+def predict_folder(out: str | Path) -> Path:
+    """The predict folder ``--out`` names: the folder itself, or the folder of ``FOLDER/submission.csv`` (the earlier
+    spelling, unambiguous: the file's own name in its folder); any other file-like name is refused by
+    ``outputs.check_folder_name``."""
     out = Path(out)
-    if out.name == SUBMISSION and not out.is_dir():
-        if progress is not None:
-            progress.note(f"note: --out is now the folder that holds {SUBMISSION}, probs.parquet and predict.json; "
-                          f"writing into {out.parent} (--out {out} works until the next release)")
-        return out.parent
-    return out
+    return out.parent if out.name == SUBMISSION and not out.is_dir() else out
 
 
 def predict(run: str | Path, data: str | Path, out: str | Path | None = None, device: str | None = None,
@@ -217,7 +213,7 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
     """Crop ``data`` with the run's crop settings (reusing a matching cache), ensemble, write the submission; returns its path.
 
     ``out``: the predict folder that holds ``submission.csv``, ``probs.parquet`` and ``predict.json`` (default
-    ``RUN/predict-<data name>``; ``FOLDER/submission.csv`` still names FOLDER), and the crop cache under
+    ``RUN/predict-<data name>``; ``FOLDER/submission.csv`` names FOLDER), and the crop cache under
     ``cache_root`` (default: ``out/cache``).
     Photos listed in info.csv that cannot be found get the most frequent predicted class (and are counted in the summary).
     """
@@ -227,7 +223,7 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
         raise InputError(f"{data}: no such file or folder")
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: expected 1 or more")
-    folder = predict_folder(out, progress) if out else default_submission(run, data).parent
+    folder = predict_folder(out) if out else default_submission(run, data).parent
     out = folder / SUBMISSION
     cache_root = Path(cache_root) if cache_root is not None else folder / "cache"
     check_separate(cache_root, [data], option="--cache-root")
