@@ -248,11 +248,12 @@ def test_runs_side_by_side(run, tmp_path):
     (root / "c" / "config.json").write_text("{}")  # an unfinished run: left out, and said
     r = invoke("runs", root, "--csv", "--html", "--out", tmp_path / "cmp", "--sort", "run")
     assert r.exit_code == 0, r.output
-    assert "differing: epochs, lr" in r.output and "unfinished runs left out: c" in r.output
+    # a's run trained 1 epoch at lr 3e-3 without augmentation, b 2 epochs at 1e-2 with it
+    assert "differing: epochs, lr, augment.enabled" in r.output and "unfinished runs left out: c" in r.output
     table = pd.read_csv(tmp_path / "cmp" / "runs.csv")
     assert list(table["run"]) == ["a", "b"]
-    assert {"epochs", "lr", "oof_f1", "oof_f1_mask", "oof_f1_gender", "oof_f1_age", "best_epoch", "train_s"} <= set(table.columns)
-    assert "model" not in table.columns  # the same in both: not a setting that differs
+    assert {"epochs", "lr", "augment.enabled", "oof_f1", "oof_f1_mask", "oof_f1_gender", "oof_f1_age", "best_epoch", "train_s"} <= set(table.columns)
+    assert "model" not in table.columns and "augment.hflip" not in table.columns  # the same in both: not shown
     for name in ("a", "b"):
         want = json.loads((root / name / "summary.json").read_text())
         got = table.set_index("run").loc[name]
@@ -261,10 +262,35 @@ def test_runs_side_by_side(run, tmp_path):
         assert got["train_s"] == pytest.approx(pd.read_csv(root / name / "metrics.csv")["epoch_s"].sum())
     page = (tmp_path / "cmp" / "runs.html").read_text()
     assert page.count("<tr>") == 3 and "data:image/png;base64," in page and "http" not in page
+    _runs_page_sorts_in_chromium(tmp_path / "cmp" / "runs.html", tmp_path)
     # mistakes: one line, exit 2
     assert "no such folder" in _one_line_error(invoke("runs", tmp_path / "nope"))
     assert "--sort" in _one_line_error(invoke("runs", root, "--sort", "nope"))
     assert "must not" in _one_line_error(invoke("runs", root, "--csv", "--out", root / "a" / "cmp"))
+
+
+def _runs_page_sorts_in_chromium(page, tmp_path):
+    """In Debian's Chromium (when installed): a click on a column header sorts the rows, a second click reverses them."""
+    import _browser
+
+    if not _browser.available():
+        return
+    from selenium.webdriver.common.by import By
+
+    driver = _browser.chromium(tmp_path / "downloads")
+    try:
+        driver.get(page.as_uri())
+        first = lambda: [r.find_elements(By.TAG_NAME, "td")[0].text for r in driver.find_elements(By.CSS_SELECTOR, "tbody tr")]  # noqa: E731
+        assert first() == ["a", "b"]
+        header = [h for h in driver.find_elements(By.TAG_NAME, "th") if h.text == "run"][0]
+        header.click()
+        assert first() == ["b", "a"]
+        header.click()
+        assert first() == ["a", "b"]
+        driver.save_screenshot(str(tmp_path / "runs.png"))
+        assert (tmp_path / "runs.png").stat().st_size > 10_000
+    finally:
+        driver.quit()
 
 
 def test_python_cli_py_works_like_facecurate(tmp_path):

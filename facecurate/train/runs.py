@@ -48,6 +48,17 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _flat(config: dict, prefix: str = "") -> dict:
+    """Nested settings one key each (``augment.enabled``), so only the part that differs is shown."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _shown(value) -> str:
     """A setting as one comparable string ("128,96", "none")."""
     if value is None:
@@ -75,7 +86,7 @@ def compare_runs(root: str | Path = DEFAULT_RUNS_ROOT, sort: str = "oof_f1") -> 
                      "best_epoch": ",".join(str(b) for b in best) or "-",
                      "train_s": float(metrics["epoch_s"].sum()) if "epoch_s" in metrics else float("nan"),
                      "path": str(run)})
-        configs[run.name] = {k: _shown(v) for k, v in config.items() if k not in NOT_SETTINGS}
+        configs[run.name] = {k: _shown(v) for k, v in _flat({k: v for k, v in config.items() if k not in NOT_SETTINGS}).items()}
         curves[run.name] = metrics
     if not rows:
         raise InputError(f"{root}: no finished run folders (config.json + summary.json) here"
