@@ -50,6 +50,11 @@ class ReportOptions:
     include_candidates: bool = False
     seed: int = 0
     verify: str = "quick"             # how the cache is checked before use: quick, full or off
+    embed: bool = True                # compute the cache's face embeddings when it has none (``facecurate embed``)
+    probe: bool = True                # a linear probe on the embeddings, combined with the CNN's out-of-fold table
+    identity: bool = True             # strangers and one person under two ids, from the embeddings
+    against: tuple[str, ...] = ()     # other caches (extra data, pseudo-labels, an eval set) checked for identity leaks
+    photo_quality: bool = True        # dark, blurry, tiny-face... photos (``photo_quality``)
     quick: QuickModel = field(default_factory=QuickModel)
 
     def __post_init__(self) -> None:
@@ -62,6 +67,7 @@ class ReportOptions:
         """
         if self.age_bins is not None:
             object.__setattr__(self, "age_bins", parse_age_bins(self.age_bins))  # frozen: set once, here
+        object.__setattr__(self, "against", tuple(str(a) for a in (self.against or ())))
         checks = [("--pool", self.pool, self.pool in POOLS, " or ".join(POOLS)),
                   ("--max-hash-distance", self.max_hash_distance, 0 <= self.max_hash_distance <= 64, "0..64"),
                   ("--min-corr", self.min_corr, 0 < self.min_corr <= 1, "in (0, 1]"),
