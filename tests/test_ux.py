@@ -249,7 +249,7 @@ def test_runs_side_by_side(run, tmp_path):
     r = invoke("runs", root, "--csv", "--html", "--out", tmp_path / "cmp", "--sort", "run")
     assert r.exit_code == 0, r.output
     # a's run trained 1 epoch at lr 3e-3 without augmentation, b 2 epochs at 1e-2 with it
-    assert "differing: epochs, lr, augment.enabled" in r.output and "unfinished runs left out: c" in r.output
+    assert "settings that differ: epochs, lr, augment.enabled" in r.output and "unfinished runs left out: c" in r.output
     table = pd.read_csv(tmp_path / "cmp" / "runs.csv")
     assert list(table["run"]) == ["a", "b"]
     assert {"epochs", "lr", "augment.enabled", "oof_f1", "oof_f1_mask", "oof_f1_gender", "oof_f1_age", "best_epoch", "train_s"} <= set(table.columns)

@@ -37,7 +37,7 @@ def runs(
     with stage(quiet=quiet, verbose=verbose) as (console, progress):
         rt = compare_runs(root, sort=sort)
         paths = write_runs(rt, out or Path(root).resolve().parent / "runs-compare", csv=csv, page=html) if csv or html else {}
-    t = Table(title=f"{len(rt.table)} run(s) in {root}" + (f"; differing: {', '.join(rt.settings)}" if rt.settings else ""))
+    t = Table(title=f"{len(rt.table)} run(s) in {root}")
     cols = [c for c in rt.table.columns if c != "path"]
     for c in cols:
         t.add_column(HEADERS.get(c, c), justify="right" if c in SCORES or c == "train_s" else "left")
@@ -45,6 +45,7 @@ def runs(
         t.add_row(*["n/a" if (c in SCORES and row[c] != row[c]) else f"{row[c]:.3f}" if c in SCORES
                     else f"{row[c]:.1f}" if c == "train_s" else str(row[c]) for c in cols])
     if not quiet:
+        console.print("settings that differ: " + (", ".join(rt.settings) or "none"), markup=False, soft_wrap=True)
         console.print(t)
         if rt.skipped:
             console.print(f"unfinished runs left out: {', '.join(rt.skipped)}", markup=False, soft_wrap=True)
