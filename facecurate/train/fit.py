@@ -37,12 +37,13 @@ from .config import (
     TrainConfig,
     QUICK_STEPS,
     folds_to_run,
+    parse_img_size,
     quick_config,
     validate_config,
 )
 from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array, steps_per_epoch
 from .extra import ExtraCache, load_extra
-from .fold import FoldInputs, fit_fold, new_model
+from .fold import FoldInputs, RunTask, fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
@@ -253,13 +254,16 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
     writer = event_writer(progress) if main else NoEvents  # ranks other than 0 log nowhere
 
     summaries, oof_parts = [], []
-    for f in folds_to_run(cfg):
+    folds = folds_to_run(cfg)
+    run_task = RunTask(progress, folds, cfg.epochs, on_epoch_end)  # the whole run's bar and ETA
+    for f in folds:
         train_pos, val_pos = split_indices(plan.fold_ids, f)
         if len(val_pos) == 0 or len(train_pos) < 2:
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with writer(str(out / "tensorboard" / f"fold_{f}")) as tb:
             data = FoldInputs(images, labels, labels_t, train_pos, val_pos, extra_pos, size, norm, device)
-            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, on_epoch_end, on_save, dist)
+            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, run_task.epoch_end, on_save, dist)
+        run_task.fold_done(f)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
         dist.sync()  # rank 0 has written the fold's files: every rank reads its best weights
@@ -312,21 +316,21 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
 
 
 def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STEPS, epochs: int | None = None,
-               model: str | None = None, image_size: int = 64, batch_size: int = 32, device: str | None = None,
+               model: str | None = None, image_size: int | str = 64, batch_size: int = 32, device: str | None = None,
                seed: int = 0, threads: int | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
     ``steps``: optimiser steps per fold whatever the cache's size, as whole epochs enough that the fold with the
-    fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. The input keeps the cache's aspect
-    at ``image_size`` pixels high; ``model`` None = the trainer's default.
+    fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. ``image_size``: the input height (the
+    width keeps the cache's aspect) or "HEIGHT,WIDTH", as `train --img-size` reads it; ``model`` None = the
+    trainer's default.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
-    if not 8 <= int(image_size) <= 4096:
-        raise InputError(f"--img-size {image_size}: expected 8..4096 pixels")
+    size = parse_img_size(str(image_size), cache.path)  # InputError under 8 px or not HEIGHT[,WIDTH]
+    if size is None or max(size) > 4096:
+        raise InputError(f"--img-size {image_size}: expected HEIGHT or HEIGHT,WIDTH, each 8..4096 pixels")
     if epochs is None and steps < 1:
         raise InputError(f"--steps {steps}: expected at least 1 optimiser step per fold")
-    h, w = (int(s) for s in cache.images.shape[1:3])
-    size = (int(image_size), max(8, round(image_size * w / h)))
     changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
     if model:
         changes["model"] = model
