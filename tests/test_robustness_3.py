@@ -141,3 +141,66 @@ def test_crop_refuses_an_unfinished_synth_output(work, interrupted, whole):
     late = _copy(whole, work / "late_kill")
     (late / "synth.json").unlink()
     refused(cli("inspect", late, "--out", work / "inspect_late"), str(late), "unfinished synth output")
+
+
+# ---------------------------------------------------------------------------------------------- 2 and 3. train onto a run
+
+
+@pytest.fixture(scope="module")
+def finished(work, cache):
+    out = work / "run"
+    r = cli("train", cache.path, "--out", out, *TINY_TRAIN, "--folds", "3")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_train_onto_a_finished_run_is_refused_and_changes_nothing(work, cache, finished):
+    before = _files(finished)
+    for folds in ("3", "2"):  # the same run again, or fewer folds (fold_2 would stay behind)
+        refused(cli("train", cache.path, "--out", finished, *TINY_TRAIN, "--folds", folds), str(finished), "holds a finished run",
+                "--resume", "another --out")
+    refused(cli("train", cache.path, "--out", finished, *TINY_TRAIN, "--folds", "2", "--resume"), "config.json", "folds")
+    assert _files(finished) == before
+    killed = _copy(finished, work / "run_killed")
+    (killed / "summary.json").unlink()
+    shutil.rmtree(killed / "fold_2")
+    refused(cli("train", cache.path, "--out", killed, *TINY_TRAIN, "--folds", "2"), str(killed), "holds an unfinished run",
+            "--resume")
+    r = cli("train", cache.path, "--out", killed, *TINY_TRAIN, "--folds", "3", "--resume")  # what the line says works
+    assert r.exit_code == 0, r.output
+    assert json.loads((killed / "summary.json").read_text())["folds"] == [0, 1, 2]
+
+
+def test_a_quick_run_left_in_a_report_folder_is_replaced_not_mixed(work, cache):
+    from facecurate.train.config import quick_config
+    from facecurate.train.fit import quick_oof
+
+    out = work / "quick_run"
+    tiny = dict(epochs=1, img_size=(32, 24), batch_size=8, threads=1, device="cpu", model="resnet10t", plots=False)
+    quick_oof(cache, out, quick_config(folds=3, **tiny))
+    oof = quick_oof(cache, out, quick_config(folds=2, **tiny))
+    assert sorted(p.name for p in out.glob("fold_*")) == ["fold_0", "fold_1"]
+    assert json.loads((out / "summary.json").read_text())["folds"] == [0, 1]
+    import pandas as pd
+    assert sorted(pd.read_parquet(oof)["fold"].unique()) == [0, 1]
+
+
+# ---------------------------------------------------------------------------------------------- 10. train's other writes on a full disk
+
+
+@pytest.mark.parametrize("name", ["config.json", "metrics.csv", "oof.parquet", "summary.json"])
+def test_train_writes_on_a_full_disk_are_one_line_and_leave_no_temporary_file(work, cache, monkeypatch, name):
+    from facecurate.train import checkpoint
+
+    real = checkpoint._write_file
+
+    def full(path, data):
+        if path.name == f"{name}.tmp":
+            real(path, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_file", full)
+    out = work / f"run_full_{name}"
+    refused(cli("train", cache.path, "--out", out, *TINY_TRAIN), str(out / name), "No space left")
+    assert not list(out.rglob("*.tmp")) and not (out / "summary.json").exists()
