@@ -14,7 +14,12 @@ import pytest
 from PIL import Image
 from test_robustness_2 import TINY_TRAIN, _copy, _truncate, cli, refused
 
-from facecurate.curate.synth import SynthParams, SynthStopped, astronaut_variants, synthesize_sources
+from facecurate.curate.synth import (
+    SynthParams,
+    SynthStopped,
+    astronaut_variants,
+    synthesize_sources,
+)
 from facecurate.curate.synth.sources import read_faces
 
 #: 18 people with one block of 16: two keypoint blocks and two render blocks (the CLI rounds --block to 16).
@@ -72,7 +77,7 @@ def interrupted(work, faces, whole):
 
 def test_synth_over_an_output_holding_the_users_photos_refuses_and_keeps_them(work, faces, whole):
     over = _copy(whole, work / "over")
-    person = sorted(p.name for p in (over / "images").iterdir())[0]
+    person = min(p.name for p in (over / "images").iterdir())
     mine = [over / "images" / "my_extra_person" / "mask1.jpg", over / "images" / person / "holiday.jpg"]
     for p in mine:
         p.parent.mkdir(exist_ok=True)
@@ -176,7 +181,8 @@ def test_a_quick_run_left_in_a_report_folder_is_replaced_not_mixed(work, cache):
     from facecurate.train.fit import quick_oof
 
     out = work / "quick_run"
-    tiny = dict(epochs=1, img_size=(32, 24), batch_size=8, threads=1, device="cpu", model="resnet10t", plots=False)
+    tiny = {"epochs": 1, "img_size": (32, 24), "batch_size": 8, "threads": 1, "device": "cpu", "model": "resnet10t",
+            "plots": False}
     quick_oof(cache, out, quick_config(folds=3, **tiny))
     oof = quick_oof(cache, out, quick_config(folds=2, **tiny))
     assert sorted(p.name for p in out.glob("fold_*")) == ["fold_0", "fold_1"]

@@ -210,7 +210,7 @@ class SynthParts:
             part = self.truth_part(b)
             if not self._sound(part):
                 bad.append(f"render block {b} (its truth rows)")
-            elif self.hashes.get(f"photos_{b:06d}") not in (None, self._photos_hash(part, person_masks)):
+            elif self.hashes.get(f"photos_{b:06d}") and self.hashes[f"photos_{b:06d}"] != self._photos_hash(part, person_masks):
                 bad.append(f"render block {b} (its photos)")
             else:
                 continue

@@ -23,10 +23,18 @@ from ..labels import (
 )
 from .backdrops import Backdrops, choose_backdrop, render_backdrop
 from .masks import MASK_STYLES, WEARS, draw_mask, jitter_style
-from .person_mask import MASKS, mask_path, write_person_mask
 from .params import SynthParams
+from .person_mask import MASKS, mask_path, write_person_mask
 from .plan import PersonPlan, person_rng
-from .scene import PHOTO_HEIGHT, PHOTO_WIDTH, camera, compose, face_alpha, make_look, person_body
+from .scene import (
+    PHOTO_HEIGHT,
+    PHOTO_WIDTH,
+    camera,
+    compose,
+    face_alpha,
+    make_look,
+    person_body,
+)
 
 THUMB_W, THUMB_H = 144, 192  # contact-sheet thumbnails: big enough to see where a mask sits
 #: truth.csv's columns, in order (one row per photo).
