@@ -14,7 +14,6 @@ One process runs the same code with ``distributed.OneProcess``.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -46,6 +45,7 @@ from .fold import FoldInputs, fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
+from .run_folder import check_fresh, clear_run, write_parquet
 from .runtime import NoEvents, amp_dtype, event_writer, pick_device, torch_threads
 from .splits import holdout_persons, kfold_persons, split_indices
 
@@ -85,35 +85,6 @@ def _is_run(path: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return isinstance(config, dict) and "model" in config and "cache" in config
-
-
-#: What a run writes in its folder (besides the ``fold_*`` folders): a run without --resume refuses a folder holding any.
-RUN_NAMES = ("config.json", "metrics.csv", "oof.parquet", "summary.json", "per_class.csv", "confusion.png", "curves.png",
-             "tensorboard")
-
-
-def _run_files(out: Path) -> list[Path]:
-    return sorted([out / n for n in RUN_NAMES if (out / n).exists()] + [p for p in out.glob("fold_*") if p.is_dir()])
-
-
-def check_fresh(out: Path, cfg: TrainConfig) -> None:
-    """A run without --resume never writes over another run: InputError when ``out`` holds a finished run (its
-    summary.json) or an unfinished one (any other run file, e.g. a fold_2 left by a run with more folds)."""
-    held = [] if cfg.resume else _run_files(out)
-    if not held:
-        return
-    what = ("a finished run (summary.json)" if (out / "summary.json").is_file()
-            else f"an unfinished run ({held[0].name}, no summary.json)")
-    raise InputError(f"{out}: holds {what}; pass --resume to continue it (or to add a --fold to it), or choose another "
-                     f"--out; nothing in it was changed")
-
-
-def _clear_run(out: Path) -> None:
-    """Delete a run's own files in ``out`` (``RUN_NAMES`` and ``fold_*``): ``train(replace=True)``."""
-    import shutil
-
-    for p in _run_files(out):
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def check_heads(manifest: pd.DataFrame, labels: np.ndarray, progress: Progress) -> None:
@@ -184,7 +155,7 @@ def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ra
         run_folder = claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run")
         dist.on_main(locks.enter_context, run_folder)
         if replace and not cfg.resume:
-            dist.on_main(_clear_run, out)
+            dist.on_main(clear_run, out)
         else:
             dist.on_main(check_fresh, out, cfg)
         for c in caches:
@@ -240,13 +211,6 @@ def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
             raise InputError(f"{cfg_path}: --resume with different {', '.join(diff)} than the run it continues")
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(cfg_path, json.dumps(config, indent=2).encode())
-
-
-def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """``frame`` as parquet through ``write_atomic``: a full disk is one line and leaves no temporary file."""
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    write_atomic(path, buf.getvalue())
 
 
 def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.ndarray, probs: dict) -> pd.DataFrame:
