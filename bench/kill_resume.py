@@ -12,7 +12,7 @@ trials may draw other values: "identical" is then not expected, "complete" is: -
 completed, study.db sound, best.yaml written). Prints one JSON line.
 
   .venv/bin/python bench/kill_resume.py --people 30 --kills 20
-  .venv/bin/python bench/kill_resume.py --people 20 --kills 4 --commands synth,tune,embed
+  .venv/bin/python bench/kill_resume.py --people 6 --synth-people 20 --kills 4 --commands synth,tune,embed --tune-trials 2 --embed-photos 40
 """
 from __future__ import annotations
 
@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=30, help="synthesized people (7 photos each) for the crop side")
     ap.add_argument("--kills", type=int, default=20, help="trials per command (one random kill each, sometimes two)")
     ap.add_argument("--commands", default="crop,train,synth,tune,embed", help="which commands to kill, comma-separated")
+    ap.add_argument("--synth-people", type=int, default=None, help="people the synth side writes (default --people)")
     ap.add_argument("--tune-trials", type=int, default=3, help="tune's --trials")
     ap.add_argument("--embed-photos", type=int, default=60, help="photos of the cache embedded by the embed side")
     ap.add_argument("--faces", type=Path, default=FACES, help="UTKFace-named photos synth draws people from")
@@ -147,7 +148,7 @@ def main() -> None:
     tune_args = ("tune", ref_cache, "--trials", a.tune_trials, "--epochs", "1", "--models", "mobilenetv3_small_050",
                  "--img-sizes", "64", "--folds", "2", "--batch-size", "16", "--threads", "1", "--samplers", "none",
                  "--losses", "ce", "--pruner", "none", "--quiet")
-    synth_args = ("--people", a.people, "--seed", a.seed + 1, "--detector", "mediapipe", "--block", "16", "--quiet")
+    synth_args = ("--people", a.synth_people or a.people, "--seed", a.seed + 1, "--detector", "mediapipe", "--block", "16", "--quiet")
 
     def fresh_cache(target: Path) -> None:
         save_cache(target, *embed_src, meta)
@@ -159,7 +160,7 @@ def main() -> None:
         "tune": (lambda t: command(*tune_args, "--out", t), tune_digest, None),
         "embed": (lambda t: command("embed", t, "--chunk", "16", "--quiet"), embed_digest, fresh_cache),
     }
-    out = {"bench": "kill_resume", "photos": 7 * a.people, "kills_per_command": a.kills, "uninterrupted_s": {},
+    out = {"bench": "kill_resume", "photos": 7 * a.people, "synth_people": a.synth_people or a.people, "kills_per_command": a.kills, "uninterrupted_s": {},
            "load_before": round(os.getloadavg()[0], 2)}
     for name in names:
         make, digest, prepare = sides[name]
