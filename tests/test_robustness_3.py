@@ -210,3 +210,25 @@ def test_train_writes_on_a_full_disk_are_one_line_and_leave_no_temporary_file(wo
     out = work / f"run_full_{name}"
     refused(cli("train", cache.path, "--out", out, *TINY_TRAIN), str(out / name), "No space left")
     assert not list(out.rglob("*.tmp")) and not (out / "summary.json").exists()
+
+
+def test_a_plot_on_a_full_disk_is_one_line_and_leaves_no_cut_file(work, cache, monkeypatch):
+    from matplotlib.figure import Figure
+
+    real = Figure.savefig
+
+    def full(self, fname, *a, **k):
+        if str(fname).endswith("confusion.png"):
+            Path(fname).write_bytes(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(fname))
+        return real(self, fname, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    out = work / "run_full_plot"
+    args = [a for a in TINY_TRAIN if a != "--no-plots"]
+    refused(cli("train", cache.path, "--out", out, *args), str(out / "confusion.png"), "No space left", "--resume")
+    assert not (out / "confusion.png").exists() and not (out / "summary.json").exists()
+    monkeypatch.undo()
+    r = cli("train", cache.path, "--out", out, *args, "--resume")
+    assert r.exit_code == 0, r.output
+    assert (out / "confusion.png").is_file() and (out / "summary.json").is_file()

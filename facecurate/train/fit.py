@@ -45,7 +45,7 @@ from .fold import FoldInputs, fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
-from .run_folder import check_fresh, clear_run, write_parquet
+from .run_folder import check_fresh, clear_run, plot_guard, write_parquet
 from .runtime import NoEvents, amp_dtype, event_writer, pick_device, torch_threads
 from .splits import holdout_persons, kfold_persons, split_indices
 
@@ -304,10 +304,12 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     write_atomic(out / "per_class.csv", table.to_csv(index=False, float_format="%.4f").encode())
     if cfg.plots:
         mats = {h: confusion(labels[:, LABEL_COLUMN[h]], probs[h].argmax(1), h) for h in probs}
-        plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs}, age_bins,
-                       per_class=table)
+        with plot_guard(out / "confusion.png"):
+            plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs},
+                           age_bins, per_class=table)
         if len(history):
-            plot_curves(out / "curves.png", history)
+            with plot_guard(out / "curves.png"):
+                plot_curves(out / "curves.png", history)
     if all(c in oof for c in ORIG_COLUMNS):  # --overrides: also scored against the original labels
         m.update(head_metrics(probs, oof[ORIG_COLUMNS].to_numpy(), prefix="oof_orig_"))
         m["overrides_changes"] = override_changes(oof)

@@ -2,8 +2,10 @@
 over another run's files (``check_fresh``); only ``train(replace=True)`` clears them first (``clear_run``)."""
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -45,3 +47,15 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     write_atomic(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def plot_guard(path: Path) -> Iterator[None]:
+    """Around a plot saved straight to ``path`` (matplotlib's savefig): a failed write (a full disk) removes the cut file
+    and is one line naming it; summary.json is not written yet, so ``train --resume`` finishes the run."""
+    try:
+        yield
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write it ({e.strerror or e}); free some space, then `train --resume` finishes "
+                         f"the run") from None
