@@ -154,10 +154,7 @@ def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ra
         # the run folder's claim and lock: rank 0's; the caches are read by all
         run_folder = claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run")
         dist.on_main(locks.enter_context, run_folder)
-        if replace and not cfg.resume:
-            dist.on_main(clear_run, out)
-        else:
-            dist.on_main(check_fresh, out, cfg)
+        dist.on_main(clear_run if replace and not cfg.resume else check_fresh, out, cfg)
         for c in caches:
             locks.enter_context(folder_lock(c.path, "cache", shared=True))
         locks.enter_context(torch_threads(cfg.threads))

@@ -36,8 +36,9 @@ def check_fresh(out: Path, cfg: TrainConfig) -> None:
                      f"--out; nothing in it was changed")
 
 
-def clear_run(out: Path) -> None:
-    """Delete a run's own files in ``out`` (``RUN_NAMES`` and ``fold_*``), nothing else: ``train(replace=True)``."""
+def clear_run(out: Path, cfg: TrainConfig | None = None) -> None:
+    """Delete a run's own files in ``out`` (``RUN_NAMES`` and ``fold_*``), nothing else: ``train(replace=True)`` (``cfg``:
+    unused, as ``check_fresh`` takes it)."""
     for p in run_files(out):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
