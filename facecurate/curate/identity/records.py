@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..audit.flags import FLAG_COLUMNS
+from ..audit.flags import FLAG_COLUMNS, MATCH_COLUMNS
 
 IDENTITY_KINDS = ("stranger", "duplicate_id", "identity_leak")
-EXTRA_COLUMNS = ["other_person", "other_image_id", "distance"]
+EXTRA_COLUMNS = MATCH_COLUMNS
 IDENTITY_FLAG_COLUMNS = [*FLAG_COLUMNS, *EXTRA_COLUMNS]
 #: overrides.csv fields the identity fixes need (the lead's wiring: overrides.FIELDS, the trainer's folds).
 OVERRIDE_FIELDS = ("exclude", "identity")
