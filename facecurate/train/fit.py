@@ -31,7 +31,7 @@ from ..curate.overrides import EXCLUDED, ORIG_COLUMNS, apply_overrides, describe
 from ..curate.progress import QUIET, Progress
 from . import distributed
 from .augment import Norm
-from .checkpoint import BEST, load_weights
+from .checkpoint import BEST, load_weights, write_atomic
 from .config import (
     RESUME_KEYS,
     TrainConfig,
@@ -47,6 +47,7 @@ from .fold import FoldInputs, RunTask, fit_fold, new_model
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
+from .run_folder import check_fresh, clear_run, plot_guard, write_parquet
 from .runtime import NoEvents, amp_dtype, event_writer, pick_device, torch_threads
 from .splits import holdout_persons, kfold_persons, split_indices
 
@@ -123,25 +124,26 @@ class FitPlan:
 
 def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainConfig(), progress: Progress | None = None,
           on_epoch_end: Callable[[int, int, dict], None] | None = None,
-          on_save: Callable[[str, int, int], None] | None = None) -> Path:
+          on_save: Callable[[str, int, int], None] | None = None, replace: bool = False) -> Path:
     """Train ``cfg`` on the cache and write the run folder ``out`` (see module doc); returns ``out``.
 
     ``on_epoch_end(fold, epoch, metrics_row)`` is called after each epoch's files are saved; ``on_save``
     after each file (see ``fold.fit_fold``). The run folder is locked while the run writes it, and the
-    cache locked against rewriting while it is read.
+    cache locked against rewriting while it is read. Without ``cfg.resume`` a folder holding a run is
+    refused (``check_fresh``), unless ``replace``: then that run's files are deleted first.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     progress = progress or QUIET
     validate_config(cfg)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process
     try:
-        return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save)
+        return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save, replace)
     finally:
         distributed.teardown(dist)
 
 
 def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ranks, progress: Progress,
-                 on_epoch_end, on_save) -> Path:
+                 on_epoch_end, on_save, replace: bool = False) -> Path:
     """``train`` on this rank (or the one process): rank 0's folder and reports, the same plan checked on every rank."""
     progress = progress if dist.main else QUIET
     out = Path(dist.broadcast(str(out)))  # rank 0's folder, however each rank's default was picked
@@ -154,6 +156,7 @@ def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ra
         # the run folder's claim and lock: rank 0's; the caches are read by all
         run_folder = claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run")
         dist.on_main(locks.enter_context, run_folder)
+        dist.on_main(clear_run if replace and not cfg.resume else check_fresh, out, cfg)
         for c in caches:
             locks.enter_context(folder_lock(c.path, "cache", shared=True))
         locks.enter_context(torch_threads(cfg.threads))
@@ -172,6 +175,7 @@ def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: in
     claim_output(Path(out), "run", [c.path for c in plan.caches(cache)], recognise=_is_run)
     if writer_of(out):
         raise InputError(f"{out}: this run is being written by {writer_of(out)}; wait for it to finish (or stop it), then run again")
+    check_fresh(Path(out), cfg)
 
 
 def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
@@ -205,7 +209,7 @@ def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
         if diff:
             raise InputError(f"{cfg_path}: --resume with different {', '.join(diff)} than the run it continues")
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path.write_text(json.dumps(config, indent=2))
+    write_atomic(cfg_path, json.dumps(config, indent=2).encode())
 
 
 def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.ndarray, probs: dict) -> pd.DataFrame:
@@ -268,7 +272,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
                             ignore_index=True)
         dist.sync()  # rank 0 has written the fold's files: every rank reads its best weights
         if main:
-            history.to_csv(out / "metrics.csv", index=False)
+            write_atomic(out / "metrics.csv", history.to_csv(index=False).encode())
         # out-of-fold probabilities of the best checkpoint, with the flipped photo averaged in (as predict does)
         model = load_weights(new_model(cfg, device), out / f"fold_{f}" / BEST)
         probs = infer_probs(model, images, dist.shard(val_pos), size, cfg.task, cfg.eval_batch_size, flip_tta=True,
@@ -281,7 +285,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
         done = list(oof_parts)
         if len(oof_old):
             done.insert(0, oof_old[~oof_old["fold"].isin([q["fold"].iloc[0] for q in oof_parts])])
-        pd.concat(done, ignore_index=True).to_parquet(out / "oof.parquet", index=False)
+        write_parquet(out / "oof.parquet", pd.concat(done, ignore_index=True))
         summaries.append({"fold": f, **best, **{f"tta_{k}": v for k, v in head_metrics(probs, labels[val_pos]).items()}})
 
     if main:
@@ -299,19 +303,21 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     labels = oof[["mask", "gender", "age_group", "label"]].to_numpy()
     m = head_metrics(probs, labels, prefix="oof_")
     table = per_class(probs, labels, age_bins)
-    table.to_csv(out / "per_class.csv", index=False, float_format="%.4f")
+    write_atomic(out / "per_class.csv", table.to_csv(index=False, float_format="%.4f").encode())
     if cfg.plots:
         mats = {h: confusion(labels[:, LABEL_COLUMN[h]], probs[h].argmax(1), h) for h in probs}
-        plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs}, age_bins,
-                       per_class=table)
+        with plot_guard(out / "confusion.png"):
+            plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs},
+                           age_bins, per_class=table)
         if len(history):
-            plot_curves(out / "curves.png", history)
+            with plot_guard(out / "curves.png"):
+                plot_curves(out / "curves.png", history)
     if all(c in oof for c in ORIG_COLUMNS):  # --overrides: also scored against the original labels
         m.update(head_metrics(probs, oof[ORIG_COLUMNS].to_numpy(), prefix="oof_orig_"))
         m["overrides_changes"] = override_changes(oof)
     summary = {**m, "n_oof": int(len(oof)), "folds": sorted(int(x) for x in oof["fold"].unique()), "per_fold": summaries,
                "extra": list(extra)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=float).encode())
     return summary
 
 
@@ -347,7 +353,7 @@ def quick_oof(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig | Non
               progress: Progress | None = None, **quick) -> Path:
     """Train the quick K-fold (``cfg`` from ``quick_plan``, or ``quick_plan(cache, **quick)``) into ``out``; its ``oof.parquet``."""
     cfg = cfg or quick_plan(cache, **quick)
-    run = train(cache, out, cfg=cfg, progress=progress)
+    run = train(cache, out, cfg=cfg, progress=progress, replace=True)  # a quick run left in a report folder is redone
     oof = Path(run) / "oof.parquet"
     if not oof.is_file():
         raise InputError(f"{run}: the quick training run wrote no oof.parquet")

@@ -10,7 +10,6 @@ alone writing; one process runs it with ``distributed.OneProcess``, where each o
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from .checkpoint import (
     load_state,
     save_state,
     save_weights,
+    write_atomic,
 )
 from . import distributed
 from .config import TrainConfig
@@ -255,9 +255,7 @@ def _save_epoch(fs: FoldState, out: Path, f: int, epoch: int, rows: list[dict], 
 def write_metrics(out: Path, history: pd.DataFrame, f: int, rows: list[dict]) -> None:
     """metrics.csv = the other folds' rows from ``history`` + fold ``f``'s ``rows``, written atomically."""
     frame = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(rows)], ignore_index=True)
-    tmp = out / "metrics.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "metrics.csv")
+    write_atomic(out / "metrics.csv", frame.to_csv(index=False).encode())
 
 
 def fit_fold(f: int, cfg: TrainConfig, data: FoldInputs, out: Path, history: pd.DataFrame, tb,
