@@ -57,6 +57,14 @@ class RelabelResult:
     faces: FaceEvidence | None = None  # what the face embeddings said (probe weights, identity audit); None without them
 
 
+def _title(c: Cache) -> str:
+    """The page's title: the data the cache was cropped from (meta.json's source), and the cache folder."""
+    source = str(c.meta.get("source") or "")
+    data = Path(source).name if source and Path(source).name not in ("", "images") else Path(source).parent.name
+    cache = c.path.resolve().name
+    return f"relabel report: {data} (cache {cache})" if data and data != cache else f"relabel report: {cache}"
+
+
 def _age_bins(cache: Cache, oof_path: Path | None, age_bins: tuple[int, ...] | None) -> tuple[int, ...]:
     """The age bins the labels were cut with: given (parsed by ``ReportOptions``), else the run's config.json, else the cache's."""
     if age_bins is not None:
@@ -171,7 +179,7 @@ def write_relabel_report(c: Cache, oof: str | Path, folder: Path, options: Repor
             f"{' combined with a linear probe on face embeddings' if faces is not None and faces.probe is not None else ''}. "
             f"Person pooling: {options.pool}. Target precision {options.target_precision:.2f}, tie margin {options.margin:.2f}."
             + (f" Partial out-of-fold table: {coverage}." if coverage else ""))
-    paths = write_report(folder, flags, manifest, c.images, title=f"relabel report: {c.path.resolve().name}",
+    paths = write_report(folder, flags, manifest, c.images, title=_title(c),
                          age_bins=bins, max_cards=options.max_cards, note=note, quality=audit.quality,
                          estimates=audit.estimates, include_candidates=options.include_candidates,
                          notes=faces.notes if faces is not None else ())
