@@ -49,7 +49,9 @@ main{padding:14px 20px;display:grid;grid-template-columns:1fr;gap:12px}
 .kind{font-size:11px;border-radius:8px;padding:1px 7px;background:#eef;color:#335;font-weight:500;white-space:nowrap}
 .k-gender{background:#fde2e4}.k-age{background:#fff1c1}.k-mask_swap{background:#d7f0ff}.k-mask_photo{background:#e0f5e4}.k-structure{background:#eadcf8}.k-near_duplicate{background:#e8e8e8}
 .body{display:grid;grid-template-columns:auto minmax(0,1fr);gap:18px;align-items:start}
-@media (max-width:1250px){.body{grid-template-columns:1fr}}
+table.flags td.dec{white-space:nowrap}
+.why{overflow-wrap:anywhere;min-width:140px}
+@media (max-width:1480px){.body{grid-template-columns:1fr}}
 .photos{display:flex;gap:5px;flex-wrap:wrap;max-width:640px}
 figure.ph{margin:0;text-align:center;font-size:11px;color:#57606a;width:86px;overflow-wrap:anywhere}
 figure.ph img,figure.ph .none{display:block;height:112px;width:84px;object-fit:cover;border:3px solid transparent;border-radius:4px;margin:0 auto;background:#d0d7de;cursor:zoom-in}
