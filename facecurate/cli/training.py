@@ -88,6 +88,7 @@ def train(
     extra: Optional[str] = typer.Option(None, help="External caches CACHE[,CACHE...]: their photos join every training fold, never validation or oof.parquet; missing labels are left out of that head's loss."),
     extra_weight: Optional[float] = typer.Option(None, help="The extra photos' share of each batch, 0..1.", show_default="every extra photo once per epoch"),
     overrides: Optional[Path] = typer.Option(None, help="overrides.csv from relabel-report: label fixes applied for this run only (the data is unchanged)."),
+    groups: Optional[Path] = typer.Option(None, help="person,group CSV (relabel-report's identity_groups.csv): ids with one group are one person and always share a fold, so none is in training and validation at once (identity rows of --overrides do the same)."),
     resume: bool = flag(default("resume"), help="Continue the run in --out/--name from its last saved epoch."),
     plots: bool = flag(default("plots"), help="Draw confusion.png and curves.png at the end (per_class.csv is always written)."),
     verify: str = typer.Option("quick", help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),

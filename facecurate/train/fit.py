@@ -42,6 +42,7 @@ from .config import (
 from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array
 from .extra import ExtraCache, load_extra
 from .fold import FoldInputs, fit_fold, new_model
+from .groups import groups_hash, person_groups, read_groups
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
@@ -108,6 +109,7 @@ class FitPlan:
     fold_ids: np.ndarray        # fold id per manifest row
     extra: list[ExtraCache]     # the --extra caches, de-duplicated against the main photos
     excluded: int = 0           # labelled photos --overrides' exclude rows left out
+    groups: dict | None = None  # person -> group of the ids linked as one person (--groups, identity overrides), or None
 
     def caches(self, cache: Cache) -> list[Cache]:
         """The main cache and the extra caches: what the run reads (and its folder must not overlap)."""
@@ -188,10 +190,20 @@ def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
                          f"people: add people to the data")
     if cfg.val_ratio is None and cfg.folds > people:
         raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
-    fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
-                else kfold_persons(manifest, cfg.folds, cfg.seed))
+    groups = person_groups(manifest, cfg.groups)
+    if cfg.val_ratio is None and groups and cfg.folds > len(set(groups.values())) + manifest["person"].nunique() - len(groups):
+        raise InputError(f"--folds {cfg.folds}: the cache holds fewer people than folds once the ids of one group are "
+                         f"counted once (--groups / identity overrides); use fewer folds")
+    fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed, groups) if cfg.val_ratio is not None
+                else kfold_persons(manifest, cfg.folds, cfg.seed, groups))
     extra = load_extra(cfg.extra, cache, rows, cfg.task, cache.age_bins, progress) if cfg.extra else []
-    return FitPlan(manifest, rows, changed, fold_ids, extra, excluded[0] if excluded else 0)
+    return FitPlan(manifest, rows, changed, fold_ids, extra, excluded[0] if excluded else 0, groups)
+
+
+def groups_record(cfg: TrainConfig, plan: FitPlan) -> dict:
+    """What config.json records of the run's groups: the groups file's xxh3 and how many ids were linked to another."""
+    return {"groups_xxh3": groups_hash(cfg.groups) if cfg.groups else None,
+            "groups_linked": len(plan.groups) if plan.groups else 0}
 
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
@@ -242,7 +254,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
         "overrides_excluded": plan.excluded, "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
         "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
         "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra],
-        **dist.record(cfg.batch_size)})
+        **groups_record(cfg, plan), **dist.record(cfg.batch_size)})
 
     images = SourceImages([CacheImages(cache.images, device, rows), *(CacheImages(x.cache.images, device, x.rows) for x in extra)])
     labels_t = torch.as_tensor(labels, device=device)
@@ -312,21 +324,25 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
 
 def quick_plan(cache: str | Path | Cache, folds: int = 5, epochs: int = 6, model: str | None = None,
                image_size: int = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
-               threads: int | None = None) -> TrainConfig:
+               threads: int | None = None, groups: str | Path | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
-    The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default.
+    The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default;
+    ``groups``: a person,group CSV (relabel-report's identity_groups.csv) so one person's ids share a fold.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
     if not 8 <= int(image_size) <= 4096:
         raise InputError(f"--img-size {image_size}: expected 8..4096 pixels")
     h, w = (int(s) for s in cache.images.shape[1:3])
     size = (int(image_size), max(8, round(image_size * w / h)))
-    changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
+    changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads,
+                   groups=str(groups) if groups else None)
     if model:
         changes["model"] = model
     cfg = quick_config(**changes)
     validate_config(cfg)
+    if groups:
+        read_groups(groups)  # a bad groups file is one line before any training
     pick_device(cfg.device)
     return cfg
 
