@@ -44,7 +44,7 @@ def train(
     cache: Path = typer.Argument(..., help="A cache folder written by `crop`."),
     out: Optional[Path] = typer.Option(None, help="Run folder.", show_default="artifacts/runs/<name>"),
     name: Optional[str] = typer.Option(None, help="Run name; -2, -3 ... are appended when taken, unless --resume.", show_default="<cache name>-<model>"),
-    model: str = typer.Option(default("model"), help="Any timm model name (trained from scratch unless --pretrained/--weights)."),
+    model: str = typer.Option(default("model"), help="Any timm model name (trained from scratch unless --pretrained/--weights); or probe-linear / probe-mlp: per-head logistic regression / small MLP on the cache's face embeddings (`facecurate embed` first), seconds on a CPU, the same folds, for `ensemble CNN_RUN PROBE_RUN --method stack-lr`."),
     task: str = typer.Option(default("task"), help="multi: mask (3) / gender (2) / age (3) heads combined into 18 classes; single: one 18-way head."),
     img_size: Optional[str] = typer.Option(None, help="Model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect).", show_default="the cache's size"),
     epochs: int = typer.Option(default("epochs"), help="Epochs per fold (the cosine schedule spans them)."),

@@ -9,5 +9,5 @@ Stages: ``inspect``, ``crop``, ``synth``, ``audit`` (relabel-report).
 """
 
 #: The modules ``facecurate.train`` may import (checked by tests/test_architecture.py).
-PUBLIC_SURFACE = ("cache", "labels", "errors", "checksums", "overrides", "progress", "crop", "devices", "outputs", "locks",
+PUBLIC_SURFACE = ("cache", "labels", "errors", "checksums", "overrides", "progress", "crop", "embed", "devices", "outputs", "locks",
                   "audit.near_duplicates")

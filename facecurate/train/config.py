@@ -16,6 +16,8 @@ from ..curate.errors import InputError
 DEFAULT_MODEL = "mobilenetv3_small_100"
 DEFAULT_RUNS_ROOT = Path("artifacts/runs")
 SAMPLERS = ("none", "class", "age")
+#: ``--model`` names that are no timm model: per-head classifiers on the cache's face embeddings (``probe``) -> kind
+PROBE_MODELS = {"probe-linear": "linear", "probe-mlp": "mlp"}
 TASKS = ("multi", "single")
 
 
@@ -286,6 +288,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.age_loss != "ce" and cfg.task != "multi":
         raise InputError("--age-loss ordinal needs --task multi (the single task has no age head)")
     folds_to_run(cfg)
+    if cfg.model in PROBE_MODELS:  # no timm model: the probe's own checks (train.probe.check_probe)
+        return
     import timm
 
     from .hub import pretrained_file

@@ -33,6 +33,7 @@ from . import distributed
 from .augment import Norm
 from .checkpoint import BEST, load_weights
 from .config import (
+    PROBE_MODELS,
     RESUME_KEYS,
     TrainConfig,
     folds_to_run,
@@ -133,6 +134,9 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     progress = progress or QUIET
     validate_config(cfg)
+    if cfg.model in PROBE_MODELS:  # heads on the cache's embeddings, the same folds, an ordinary run folder
+        from .probe import train_probe
+        return train_probe(cache, Path(out), cfg, progress)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process
     try:
         return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save)
