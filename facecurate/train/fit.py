@@ -43,7 +43,7 @@ from .config import (
 from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array
 from .extra import ExtraCache, load_extra
 from .fold import FoldInputs, fit_fold, new_model
-from .groups import groups_hash, person_groups, read_groups
+from .groups import groups_record, person_groups, read_groups
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
@@ -134,9 +134,10 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     progress = progress or QUIET
     validate_config(cfg)
-    if cfg.model in PROBE_MODELS:  # heads on the cache's embeddings, the same folds, an ordinary run folder
-        from .probe import train_probe
-        return train_probe(cache, Path(out), cfg, progress)
+    if cfg.model in PROBE_MODELS:  # heads on the cache's embeddings, the same folds, the same run files
+        from .probe import RunWriters, train_probe
+        writers = RunWriters(_write_config, _oof_part, _finish, _is_run)
+        return train_probe(cache, Path(out), cfg, plan_run(cache, cfg, progress), writers, progress)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process
     try:
         return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save)
@@ -204,11 +205,6 @@ def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
     return FitPlan(manifest, rows, changed, fold_ids, extra, excluded[0] if excluded else 0, groups)
 
 
-def groups_record(cfg: TrainConfig, plan: FitPlan) -> dict:
-    """What config.json records of the run's groups: the groups file's xxh3 and how many ids were linked to another."""
-    return {"groups_xxh3": groups_hash(cfg.groups) if cfg.groups else None,
-            "groups_linked": len(plan.groups) if plan.groups else 0}
-
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
     cfg_path = out / "config.json"
@@ -258,7 +254,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
         "overrides_excluded": plan.excluded, "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
         "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
         "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra],
-        **groups_record(cfg, plan), **dist.record(cfg.batch_size)})
+        **groups_record(cfg.groups, plan.groups), **dist.record(cfg.batch_size)})
 
     images = SourceImages([CacheImages(cache.images, device, rows), *(CacheImages(x.cache.images, device, x.rows) for x in extra)])
     labels_t = torch.as_tensor(labels, device=device)

@@ -71,3 +71,8 @@ def person_groups(manifest: pd.DataFrame, groups_file: str | Path | None = None)
     sizes = np.bincount(comp)
     out = {p: int(comp[i]) for p, i in index.items() if sizes[comp[i]] > 1}
     return out or None
+
+
+def groups_record(groups_file: str | Path | None, groups: dict | None) -> dict:
+    """What config.json records of a run's groups: the groups file's xxh3 and how many ids were linked to another."""
+    return {"groups_xxh3": groups_hash(groups_file) if groups_file else None, "groups_linked": len(groups) if groups else 0}

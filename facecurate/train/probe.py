@@ -9,7 +9,8 @@ without an embedding get the prior: the training fold's class frequencies per he
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ..curate.outputs import claimed_output
 from ..curate.progress import QUIET, Progress, Steps
 from .config import PROBE_MODELS, TrainConfig, folds_to_run
 from .data import LABEL_COLUMN, OUTPUT_CLASSES, label_array
+from .groups import groups_record
 from .metrics import head_metrics
 from .splits import split_indices
 
@@ -138,26 +140,36 @@ def check_probe(cfg: TrainConfig) -> None:
                              f"embeddings); leave it out")
 
 
-def train_probe(cache: Cache, out: Path, cfg: TrainConfig, progress: Progress | None = None) -> Path:
-    """Fit the probe's heads per fold of the run's person-grouped folds and write the run folder ``out``; returns it."""
-    from .fit import _finish, _is_run, _oof_part, _write_config, groups_record, plan_run
+@dataclass(frozen=True)
+class RunWriters:
+    """The run-folder writers of a CNN run (``fit``'s), handed in by ``fit.train`` so a probe run writes the same
+    files the same way without this module importing ``fit`` (which imports it)."""
 
+    write_config: Callable  # (out, cfg, config dict)
+    oof_part: Callable      # (fold, manifest, labels, val rows, probs) -> oof rows
+    finish: Callable        # (out, oof, history, per-fold summaries, age_bins, cfg): per_class.csv, plots, summary.json
+    is_run: Callable        # (folder) -> bool: an older run folder without a marker
+
+
+def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWriters,
+                progress: Progress | None = None) -> Path:
+    """Fit the probe's heads per fold of ``plan``'s person-grouped folds (``fit.plan_run``: labels, overrides, groups)
+    and write the run folder ``out`` with ``writers``; returns it."""
     progress = progress or QUIET
     check_probe(cfg)
     emb = needs_embeddings(cache)
-    plan = plan_run(cache, cfg, progress)
     x = np.asarray(emb[plan.rows], np.float64)
     ok = np.isfinite(x).all(1)
     labels = label_array(plan.manifest)
     kind = PROBE_MODELS[cfg.model]
-    with claimed_output(out, "run", [cache.path], recognise=_is_run, what="run"), \
+    with claimed_output(out, "run", [cache.path], recognise=writers.is_run, what="run"), \
             folder_lock(cache.path, "cache", shared=True):
-        _write_config(out, cfg, {
+        writers.write_config(out, cfg, {
             **asdict(cfg), "img_size": [int(s) for s in cache.images.shape[1:3]], "cache": str(Path(cache.path).resolve()),
             "crop": (cache.meta or {}).get("params", {}), "age_bins": list(cache.age_bins),
             "overrides_changed": plan.changed, "overrides_excluded": plan.excluded, "n_photos": int(len(plan.rows)),
             "n_people": int(plan.manifest["person"].nunique()), "device": "cpu", "weights_file": None, "norm": None,
-            "extra_data": [], **groups_record(cfg, plan),
+            "extra_data": [], **groups_record(cfg.groups, plan.groups),
             "probe": {"kind": kind, "embeddings": _embedding_record(cache), "no_embedding": int((~ok).sum())}})
         parts, history, summaries = [], [], []
         steps = Steps(progress, f"probe {kind}: {len(folds_to_run(cfg))} fold(s) on {int(ok.sum())} embeddings", len(folds_to_run(cfg)))
@@ -173,7 +185,7 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, progress: Progress | 
                 fold[h] = fit_head(x[train_pos][use], y[use], OUTPUT_CLASSES[h], kind, cfg.seed)
             save_fold(fold, out / f"fold_{f}" / "best.safetensors")
             probs = probs_of(fold, x[val_pos])
-            parts.append(_oof_part(f, plan.manifest, labels, val_pos, probs))
+            parts.append(writers.oof_part(f, plan.manifest, labels, val_pos, probs))
             m = head_metrics(probs, labels[val_pos], prefix="val_")
             history.append({"fold": f, "epoch": 1, **m})
             summaries.append({"fold": f, "best_epoch": 1, "epochs_run": 1, "no_embedding": int((~ok[val_pos]).sum()),
@@ -182,7 +194,7 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, progress: Progress | 
         oof = pd.concat(parts, ignore_index=True)
         oof.to_parquet(out / "oof.parquet", index=False)
         pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
-        _finish(out, oof, pd.DataFrame(), summaries, cache.age_bins, cfg)
+        writers.finish(out, oof, pd.DataFrame(), summaries, cache.age_bins, cfg)
     return out
 
 
