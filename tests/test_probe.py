@@ -80,6 +80,9 @@ def test_probe_run_predict_and_ensemble_with_a_cnn_run(data, work, cache):
     probs = pd.read_parquet(work / "pred" / "probs.parquet")
     assert "no_embedding" in probs and len(probs) == 42 and load_cache(probs["cache"].iloc[0]).embeddings is not None
     assert np.allclose(probs[[f"p_class_{j}" for j in range(18)]].sum(axis=1), 1, atol=1e-4)
+    r = _cli("relabel-report", emb_cache, "--oof", probe / "oof.parquet", "--out", work / "report")
+    assert r.exit_code == 0, r.output
+    assert (work / "report" / "overrides.csv").is_file()
     # ensemble: out of fold with the stacker, and on the photos
     r = _cli("ensemble", cnn, probe, "--oof", "--method", "stack-lr", "--out", work / "ens")
     assert r.exit_code == 0, r.output
