@@ -135,7 +135,8 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     progress = progress or QUIET
     validate_config(cfg)
     if cfg.model in PROBE_MODELS:  # heads on the cache's embeddings, the same folds, the same run files
-        from .probe import RunWriters, train_probe
+        from .probe import RunWriters, check_probe, train_probe
+        check_probe(cfg, cache)  # before the data is read: the options a probe cannot take, the embeddings it needs
         writers = RunWriters(_write_config, _oof_part, _finish, _is_run)
         return train_probe(cache, Path(out), cfg, plan_run(cache, cfg, progress), writers, progress)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process

@@ -129,8 +129,8 @@ def load_fold(path: Path) -> dict[str, dict[str, np.ndarray]]:
     return fold
 
 
-def check_probe(cfg: TrainConfig) -> None:
-    """The options a probe cannot honour, refused in one line."""
+def check_probe(cfg: TrainConfig, cache: Cache) -> None:
+    """The options a probe cannot honour, and a cache without embeddings, refused in one line."""
     if cfg.task != "multi":
         raise InputError(f"--model {cfg.model}: a probe fits per-head classifiers; leave --task multi")
     for option, given in (("--extra", bool(cfg.extra)), ("--weights", bool(cfg.weights)), ("--pretrained", cfg.pretrained),
@@ -138,6 +138,7 @@ def check_probe(cfg: TrainConfig) -> None:
         if given:
             raise InputError(f"{option}: not used by --model {cfg.model} (a probe trains in seconds on the cache's "
                              f"embeddings); leave it out")
+    needs_embeddings(cache)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWri
     """Fit the probe's heads per fold of ``plan``'s person-grouped folds (``fit.plan_run``: labels, overrides, groups)
     and write the run folder ``out`` with ``writers``; returns it."""
     progress = progress or QUIET
-    check_probe(cfg)
+    check_probe(cfg, cache)
     emb = needs_embeddings(cache)
     x = np.asarray(emb[plan.rows], np.float64)
     ok = np.isfinite(x).all(1)
