@@ -91,3 +91,18 @@ def test_train_keeps_one_persons_ids_in_one_fold(cache, tmp_path):
     bad.write_text("who,group\nx,1\n")
     r = CliRunner().invoke(app, ["train", str(cache.path), "--out", str(tmp_path / "run3"), *TINY, "--groups", str(bad)])
     assert r.exit_code == 2 and "bad.csv: missing column(s) person" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_quick_plan_and_tune_trials_carry_the_groups(cache, tmp_path):
+    from facecurate.train import quick_plan
+    from facecurate.train.toolkit.tune_space import trial_config
+
+    f = tmp_path / "g.csv"
+    f.write_text("person,group\nx,1\ny,1\n")
+    assert quick_plan(cache, folds=3, groups=f).groups == str(f)
+    values = {"model": "resnet10t", "img_height": 32, "epochs": 1, "lr": 1e-3, "weight_decay": 0.01, "loss": "ce",
+              "sampler": "none"}
+    assert trial_config(values, (32, 24), 3, 8, 0, None, 1, str(f)).groups == str(f)
+    f.write_text("person\nx\n")
+    with pytest.raises(InputError, match="g.csv: missing column"):
+        quick_plan(cache, folds=3, groups=f)
