@@ -10,6 +10,7 @@ fallback only, neither), `crop` runs on the sample and a crop counts as covering
 ``--grow`` of its size on every side (hair, chin, mask edges). Misses are listed with their source.
 
   .venv/bin/python bench/crop_coverage.py --people 300 --backdrops ../shared/data/facemask-voc/images
+  .venv/bin/python bench/crop_coverage.py --people 300 --crowd     # the crowded set (2,100 photos), misses by cause
 Synth faces are easy to detect, so the fallback is also measured on simulated misses: the detections
 of a random ``--miss`` share of the masked photos are dropped from the first run's manifest and
 their boxes recomputed by the same code `crop` uses (``assign_boxes`` + ``crop_region``).
@@ -60,6 +61,44 @@ def overshoot(manifest: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
     return np.maximum(out.max(axis=1), 0.0)
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of two k x 4 box arrays."""
+    x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x2, y2 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+
+
+def on_bystander(manifest: pd.DataFrame, truth: pd.DataFrame, bystanders: pd.DataFrame | None) -> np.ndarray:
+    """Per photo: was the chosen face box a bystander's (it overlaps a bystander's face more than the subject's)?"""
+    flag = np.zeros(len(manifest), bool)
+    if bystanders is None or not len(bystanders):
+        return flag
+    face = manifest[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(float)
+    t = truth.set_index("image_id").loc[manifest["image_id"], ["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(float)
+    own = _iou(face, t)
+    pos = pd.Series(np.arange(len(manifest)), index=manifest["image_id"].to_numpy())
+    b = bystanders[bystanders["image_id"].isin(pos.index)]
+    rows = pos.loc[b["image_id"]].to_numpy()
+    other = _iou(face[rows], b[["bx1", "by1", "bx2", "by2"]].to_numpy(float))
+    hit = (other > 0.3) & (other > own[rows])
+    flag[rows[hit]] = True
+    return flag
+
+
+def miss_causes(manifest: pd.DataFrame, truth: pd.DataFrame, covered: np.ndarray, bystander: np.ndarray) -> dict:
+    """Why each photo whose crop misses the subject's face missed: the crop is on a bystander, the person box, the
+    prior, the subject's own box cut short by a few pixels (``edge``: at most a tenth of the face), or other."""
+    src = manifest["box_source"].to_numpy()
+    px = overshoot(manifest, truth)
+    bw = truth.set_index("image_id").loc[manifest["image_id"]].eval("face_x2 - face_x1").to_numpy()
+    miss = ~covered
+    cause = np.where(bystander, "bystander", np.where(src == "person", "person_box", np.where(
+        src == "prior", "prior", np.where(px <= 0.1 * np.maximum(bw, 1), "edge", "other"))))
+    return {c: int((miss & (cause == c)).sum()) for c in ("bystander", "person_box", "prior", "edge", "other")}
+
+
 def simulate_misses(manifest: pd.DataFrame, truth: pd.DataFrame, params, miss: float, grow: float, seed: int = 0) -> dict:
     """Drop the detections of a random ``miss`` share of masked photos, refill them with and without the person step."""
     from facecurate.curate.crop.fallback import assign_boxes
@@ -89,6 +128,12 @@ def simulate_misses(manifest: pd.DataFrame, truth: pd.DataFrame, params, miss: f
     return res
 
 
+def spread_of(values) -> dict:
+    """min / median / max of ``values``, rounded."""
+    v = np.asarray(values, dtype=float)
+    return {"min": round(float(v.min()), 3), "median": round(float(np.median(v)), 3), "max": round(float(v.max()), 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=40, help="people in the built sample (7 photos each)")
@@ -98,23 +143,36 @@ def main() -> None:
     ap.add_argument("--miss", type=float, default=0.3, help="share of masked photos whose detection is dropped in the simulation")
     ap.add_argument("--backdrops", type=Path, default=None, help="photos to use as backdrops when building the sample")
     ap.add_argument("--work", type=Path, default=None, help="keep the sample and caches here")
+    ap.add_argument("--crowd", action="store_true",
+                    help="build the crowded sample instead (bystanders 0.5-1x the subject behind each person, blurred, "
+                         "masked or not, static for 60%% of the people; UTKFace-large faces over facemask-voc streets)")
+    ap.add_argument("--settings", default="consensus,fallback_only,neither", help="which settings to run, comma separated")
     a = ap.parse_args()
 
-    from crop_speed import build_sample
+    from crop_speed import build_crowded_sample, build_sample
     from facecurate.curate.crop import CropParams, crop_dataset
 
     out: dict = {"bench": "crop_coverage", "grow": a.grow, "runs": []}
     with tempfile.TemporaryDirectory(prefix="crop_coverage_") as tmp:
         tmp = a.work or Path(tmp)
         sample = a.sample or tmp / "sample"
-        if not (sample / "truth.csv").is_file():
+        if a.crowd and a.sample is None:
+            build_crowded_sample(sample, a.people)
+        elif not (sample / "truth.csv").is_file():
             build_sample(sample, a.people, seed=2, backdrops=a.backdrops)
         truth = pd.read_csv(sample / "truth.csv")
+        bystanders = pd.read_csv(sample / "bystanders.csv") if (sample / "bystanders.csv").is_file() else None
+        if bystanders is not None:
+            out["crowd"] = {"bystanders": len(bystanders), "per_photo": round(len(bystanders) / len(truth), 2),
+                            "scale": spread_of(bystanders["scale"]), "masked": round(float(bystanders["masked"].mean()), 3),
+                            "static_people": round(float(bystanders.groupby("person")["static"].first().mean()), 3),
+                            "hidden_by_subject": spread_of(bystanders["hidden"])}
         street = truth["backdrop"].fillna("").astype(str).ne("").mean() if "backdrop" in truth else 0.0
         out["backdrops"] = f"street photos for {street:.0%} of the photos" if street else "painted"
         settings = {"consensus": dict(person_consensus=True, person_fallback=True),
                     "fallback_only": dict(person_consensus=False, person_fallback=True),
                     "neither": dict(person_consensus=False, person_fallback=False)}
+        settings = {k: v for k, v in settings.items() if k in a.settings.split(",")}
         for det in a.detectors.split(","):
             for name, kw in settings.items():
                 t0 = time.perf_counter()
@@ -131,7 +189,10 @@ def main() -> None:
                 misses = [{"image_id": r.image_id, "source": r.box_source, "out_px": round(float(px), 1),
                            "out_of_box_width": round(float(px / max(bw, 1.0)), 3)}
                           for r, px, bw in zip(m[missed].itertuples(), overshoot(m, truth)[missed], box_w[missed])]
+                bys = on_bystander(m, truth, bystanders)
                 out["runs"].append({
+                    "miss_causes": miss_causes(m, truth, face.to_numpy(), bys), "on_bystander": int(bys.sum()),
+                    "close_calls": int((m["margin"].to_numpy(float) < 1.0).sum()) if "margin" in m else None,
                     "detector": det, "resolved": cache.meta["detector"], "setting": name, "photos": len(m),
                     "face_covered": round(float(face.mean()), 4), "face_grown_covered": round(float(grown.mean()), 4),
                     "masked_face_covered": round(float(face[masked].mean()), 4),

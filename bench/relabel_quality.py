@@ -166,6 +166,14 @@ def main() -> None:
     ap.add_argument("--detector", default="mediapipe", help="crop --detector (mediapipe: fast on a CPU)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="train the quick model as relabel-report does (quick_plan's step budget per fold) instead of --epochs")
+    ap.add_argument("--batch-size", type=int, default=None, help="training batch size (default: the quick preset's)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the quick preset's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine)")
+    ap.add_argument("--fold", default="all",
+                    help="train one fold only (a loaded machine): its held-out people are scored, the errors planted among them")
+    ap.add_argument("--run-name", default=None, help="run folder name under WORK (default: run, or run_sklearn)")
     ap.add_argument("--img-size", default="128,96", help="training input H,W")
     ap.add_argument("--model", default=None, help="timm model (default: the trainer's quick default)")
     ap.add_argument("--pool", default="mean", help="relabel-report --pool")
@@ -195,7 +203,7 @@ def main() -> None:
     cache = crop_dataset(synth_dir, work / "cache", CropParams(size=a.crop_size, detector=a.detector)).cache
     times["crop_s"] = round(time.perf_counter() - t0, 1)
 
-    run = a.oof.parent if a.oof else work / ("run" if a.oof_model == "train" else "run_sklearn")
+    run = a.oof.parent if a.oof else work / (a.run_name or ("run" if a.oof_model == "train" else "run_sklearn"))
     t0 = time.perf_counter()
     if a.oof:
         if not a.oof.is_file():
@@ -204,27 +212,40 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
         sklearn_oof(cache, a.folds, a.seed).to_parquet(run / "oof.parquet", index=False)
     elif a.oof_model == "train" and not (run / "summary.json").is_file():
-        from facecurate.train import quick_config, train
+        import dataclasses
+
+        from facecurate.train import quick_config, quick_plan, train
 
         h, w = (int(v) for v in a.img_size.split(","))
-        changes = dict(folds=a.folds, epochs=a.epochs, img_size=(h, w), seed=a.seed)
-        if a.model:
-            changes["model"] = a.model
-        train(cache, run, cfg=quick_config(**changes))
+        tuned = {k: v for k, v in (("lr", a.lr), ("batch_size", a.batch_size)) if v is not None}
+        tuned["fold"] = a.fold
+        if a.steps is not None:  # relabel-report's own path: the step budget becomes whole epochs per fold
+            cfg = quick_plan(cache, folds=a.folds, steps=a.steps, model=a.model, image_size=h, seed=a.seed,
+                             threads=a.threads, **({"batch_size": a.batch_size} if a.batch_size else {}))
+            cfg = dataclasses.replace(cfg, **tuned)
+        else:
+            changes = dict(folds=a.folds, epochs=a.epochs, img_size=(h, w), seed=a.seed, threads=a.threads, **tuned)
+            if a.model:
+                changes["model"] = a.model
+            cfg = quick_config(**changes)
+        train(cache, run, cfg=cfg)
     times["train_s"] = round(time.perf_counter() - t0, 1)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    run_config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    steps = (pd.read_csv(run / "metrics.csv").groupby("fold")["steps"].max().tolist()
+             if (run / "metrics.csv").is_file() and "steps" in pd.read_csv(run / "metrics.csv", nrows=0) else None)
 
     injected = pd.read_csv(synth_dir / "injected.csv", dtype=str)
     folder_of = cache.manifest.drop_duplicates("person").set_index("id")["person"] if "id" in cache.manifest else None
     persons = injected["person"].astype(str)
     if not persons.isin(set(cache.manifest["person"].astype(str))).all() and folder_of is not None:
         persons = injected["id"].map(folder_of).astype(str)
-    truth = {k: set(persons[injected["kind"] == k]) for k in KIND_OF}
-
     from facecurate.curate.audit.oof import read_oof
 
     oof_path = a.oof or run / "oof.parquet"
     oof = read_oof(oof_path)
+    scored = set(oof["person"].astype(str))  # every person, or one fold's (--fold, a run stopped early)
+    truth = {k: set(persons[injected["kind"] == k]) & scored for k in KIND_OF}
     t0 = time.perf_counter()
     ours_res, flags, quality = ours(oof, cache.manifest, truth, a.pool, a.target_precision)
     times["checks_s"] = round(time.perf_counter() - t0, 2)
@@ -255,8 +276,10 @@ def main() -> None:
                                         else abs(ours_res[k]["est_minus_measured_precision"]) <= 0.1) for k in truth},
             "weak_gender_silent": (not quality["gender"]["on"]) and ours_res["gender"]["flagged"] == 0},
         "other_flags": flags.loc[~flags["kind"].isin(list(KIND_OF.values())), "kind"].value_counts().to_dict(),
-        "config": {"oof": str(oof_path), "target_precision": a.target_precision, "inject": a.inject, "folds": a.folds, "epochs": a.epochs, "img_size": a.img_size,
-                   "oof_model": a.oof_model, "crop_size": a.crop_size, "detector": a.detector, "model": a.model or "trainer default", "pool": a.pool, "seed": a.seed},
+        "config": {"oof": str(oof_path), "target_precision": a.target_precision, "inject": a.inject, "folds": a.folds, "fold": a.fold, "epochs": a.epochs, "img_size": a.img_size,
+                   "oof_model": a.oof_model, "steps": a.steps, "steps_per_fold": steps,
+                   "trained": {k: run_config.get(k) for k in ("epochs", "lr", "batch_size", "img_size", "ema")},
+                   "crop_size": a.crop_size, "detector": a.detector, "model": a.model or "trainer default", "pool": a.pool, "seed": a.seed},
         **times}))
 
 

@@ -314,3 +314,88 @@ def test_mediapipe_and_litert_say_nothing_on_stderr(tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 0 and "cache:" in r.stdout, r.stderr
     assert r.stderr == ""
+
+
+def _bystander_person(blur: float = 2.5, scale: float = 0.8):
+    """One person's 7 photos: the astronaut off-centre on the right, and behind her a smaller, blurred astronaut (a
+    bystander) nearer the centre, at the same place in every photo. Returns (photos, subject face boxes, bystander box)."""
+    import cv2
+    from skimage.data import astronaut
+
+    src = astronaut()[0:330, 165:290]  # face at x 10..100, y 60..175 of this strip
+    by = cv2.GaussianBlur(cv2.resize(src, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), (0, 0), blur)
+    bx0, by0 = int(185 - 55 * scale), int(200 - 117 * scale)
+    by_face = (bx0 + 10 * scale, by0 + 60 * scale, bx0 + 100 * scale, by0 + 175 * scale)
+    photos, faces = [], []
+    stems = ["mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"]
+    for k, (dx, dy) in enumerate([(0, 0), (6, 4), (-5, 8), (4, -6), (-6, -3), (3, 7), (-2, 2)]):
+        rng = np.random.default_rng(k)
+        img = cv2.GaussianBlur(cv2.add(np.full((512, 384, 3), 120, np.uint8), rng.integers(0, 30, (512, 384, 3), dtype=np.uint8)), (0, 0), 3)
+        img[by0:by0 + by.shape[0], bx0:bx0 + by.shape[1]] = by
+        sx, sy = 226 + dx, 80 + dy
+        img[sy:sy + 330, sx:sx + 125] = src[:512 - sy, :384 - sx]
+        photos.append((f"{stems[k]}.jpg", img))
+        faces.append((sx + 10, sy + 60, sx + 100, sy + 175))
+    return photos, faces, by_face
+
+
+def _iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(x2 - x1, 0) * max(y2 - y1, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_a_blurred_bystander_at_the_same_place_loses_to_the_sharp_subject(tmp_path):
+    """Large-and-central alone picks the bystander in every photo (so the old consensus locked onto it); the subject
+    rule's focus cue picks the subject in all 7, keeps the bystander as the runner-up with a positive margin."""
+    from facecurate.curate.crop.cues import image_cues
+    from facecurate.curate.crop.subject import pick_subject
+
+    photos, faces, by_face = _bystander_person()
+    root = train_layout(tmp_path / "data", {"000001_female_White_45": photos})
+    m = crop_dataset(root, tmp_path / "cache", CropParams(**FAST)).cache.manifest
+    assert (m["box_source"] == "detected").all() and (m["n_faces"] == 2).all()
+    for r, face in zip(m.itertuples(), faces):
+        assert _crop_box_contains(r, face)
+        assert _iou((r.face_x1, r.face_y1, r.face_x2, r.face_y2), face) > 0.5
+        assert _iou((r.runner_x1, r.runner_y1, r.runner_x2, r.runner_y2), by_face) > 0.5 and r.margin > 0
+    # the old rule (large and central) on the same detections: the bystander, every time
+    with make_detector("mediapipe") as det:
+        found = det.detect([img for _, img in photos])
+    for (_, img), fs in zip(photos, found):
+        boxes = np.array([f.box for f in fs])
+        old = boxes[pick_subject(boxes, [f.score for f in fs], 384, 512)]
+        assert _iou(old, by_face) > 0.5
+        focus, _ = image_cues(img, boxes)
+        assert focus[np.argmax([_iou(b, by_face) for b in boxes])] < focus.max()  # the bystander is the softer one
+
+
+def test_the_person_vote_can_be_outvoted_and_never_alone_moves_a_person(tmp_path):
+    """The rule's pure parts: with no image cues it is today's ranking; the person's consensus adds at most
+    ``person`` to a face's evidence, so a much sharper face elsewhere still wins; the runner-up is never the same face."""
+    from facecurate.curate.crop.subject import WEIGHTS, choose, closeness, own_evidence, pick_subject
+
+    boxes = np.array([[40, 40, 120, 130], [150, 150, 250, 260], [152, 150, 250, 262]], float)
+    scores = [0.95, 0.9, 0.8]
+    plain = own_evidence(boxes, scores, 384, 512)
+    assert int(np.argmax(plain)) == pick_subject(boxes, scores, 384, 512)
+    ch = choose(plain, boxes)
+    assert ch.index == 1 and ch.runner == 0  # box 2 is box 1 seen again, not a rival
+    consensus = boxes[0] / np.array([384, 512, 384, 512])
+    vote = WEIGHTS.person * closeness(boxes, 384, 512, consensus)
+    assert vote.max() <= WEIGHTS.person + 1e-9
+    sharp = own_evidence(boxes, scores, 384, 512, focus=[0.4, 2.5, 2.5])
+    assert choose(sharp + vote, boxes).index == 1  # the person's vote for box 0 is outvoted by focus
+
+
+def test_old_caches_load_with_the_subject_columns_blank(tmp_path):
+    """A cache written before the runner-up and margin columns existed still loads; those columns read as NaN."""
+    from facecurate.curate.cache import SUBJECT_COLUMNS
+
+    photos, _ = astronaut_person(2)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    cache = crop_dataset(root, tmp_path / "cache", CropParams(**FAST)).cache
+    assert set(SUBJECT_COLUMNS) <= set(cache.manifest.columns)
+    cache.manifest.drop(columns=SUBJECT_COLUMNS).to_parquet(tmp_path / "cache" / "manifest.parquet")
+    old = load_cache(tmp_path / "cache", verify="off").manifest
+    assert set(SUBJECT_COLUMNS) <= set(old.columns) and old[SUBJECT_COLUMNS].isna().all().all()

@@ -141,9 +141,8 @@ def test_quality_cuts_parse_and_validate():
 
 
 def test_one_registry_entry_puts_the_kind_in_relabel_report(planted):
-    """What the lead's wiring will be: photo_quality_flags as a detected kind; cards, issues.csv and exclude rows follow."""
-    from facecurate.curate.audit import KINDS, FlagKind, register, relabel_report
-    from facecurate.curate.audit.flags import empty_flags
+    """photo_quality is a detected kind of the registry (on by default): cards, issues.csv and exclude rows follow."""
+    from facecurate.curate.audit import KINDS, relabel_report
 
     work, _, cache = planted
     m = load_cache(cache).manifest
@@ -152,12 +151,8 @@ def test_one_registry_entry_puts_the_kind_in_relabel_report(planted):
     probs[np.arange(len(m)), oof["label"].to_numpy()] = 0.9  # a model that agrees with every label: no label flags
     oof[[f"p_class_{j}" for j in range(18)]] = probs
     oof.to_parquet(work / "oof.parquet")
-    register(FlagKind("photo_quality", "photo quality", "photo", "a photo too dark, soft, small or grey to train on",
-                      detect=lambda ctx: empty_flags() if ctx.cache is None else photo_quality_flags(ctx.cache, progress=ctx.progress)))
-    try:
-        res = relabel_report(cache, oof=work / "oof.parquet", out=work / "report", near_duplicates=False)
-    finally:
-        KINDS.pop("photo_quality")
+    assert KINDS["photo_quality"].detect is not None  # one entry of the registry
+    res = relabel_report(cache, oof=work / "oof.parquet", out=work / "report", near_duplicates=False, embed=False)
     issues = pd.read_csv(res.paths["issues"])
     assert set(issues.loc[issues["kind"] == "photo_quality", "image_id"]) == set(PLANTED)
     rows = read_overrides(res.paths["overrides"])

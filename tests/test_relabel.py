@@ -16,7 +16,9 @@ from facecurate.curate.audit.pooling import pool_by_person
 from facecurate.curate.audit.near_duplicates import near_duplicate_flags, perceptual_hash
 from facecurate.curate.overrides import apply_overrides, read_overrides
 from facecurate.curate.audit import relabel_report
-from facecurate.train import quick_oof
+from facecurate.curate.audit import QuickModel
+from facecurate.train import quick_oof, quick_plan
+from facecurate.train.config import QUICK_STEPS
 from facecurate.cli import app
 from typer.testing import CliRunner
 
@@ -185,6 +187,23 @@ def test_without_oof_a_quick_kfold_is_trained_first(tmp_path):
     # every person's photos sit in one fold (person-grouped), and the report was written from these probabilities
     assert got.groupby("person")["fold"].nunique().max() == 1
     assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "rep" / "overrides.csv").is_file()
+
+
+def test_the_quick_model_trains_its_step_budget(tmp_path):
+    # a budget in optimiser steps, not epochs: whole epochs until every fold has trained at least `steps` steps
+    oof, _ = make_oof(12, seed=7)
+    cache = save_cache(tmp_path / "cache", _faces(12, seed=7, h=32, w=24), _manifest(oof), {"params": {}, "versions": {}})
+    plan = quick_plan(cache.path, folds=2, steps=7, image_size=32, batch_size=8, device="cpu")
+    # 84 photos, 2 folds of 6 people: 42 training photos -> 5 batches of 8 per epoch -> 2 epochs reach 7 steps
+    assert plan.epochs == 2 and plan.batch_size == 8
+    quick_oof(cache.path, tmp_path / "quick", plan)
+    metrics = pd.read_csv(tmp_path / "quick" / "metrics.csv")
+    steps = metrics.groupby("fold")["steps"].max()
+    assert sorted(steps.index) == [0, 1] and (steps == 10).all()
+    assert metrics.groupby("fold")["epoch"].max().eq(2).all()
+    # epochs, when given, win over the budget; the CLI's --steps default is train's
+    assert quick_plan(cache.path, folds=2, steps=7, epochs=3, image_size=32, batch_size=8).epochs == 3
+    assert QuickModel().steps == QUICK_STEPS and QuickModel().epochs is None
 
 
 def test_quick_oof_is_person_grouped_and_complete(tmp_path):

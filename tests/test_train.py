@@ -295,6 +295,20 @@ def test_timm_optimizer_and_data_config_follow_the_model():
     assert data_norm(build_model("resnet10t")) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+def test_ema_warmup_follows_the_rule_before_timm():
+    """The EMA's decay warm-up is the hand-written EMA's (1 + n) / (10 + n) at update n, not timm's slower short-run
+    advice (1 - (1 + n) ** -0.75), which still averaged in the early weights at the end of an 8-epoch run."""
+    from facecurate.train.fold import _setup
+
+    fs = _setup(0, TrainConfig(model="resnet10t", ema=0.998, device="cpu"), torch.device("cpu"), n_steps=1)
+    before_timm = lambda n: min(0.998, (1 + n) / (10 + n))  # noqa: E731
+    reach = lambda d: 1 / (1 - d)  # noqa: E731  (how many steps the average reaches back)
+    for n in (10, 50, 100, 420, 1000):  # the step the trainer hands update(): the scheduler's count after n steps
+        assert abs(reach(fs.ema.get_decay(n)) - reach(before_timm(n))) <= 0.25, n  # (8 + n) / 9 vs (10 + n) / 9
+    assert fs.ema.get_decay(420) < 0.98 < 1 - (1 + 419) ** -0.75  # 0.979 where timm's short-run rule gives 0.989
+    assert fs.ema.get_decay(10_000) == 0.998  # capped at --ema
+
+
 _CHILD = """
 import json, os, signal, sys
 from facecurate.train import TrainConfig, train

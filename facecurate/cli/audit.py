@@ -31,8 +31,14 @@ def relabel_report(
     draws: int = typer.Option(_R.draws, help="Simulated draws of injected errors per kind (more are added until 40 errors were injected)."),
     gate: float = typer.Option(_R.gate, help="Quality gate: a head's flags are on when its balanced accuracy's 95% lower bound reaches chance + gate x (1 - chance)."),
     include_candidates: bool = flag(_R.include_candidates, help="Also put the fixes of low-confidence kinds into overrides.csv."),
+    embed: bool = flag(_R.embed, help="Compute the cache's face embeddings when it has none (as `facecurate embed`; kept in the cache). Off: no check reads faces."),
+    probe: bool = flag(_R.probe, help="Fit a linear probe on the face embeddings (person-grouped folds) and combine it with the CNN's out-of-fold probabilities, head by head."),
+    identity: bool = flag(_R.identity, help="Identity checks on the face embeddings: a stranger's photo in a person's folder, one person under two ids."),
+    against: Optional[list[Path]] = typer.Option(None, "--against", help="Another cache (extra data, a pseudo-label cache, an eval set) to look for this cache's people in (identity leaks); repeat for several.", show_default="none", metavar="CACHE"),
+    photo_quality: bool = flag(_R.photo_quality, help="Flag photos too dark, soft, small or grey to train on (an exclude suggestion each)."),
     folds: int = typer.Option(_Q.folds, help="Quick training (no --oof): number of person-grouped folds."),
-    epochs: int = typer.Option(_Q.epochs, help="Quick training (no --oof): epochs per fold."),
+    steps: int = typer.Option(_Q.steps, help="Quick training (no --oof): optimiser steps per fold, in whole epochs reaching it (a small cache trains as long as a large one)."),
+    epochs: Optional[int] = typer.Option(_Q.epochs, help="Quick training (no --oof): epochs per fold instead of --steps.", show_default="from --steps"),
     model: Optional[str] = typer.Option(_Q.model, help="Quick training (no --oof): timm model name, random init.", show_default="mobilenetv3_small_100"),
     img_size: int = typer.Option(_Q.img_size, help="Quick training (no --oof): input height in pixels (the width keeps the cache's aspect)."),
     batch_size: int = typer.Option(_Q.batch_size, help="Quick training (no --oof): batch size."),
@@ -47,6 +53,7 @@ def relabel_report(
 ) -> None:
     """Flag likely mislabels from per-person consistency and out-of-fold predictions; propose overrides.csv."""
     from ..curate.audit import QUICK_RUN, report_folder, write_relabel_report
+    from ..curate.audit.faces import ensure_embeddings
     from ..curate.cache import load_cache
     from ..train import quick_oof, quick_plan
 
@@ -55,18 +62,23 @@ def relabel_report(
         options = ReportOptions(pool=pool, near_duplicates=near_duplicates, max_hash_distance=max_hash_distance,
                                 min_corr=min_corr, max_cards=max_cards, age_bins=age_bins, target_precision=target_precision,
                                 margin=margin, draws=draws, gate=gate, include_candidates=include_candidates, seed=seed,
-                                verify=verify,
-                                quick=QuickModel(folds=folds, epochs=epochs, model=model, img_size=either(img_size, image_size),
+                                verify=verify, embed=embed, probe=probe, identity=identity,
+                                against=tuple(str(a) for a in against or ()), photo_quality=photo_quality,
+                                quick=QuickModel(folds=folds, steps=steps, epochs=epochs, model=model, img_size=either(img_size, image_size),
                                                  batch_size=batch_size, device=device, threads=threads))
         opened = load_cache(cache, verify=options.verify)
+        for other in options.against:  # a wrong --against fails before any work
+            load_cache(other, verify="off")
         q = options.quick
-        plan = None if oof is not None else quick_plan(opened, folds=q.folds, epochs=q.epochs, model=q.model,
+        plan = None if oof is not None else quick_plan(opened, folds=q.folds, steps=q.steps, epochs=q.epochs, model=q.model,
                                                        image_size=q.img_size, batch_size=q.batch_size, device=q.device,
                                                        seed=options.seed, threads=q.threads)
         with report_folder(cache, out) as folder:
+            opened = ensure_embeddings(opened, options, progress)  # before the quick model: a missing dlib fails first
             if plan is not None:
                 progress.note(f"relabel-report: no --oof given; training a quick {q.folds}-fold {q.model or 'default'} model "
-                              f"({q.epochs} epoch(s), {q.img_size} px high) on {cache} for out-of-fold probabilities")
+                              f"({plan.epochs} epoch(s) per fold{'' if q.epochs else f' for at least {q.steps} steps'}, "
+                              f"{q.img_size} px high) on {cache} for out-of-fold probabilities")
                 oof = quick_oof(opened, folder / QUICK_RUN, plan, progress=progress)
             result = write_relabel_report(opened, oof, folder, options, progress=progress)
     relabel_summary(console, result, quiet)

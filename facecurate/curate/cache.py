@@ -29,8 +29,10 @@ from .locks import writer_of
 
 IMAGES, MANIFEST, META = "images.npy", "manifest.parquet", "meta.json"
 EMBEDDINGS, EMBED_TABLE = "embeddings.npy", "embeddings.parquet"
+#: The subject rule's runner-up face and its margin (close calls); caches written before them load with NaN there.
+SUBJECT_COLUMNS = ["runner_x1", "runner_y1", "runner_x2", "runner_y2", "margin"]
 CROP_COLUMNS = ["face_x1", "face_y1", "face_x2", "face_y2", "crop_x1", "crop_y1", "crop_x2", "crop_y2",
-                "score", "box_source", "error"]
+                "score", "box_source", "error", *SUBJECT_COLUMNS]
 VERIFY = ("quick", "full", "off")
 CHECK_CHUNK = 512  # rows per image checksum of caches written whole (`save_cache`)
 FIX = "run `crop` again to rebuild it"
@@ -181,6 +183,8 @@ def load_cache(path: str | Path, mmap: bool = True, verify: str = "quick") -> Ca
         raise InputError(f"{path / META}: says {meta.get('n')} photos of {shape}, the files hold {images.shape}; {FIX}")
     if verify != "off":
         _verify(path, images, manifest, meta, verify)
+    if "face_x1" in manifest:  # a crop cache from before the subject rule's columns: they load as NaN
+        manifest = manifest.assign(**{c: np.nan for c in SUBJECT_COLUMNS if c not in manifest})
     return Cache(path, images, manifest, meta)
 
 

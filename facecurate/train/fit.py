@@ -36,11 +36,12 @@ from .config import (
     PROBE_MODELS,
     RESUME_KEYS,
     TrainConfig,
+    QUICK_STEPS,
     folds_to_run,
     quick_config,
     validate_config,
 )
-from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array
+from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array, steps_per_epoch
 from .extra import ExtraCache, load_extra
 from .fold import FoldInputs, fit_fold, new_model
 from .groups import groups_record, person_groups, read_groups
@@ -323,20 +324,24 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     return summary
 
 
-def quick_plan(cache: str | Path | Cache, folds: int = 5, epochs: int = 6, model: str | None = None,
-               image_size: int = 128, batch_size: int = 64, device: str | None = None, seed: int = 0,
-               threads: int | None = None, groups: str | Path | None = None) -> TrainConfig:
+def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STEPS, epochs: int | None = None,
+               model: str | None = None, image_size: int = 64, batch_size: int = 32, device: str | None = None,
+               seed: int = 0, threads: int | None = None, groups: str | Path | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
-    The input keeps the cache's aspect ratio at ``image_size`` pixels high; ``model`` None = the trainer's default;
-    ``groups``: a person,group CSV (relabel-report's identity_groups.csv) so one person's ids share a fold.
+    ``steps``: optimiser steps per fold whatever the cache's size, as whole epochs enough that the fold with the
+    fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. The input keeps the cache's aspect
+    at ``image_size`` pixels high; ``model`` None = the trainer's default; ``groups``: a person,group CSV
+    (relabel-report's identity_groups.csv) so one person's ids share a fold.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
     if not 8 <= int(image_size) <= 4096:
         raise InputError(f"--img-size {image_size}: expected 8..4096 pixels")
+    if epochs is None and steps < 1:
+        raise InputError(f"--steps {steps}: expected at least 1 optimiser step per fold")
     h, w = (int(s) for s in cache.images.shape[1:3])
     size = (int(image_size), max(8, round(image_size * w / h)))
-    changes = dict(folds=folds, epochs=epochs, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads,
+    changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads,
                    groups=str(groups) if groups else None)
     if model:
         changes["model"] = model
@@ -344,6 +349,9 @@ def quick_plan(cache: str | Path | Cache, folds: int = 5, epochs: int = 6, model
     validate_config(cfg)
     if groups:
         read_groups(groups)  # a bad groups file is one line before any training
+    if epochs is None:
+        fewest = min(steps_per_epoch(n, cfg.batch_size) for n in plan_run(cache, cfg, QUIET).train_photos(cfg))
+        cfg = quick_config(**{**changes, "epochs": -(-int(steps) // fewest)})
     pick_device(cfg.device)
     return cfg
 

@@ -19,6 +19,7 @@ import pandas as pd
 from ..cache import Cache
 from ..labels import DEFAULT_AGE_BINS
 from ..progress import QUIET, Progress
+from .faces import FaceEvidence
 from .flag_kind import AuditContext, FlagKind, Hit
 from .flags import FLAG_COLUMNS, empty_flags
 from .kinds import KINDS, model_kinds, sort_flags
@@ -56,11 +57,12 @@ class LabelAudit:
 
 def audit_labels(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, options: ReportOptions | None = None,
                  age_bins: Sequence[int] = DEFAULT_AGE_BINS, cache: Cache | None = None,
-                 progress: Progress | None = None, **changes) -> LabelAudit:
+                 progress: Progress | None = None, faces: FaceEvidence | None = None, **changes) -> LabelAudit:
     """Every registered kind on an out-of-fold frame: the quality gate, the simulated threshold of every model-based
     kind whose head is on, their flags, then every detected kind's (structure; near-duplicates when ``cache`` is given).
 
     ``options``: a ``ReportOptions`` (default: the defaults); ``changes``: options by name over it (``gate=0.3``).
+    ``faces``: what the face embeddings said (``faces.read_faces``), for the identity kinds.
     """
     options = (options or ReportOptions()).replace(**changes)
     oof = validate_oof(oof)
@@ -68,7 +70,7 @@ def audit_labels(oof: pd.DataFrame, manifest: pd.DataFrame | None = None, option
     if manifest is not None and "age" in manifest:
         ages = manifest.dropna(subset=["age"]).groupby(manifest["person"].astype(str))["age"].first().to_dict()
     ctx = AuditContext(oof, manifest if manifest is not None else oof, options, tuple(age_bins), cache, ages,
-                       progress or QUIET)
+                       progress or QUIET, faces)
     return run_checks(ctx)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,6 +18,9 @@ from ..cache import Cache
 from ..progress import QUIET, Progress
 from .options import ReportOptions
 from .scores import Units
+
+if TYPE_CHECKING:
+    from .faces import FaceEvidence
 
 SCOPES = ("person", "photo")
 
@@ -26,7 +30,7 @@ class AuditContext:
     """What a check may read: the validated oof frame, the labelled manifest, the options and the age bins.
 
     ``cache`` is None for a frame-only audit (``audit_labels`` on an oof frame): checks that read images
-    return no flags then. ``ages``: a person's age in years where the manifest has it (for the reasons).
+    return no flags then; so is ``faces`` when the cache has no face embeddings (identity kinds raise none). ``ages``: a person's age in years where the manifest has it (for the reasons).
     """
 
     oof: pd.DataFrame
@@ -36,6 +40,7 @@ class AuditContext:
     cache: Cache | None = None
     ages: Mapping[str, float] | None = None
     progress: Progress = QUIET
+    faces: FaceEvidence | None = None       # what the face embeddings said (``faces.read_faces``); None without them
 
 
 @dataclass(frozen=True)

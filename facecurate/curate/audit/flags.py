@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+#: Optional columns of a flag that points at a second photo (identity kinds): shown side by side, kept in issues.csv.
+MATCH_COLUMNS = ["other_person", "other_image_id", "distance"]
 FLAG_COLUMNS = ["kind", "scope", "person", "image_id", "photo", "field", "given", "suggested", "score",
                 "threshold", "reason", "confidence"]
 #: ``confidence`` of a flag: high (its kind reached the target precision in the simulation), low (candidates,

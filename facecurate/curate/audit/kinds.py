@@ -89,3 +89,33 @@ register(FlagKind("structure", "structure", "person",
 register(FlagKind("near_duplicate", "near-duplicate", "person",
                   "near-identical photos filed under two people with different labels (one person filed twice)",
                   detect=near_duplicate_detect))
+
+
+def _faces_detect(name: str):
+    """The detect function of identity kind ``name``: its flags as ``faces.read_faces`` found them (none without embeddings)."""
+    def detect(ctx: AuditContext) -> pd.DataFrame:
+        return ctx.faces.flags_of(name) if ctx.faces is not None else empty_flags()
+    return detect
+
+
+def photo_quality_detect(ctx: AuditContext) -> pd.DataFrame:
+    """Photos too dark, soft, small or grey to train on (``photo_quality``); needs the cache's images."""
+    from ..photo_quality import photo_quality_flags
+    from .faces import has_face_boxes
+
+    if ctx.cache is None or not ctx.options.photo_quality or not has_face_boxes(ctx.cache):
+        return empty_flags()
+    return photo_quality_flags(ctx.cache, progress=ctx.progress)
+
+
+register(FlagKind("stranger", "stranger (photo)", "photo",
+                  "a photo whose face is far from its person's other photos (face embeddings): another person's photo?",
+                  detect=_faces_detect("stranger")))
+register(FlagKind("duplicate_id", "one person, two ids", "person",
+                  "two ids whose unmasked faces match (face embeddings): one person filed twice",
+                  detect=_faces_detect("duplicate_id")))
+register(FlagKind("identity_leak", "identity leak", "person",
+                  "a person of this cache whose face is in an --against cache (extra data, pseudo-labels, eval set)",
+                  detect=_faces_detect("identity_leak")))
+register(FlagKind("photo_quality", "photo quality", "photo", "a photo too dark, soft, small or grey to train on",
+                  detect=photo_quality_detect))

@@ -18,13 +18,19 @@ POOLS = ("mean", "log")
 
 @dataclass(frozen=True)
 class QuickModel:
-    """The quick K-fold model trained when no ``--oof`` is given (checked by ``facecurate.train.quick_plan``)."""
+    """The quick K-fold model trained when no ``--oof`` is given (checked by ``facecurate.train.quick_plan``).
+
+    Its length is a budget of optimiser steps per fold (``steps``, whole epochs reaching it), so a small cache
+    trains as long as a large one; ``epochs`` (not None) sets epochs per fold instead. ``steps``' default is
+    ``facecurate.train.config.QUICK_STEPS`` (equal by test: curate does not import train).
+    """
 
     folds: int = 5
-    epochs: int = 6
+    steps: int = 400
+    epochs: int | None = None         # epochs per fold instead of the step budget
     model: str | None = None          # timm model name; None = the trainer's default
-    img_size: int = 128               # input height in pixels; the width keeps the cache's aspect
-    batch_size: int = 64
+    img_size: int = 64                # input height in pixels; the width keeps the cache's aspect
+    batch_size: int = 32
     device: str | None = None         # cpu, cuda, cuda:N; None = cuda when present
     threads: int | None = None        # CPU threads for torch; None = torch's choice
 
@@ -50,6 +56,11 @@ class ReportOptions:
     include_candidates: bool = False
     seed: int = 0
     verify: str = "quick"             # how the cache is checked before use: quick, full or off
+    embed: bool = True                # compute the cache's face embeddings when it has none (``facecurate embed``)
+    probe: bool = True                # a linear probe on the embeddings, combined with the CNN's out-of-fold table
+    identity: bool = True             # strangers and one person under two ids, from the embeddings
+    against: tuple[str, ...] = ()     # other caches (extra data, pseudo-labels, an eval set) checked for identity leaks
+    photo_quality: bool = True        # dark, blurry, tiny-face... photos (``photo_quality``)
     quick: QuickModel = field(default_factory=QuickModel)
 
     def __post_init__(self) -> None:
@@ -62,6 +73,7 @@ class ReportOptions:
         """
         if self.age_bins is not None:
             object.__setattr__(self, "age_bins", parse_age_bins(self.age_bins))  # frozen: set once, here
+        object.__setattr__(self, "against", tuple(str(a) for a in (self.against or ())))
         checks = [("--pool", self.pool, self.pool in POOLS, " or ".join(POOLS)),
                   ("--max-hash-distance", self.max_hash_distance, 0 <= self.max_hash_distance <= 64, "0..64"),
                   ("--min-corr", self.min_corr, 0 < self.min_corr <= 1, "in (0, 1]"),

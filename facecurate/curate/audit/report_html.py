@@ -26,7 +26,7 @@ from ..labels import (
     age_group_names,
 )
 from ..overrides import OVERRIDE_COLUMNS
-from .flags import FLAG_COLUMNS
+from .flags import FLAG_COLUMNS, MATCH_COLUMNS
 from .kinds import KINDS, rank_of, title_of
 from .report_banner import estimates_panel, off_lines, quality_panel
 from .report_page import CSS, SCRIPT
@@ -38,6 +38,10 @@ def value_name(field: str, value, age_bins: Sequence[int] = DEFAULT_AGE_BINS) ->
     """Human name of a label value: 'female', '30-59', 'not worn'; '' when there is none."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(value):
         return ""
+    if field == "exclude":
+        return "excluded" if int(value) else "kept"
+    if field == "identity":
+        return f"identity group {int(value)}"
     names = {"gender": GENDER_NAMES, "age_group": age_group_names(age_bins), "mask": MASK_NAMES}.get(field)
     return names[int(value)] if names else str(value)
 
@@ -83,9 +87,37 @@ def _flag_data(flags: pd.DataFrame) -> list[dict]:
     return out
 
 
+def _no_flags(quality: Mapping | None) -> str:
+    """The page body when nothing was flagged: says so, and that some checks were off when they were."""
+    off = [h for h, q in (quality or {}).items() if not q.on]
+    if off:
+        return (f"<p>No flags raised. The checks that read the {', '.join(off)} head(s) were off (see the lines above): "
+                "a weak model proves nothing either way.</p>")
+    return "<p>No flags: every check passed.</p>"
+
+
+def _matched(f: pd.DataFrame, errors: np.ndarray, images: np.ndarray, photo_height: int, row_of: Mapping) -> list[str]:
+    """Figures of the photos an identity flag matched (``other_image_id``: another id's face, or the person's own
+    typical photo a stranger was compared with), to see beside the person's photos."""
+    e, out = html.escape, []
+    if "other_image_id" not in f:
+        return out
+    for r in f.to_dict("records"):
+        iid = r.get("other_image_id")
+        if not isinstance(iid, str) or not iid or iid not in row_of or errors[row_of[iid]]:
+            continue
+        who = r.get("other_person") or ""
+        cap = f"{e(str(who))}<br>{e(iid)}" if who and who != r["person"] else f"own reference<br>{e(iid)}"
+        out.append(f'<figure class="ph match"><img alt="{e(iid)}" title="matched photo {e(iid)}" '
+                   f'src="data:image/jpeg;base64,{_thumb_b64(images[row_of[iid]], photo_height)}">'
+                   f'<figcaption>&#8596; {cap}</figcaption></figure>')
+    return out
+
+
 def _card(person: str, f: pd.DataFrame, g: pd.DataFrame | None, errors: np.ndarray, images: np.ndarray,
-          age_bins: Sequence[int], photo_height: int) -> str:
-    """One person's card: the photos (flagged ones framed), the given labels, and each flag with accept / reject."""
+          age_bins: Sequence[int], photo_height: int, row_of: Mapping | None = None) -> str:
+    """One person's card: the photos (flagged ones framed), the photos an identity flag matched, the given labels,
+    and each flag with accept / reject."""
     e = html.escape
     kinds = sorted(set(f["kind"]), key=rank_of)
     given = ""
@@ -113,6 +145,7 @@ def _card(person: str, f: pd.DataFrame, g: pd.DataFrame | None, errors: np.ndarr
                        f'src="data:image/jpeg;base64,{_thumb_b64(images[r["_row"]], photo_height)}">')
             sug = f'<div class="sug">{hits[iid]}</div>' if iid in hits else ""
             figs.append(f'<figure class="ph{" hit" if iid in hits else ""}">{img}<figcaption>{label}<br>{e(mask)}</figcaption>{sug}</figure>')
+    figs += _matched(f, errors, images, photo_height, row_of or {})
     rows = []
     for r in f.to_dict("records"):
         gv, sv = value_name(r["field"], r["given"], age_bins), value_name(r["field"], r["suggested"], age_bins)
@@ -149,11 +182,13 @@ HELP = ("<b>Keyboard</b><br><kbd>j</kbd>/<kbd>k</kbd> or arrows: next / previous
 
 def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray, title: str = "relabel report",
                 age_bins: Sequence[int] = DEFAULT_AGE_BINS, photo_height: int = 192, max_cards: int = 1000,
-                note: str = "", quality: Mapping | None = None, estimates: Mapping | None = None) -> str:
+                note: str = "", quality: Mapping | None = None, estimates: Mapping | None = None,
+                notes: Sequence[str] = ()) -> str:
     """The report page as one HTML string: the quality banner, then one card per flagged person (highest score first).
 
     ``images`` rows match ``manifest`` rows (a cache's images and manifest); only flagged people's photos are read,
-    embedded ``photo_height`` pixels high (shown smaller, enlarged on click).
+    embedded ``photo_height`` pixels high (shown smaller, enlarged on click). ``notes``: lines shown above the cards
+    (identity checks off, photos without a face embedding, the probe's weights).
     """
     e = html.escape
     man = manifest.reset_index(drop=True).assign(_row=np.arange(len(manifest)))
@@ -169,7 +204,9 @@ def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
     n_people = len(people)
     people = people.iloc[:max_cards]
     shown = flags[flags["person"].isin(people.index)]
-    cards = [_card(p, shown[shown["person"] == p], by_person.get(p), errors, images, age_bins, photo_height) for p in people.index]
+    row_of = dict(zip(man["image_id"].astype(str), man["_row"]))
+    cards = [_card(p, shown[shown["person"] == p], by_person.get(p), errors, images, age_bins, photo_height, row_of)
+             for p in people.index]
     buttons = [f'<button class="kindbtn on" data-kind="all">all ({n_people})</button>']
     for k in KINDS:
         if counts.get(k):
@@ -180,9 +217,9 @@ def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
     if n_people > len(people):
         summary += f"; the {n_people - len(people)} lowest-scored people are only in issues.csv"
     data = json.dumps(_flag_data(shown)).replace("</", "<\\/")
-    banner = ""
+    banner = ('<div class="off">' + "".join(f"<p>{e(x)}</p>" for x in notes) + "</div>") if notes else ""
     if quality:
-        banner = off_lines(quality, estimates or {}) + '<div class="quality">' + quality_panel(quality)
+        banner += off_lines(quality, estimates or {}) + '<div class="quality">' + quality_panel(quality)
         banner += (estimates_panel(estimates, counts) if estimates else "") + "</div>"
     report_id = hashlib.sha1((title + str(len(flags)) + data[:4096]).encode()).hexdigest()[:12]
     toolbar = (f'<div class="bar"><div class="grp">{"".join(buttons)}</div>'
@@ -204,8 +241,8 @@ def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{e(title)}</title>"
             f'<style>{CSS}</style></head><body data-report="{report_id}"><header><h1>{e(title)}</h1>'
             f'<div class="sum">{summary}</div>{toolbar}</header><div id="help">{HELP}</div>{banner}'
-            f'<main>{"".join(cards) or "<p>No flags: every check passed.</p>"}</main>'
-            f"<footer>{e(note)} Orange frame: the photo a flag is about. Accept or reject each flag, then download "
+            f'<main>{"".join(cards) or _no_flags(quality)}</main>'
+            f"<footer>{e(note)} Orange frame: the photo a flag is about; dashed blue: the photo an identity flag matched it with. Accept or reject each flag, then download "
             "overrides.csv and train with <code>--overrides overrides.csv</code>; the data itself is never changed. "
             "Decisions are remembered by this browser.</footer>"
             '<div id="lightbox"><img alt=""><div></div></div>'
@@ -215,21 +252,21 @@ def render_html(flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
 def write_report(out: str | Path, flags: pd.DataFrame, manifest: pd.DataFrame, images: np.ndarray,
                  title: str = "relabel report", age_bins: Sequence[int] = DEFAULT_AGE_BINS, max_cards: int = 1000,
                  note: str = "", quality: Mapping | None = None, estimates: Mapping | None = None,
-                 include_candidates: bool = False) -> dict[str, Path]:
+                 include_candidates: bool = False, notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write report.html, issues.csv (every flag), overrides.csv (the suggested fixes of confident kinds, plus the
     low-confidence candidates when ``include_candidates``) and quality.json (the gate and the estimates) into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"html": out / "report.html", "issues": out / "issues.csv", "overrides": out / "overrides.csv",
              "quality": out / "quality.json"}
-    issues = flags.reindex(columns=FLAG_COLUMNS).copy()
+    issues = flags.reindex(columns=FLAG_COLUMNS + [c for c in MATCH_COLUMNS if c in flags]).copy()
     for c in ("given", "suggested"):
         issues[c] = pd.array([None if v is None or pd.isna(v) else int(v) for v in issues[c]], dtype="Int64")
     issues.to_csv(paths["issues"], index=False, float_format="%.4f")
     overrides_from_flags(flags, include_candidates=include_candidates).to_csv(paths["overrides"], index=False)
     paths["quality"].write_text(json.dumps(quality_record(quality or {}, estimates or {}), indent=2, default=float))
     paths["html"].write_text(render_html(flags, manifest, images, title=title, age_bins=age_bins, max_cards=max_cards,
-                                         note=note, quality=quality, estimates=estimates), encoding="utf-8")
+                                         note=note, quality=quality, estimates=estimates, notes=notes), encoding="utf-8")
     return paths
 
 

@@ -54,6 +54,7 @@ main{padding:14px 20px;display:grid;grid-template-columns:1fr;gap:12px}
 figure.ph{margin:0;text-align:center;font-size:11px;color:#57606a;width:86px;overflow-wrap:anywhere}
 figure.ph img,figure.ph .none{display:block;height:112px;width:84px;object-fit:cover;border:3px solid transparent;border-radius:4px;margin:0 auto;background:#d0d7de;cursor:zoom-in}
 figure.ph.hit img,figure.ph.hit .none{border-color:#e16f24}
+.ph.match img{border-color:#0969da;border-style:dashed}
 figure.ph .sug{color:#cf222e;font-weight:600}
 table.flags{border-collapse:collapse;width:100%;font-size:13px}
 table.flags td,table.flags th{border-top:1px solid #eaeef2;padding:4px 6px;text-align:left;vertical-align:top}

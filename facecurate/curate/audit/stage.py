@@ -19,6 +19,7 @@ from ..labels import parse_age_bins
 from ..outputs import OWN_NAMES, claimed_output
 from ..progress import QUIET, Progress
 from .checks import audit_labels
+from .faces import FaceEvidence, ensure_embeddings, read_faces
 from .kinds import KINDS
 from .oof import read_oof
 from .options import ReportOptions
@@ -42,6 +43,7 @@ class RelabelResult:
     estimates: dict[str, KindEstimate] = field(default_factory=dict)  # model-based kind -> threshold and expected precision
     candidates: int = 0  # suggested fixes of low-confidence kinds (in overrides.csv only with include_candidates)
     options: ReportOptions = field(default_factory=ReportOptions)  # the options it ran with
+    faces: FaceEvidence | None = None  # what the face embeddings said (probe weights, identity audit); None without them
 
 
 def _age_bins(cache: Cache, oof_path: Path | None, age_bins: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -120,17 +122,23 @@ def write_relabel_report(c: Cache, oof: str | Path, folder: Path, options: Repor
         frame = frame[~unknown].reset_index(drop=True)
     bins = _age_bins(c, oof_path, options.age_bins)
     labelled = manifest[manifest["label"].notna()]
+    c = ensure_embeddings(c, options, progress)
+    faces, frame = read_faces(c, frame, labelled, options, folder, progress)
+    for line in faces.notes if faces is not None else []:
+        progress.note(line)
     progress.note(f"relabel-report: measuring the out-of-fold model and simulating each kind of flag ({options.draws}+ draws)")
-    audit = audit_labels(frame, manifest=labelled, options=options, age_bins=bins, cache=c, progress=progress)
+    audit = audit_labels(frame, manifest=labelled, options=options, age_bins=bins, cache=c, progress=progress, faces=faces)
     flags = audit.flags
-    note = (f"Cache: {c.path}. Out-of-fold probabilities: {oof_path}. Person pooling: {options.pool}. "
-            f"Target precision {options.target_precision:.2f}, tie margin {options.margin:.2f}.")
+    note = (f"Cache: {c.path}. Out-of-fold probabilities: {oof_path}"
+            f"{' combined with a linear probe on face embeddings' if faces is not None and faces.probe is not None else ''}. "
+            f"Person pooling: {options.pool}. Target precision {options.target_precision:.2f}, tie margin {options.margin:.2f}.")
     paths = write_report(folder, flags, manifest, c.images, title=f"relabel report: {c.path.resolve().name}",
                          age_bins=bins, max_cards=options.max_cards, note=note, quality=audit.quality,
-                         estimates=audit.estimates, include_candidates=options.include_candidates)
+                         estimates=audit.estimates, include_candidates=options.include_candidates,
+                         notes=faces.notes if faces is not None else ())
     counts = {k: (int((flags["kind"] == k).sum()), int(flags.loc[flags["kind"] == k, "person"].nunique())) for k in KINDS}
     fixes = len(overrides_from_flags(flags, include_candidates=options.include_candidates))
     return RelabelResult(out=folder, paths=paths, flags=flags, oof_path=oof_path, people=int(manifest["person"].nunique()),
                          counts=counts, fixes=fixes, quality=audit.quality, estimates=audit.estimates,
                          candidates=len(overrides_from_flags(flags, include_candidates=True)) - len(overrides_from_flags(flags)),
-                         options=options)
+                         options=options, faces=faces)

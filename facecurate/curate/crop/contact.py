@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 SOURCE_COLOURS = {"detected": (60, 170, 60), "person": (230, 140, 20), "prior": (210, 40, 40)}
 OFF_PERSON_COLOUR = (200, 40, 200)
+CLOSE_COLOUR = (220, 200, 30)  # a close call of the subject rule
+CHOSEN_COLOUR, RUNNER_COLOUR = (0, 220, 255), (255, 230, 0)  # the chosen face and the runner-up on a close-call tile
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -97,32 +99,55 @@ def _short_id(image_id: str) -> str:
     return f"{folder}\n{stem}" if folder else stem
 
 
+def close_call_tile(photo: np.ndarray, chosen, runner, width: int = 3) -> np.ndarray:
+    """The whole photo with the chosen face (cyan) and the runner-up (yellow) framed: how a close call looked."""
+    img = Image.fromarray(np.ascontiguousarray(photo[..., :3]).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for box, colour in ((runner, RUNNER_COLOUR), (chosen, CHOSEN_COLOUR)):
+        if box is not None and np.isfinite(np.asarray(box, dtype=float)).all():
+            draw.rectangle(tuple(float(v) for v in box), outline=colour, width=width)
+    return np.asarray(img)
+
+
 def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_random: int = 32, max_review: int = 400,
                        seed: int = 0, cols: int = 8, thumb_h: int = 224,
-                       originals: Callable[[list[int]], list[np.ndarray]] | None = None) -> tuple[Path, int]:
+                       originals: Callable[[list[int]], list[np.ndarray]] | None = None,
+                       photos: Callable[[list[int]], list[np.ndarray]] | None = None,
+                       close: float = 1.0) -> tuple[Path, int]:
     """Contact sheet of a crop cache: ``n_random`` random detected crops, then every crop to review.
 
     To review: every fallback crop (person / prior box) and every crop that still disagrees with its
     person's other photos (``off_person``, framed in magenta). At most ``max_review`` are drawn (the rest
     are counted in the title); returns (path, crops to review left out). Captions: box_source, score, image id.
     ``originals(rows)`` (a background-removal run) gives the same crops before removal: each random crop is
-    then shown as a pair, before and after, so one sees what was cut.
+    then shown as a pair, before and after, so one sees what was cut. ``photos(rows)`` gives the whole photos: every
+    close call of the subject rule (``margin`` under ``close``) is then drawn as its photo with the chosen face (cyan)
+    and the runner-up (yellow), framed in yellow.
     """
     src = manifest["box_source"].fillna("").astype(str).to_numpy()
     err = manifest["error"].fillna("").astype(str).to_numpy() if "error" in manifest else np.full(len(src), "")
     off = manifest["off_person"].fillna(False).astype(bool).to_numpy() if "off_person" in manifest else np.zeros(len(src), bool)
     rng = np.random.default_rng(seed)
-    review = np.flatnonzero((np.isin(src, ["person", "prior"]) | off) & (err == ""))
+    margin = manifest["margin"].to_numpy(dtype=float) if "margin" in manifest else np.full(len(src), np.nan)
+    near = (margin < close) & (err == "") if photos is not None else np.zeros(len(src), bool)
+    review = np.flatnonzero((np.isin(src, ["person", "prior"]) | off | near) & (err == ""))
     detected = np.setdiff1d(np.flatnonzero((src == "detected") & (err == "")), review)
     pick = rng.choice(detected, size=min(n_random, len(detected)), replace=False) if len(detected) else detected
     left_out = max(0, len(review) - max_review)
     idx = list(np.sort(pick)) + list(review[:max_review])
     scores = manifest["score"].to_numpy(dtype=float)
     ids = manifest["image_id"].astype(str).to_numpy()
-    captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}{' OFF' if off[i] else ''}\n{_short_id(ids[i])}"
-                for i in idx]
-    colours = [OFF_PERSON_COLOUR if off[i] else SOURCE_COLOURS.get(src[i], (70, 70, 70)) for i in idx]
+    captions = [f"{src[i]}{'' if np.isnan(scores[i]) else f' {scores[i]:.2f}'}{' OFF' if off[i] else ''}"
+                f"{f' close {margin[i]:.2f}' if near[i] else ''}\n{_short_id(ids[i])}" for i in idx]
+    colours = [OFF_PERSON_COLOUR if off[i] else CLOSE_COLOUR if near[i] else SOURCE_COLOURS.get(src[i], (70, 70, 70)) for i in idx]
     imgs = [np.asarray(images[i]) for i in idx]
+    close_rows = [k for k, i in enumerate(idx) if near[i]]
+    if close_rows:  # the whole photo, chosen face and runner-up framed
+        faces = manifest[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy(dtype=float)
+        runners = manifest[["runner_x1", "runner_y1", "runner_x2", "runner_y2"]].to_numpy(dtype=float)
+        for k, photo in zip(close_rows, photos([int(idx[k]) for k in close_rows])):
+            if photo is not None:
+                imgs[k] = close_call_tile(photo, faces[idx[k]], runners[idx[k]])
     if originals is not None and len(pick):  # before | after for the random sample
         before = originals([int(i) for i in np.sort(pick)])
         k = len(pick)
@@ -131,9 +156,11 @@ def crop_contact_sheet(images: np.ndarray, manifest, out_png: str | Path, n_rand
         pair_cols = [x for c in colours[:k] for x in ((90, 90, 90), c)]
         imgs, captions, colours = pairs + imgs[k:], pair_caps + captions[k:], pair_cols + colours[k:]
     n_fallback, n_off = int(np.isin(src[review], ["person", "prior"]).sum()), int(off[review].sum())
+    n_close = int((near[review] & ~off[review] & ~np.isin(src[review], ["person", "prior"])).sum())
     title = (f"{len(pick)} random detected crops, then {len(review) - left_out} to review: {n_fallback} fallback, "
-             f"{n_off} off their person's box" + (f" ({left_out} more not shown)" if left_out else "")
-             + " - green: detected, orange: person, red: prior, magenta: off")
+             f"{n_off} off their person's box, {n_close} close calls" + (f" ({left_out} more not shown)" if left_out else "")
+             + " - green: detected, orange: person, red: prior, magenta: off, yellow: close call (whole photo: "
+             "cyan the chosen face, yellow the runner-up)")
     if originals is not None and len(pick):
         title = "pairs: before / after background removal; " + title
     if not imgs:

@@ -18,12 +18,13 @@ import pandas as pd
 from ..cache_writer import CacheWriter
 from ..decode import DEFAULT_MIN_SIDE, BadImage, check_image_file, read_rgb
 from ..progress import Steps
+from .cues import image_cues
 from .fallback import DETECTED
 from .geometry import crop_region, cut
 from .params import CropParams
 from .person_pass import FACE_COLS, REJECTED_COLS, candidates_json
 from .segment_cleanup import crop_box
-from .subject import pick_subject
+from .subject import choose, own_evidence
 
 CROP_COLS = ["crop_x1", "crop_y1", "crop_x2", "crop_y2"]
 #: Pass-1 bookkeeping, kept in the chunk files (not in the manifest).
@@ -104,7 +105,7 @@ def empty_row() -> dict:
 def first_look(batch: Sequence[tuple[int, np.ndarray | None, str]], detector, background, params: CropParams,
                out_hw: tuple[int, int]) -> list[tuple[dict, np.ndarray | None]]:
     """Pass 1 on decoded photos (row, image or None, error): the detector's quick look, every candidate kept, the
-    provisional pick (large and central) cropped. Returns (pass-1 row, crop or None) per photo, in order.
+    provisional pick (the subject rule on its own photo's cues) cropped. Returns (pass-1 row, crop or None) per photo, in order.
     The one place pass 1 happens, locally (``crop_chunk``) and on Ray workers (``ray_pass``)."""
     out = [(empty_row(), None) for _ in batch]
     good = []
@@ -118,8 +119,11 @@ def first_look(batch: Sequence[tuple[int, np.ndarray | None, str]], detector, ba
     for (k, img), found in zip(good, faces):
         rec = out[k][0]
         h, w = img.shape[:2]
-        rec.update(n_faces=len(found), candidates=candidates_json(found), clear=bool(detector.is_clear(found, h, w)))
-        j = pick_subject(np.array([f.box for f in found]), [f.score for f in found], w, h) if found else None
+        boxes = np.array([f.box for f in found], dtype=np.float64).reshape(-1, 4)
+        focus, below = image_cues(img, boxes)
+        rec.update(n_faces=len(found), candidates=candidates_json(found, focus, below),
+                   clear=bool(detector.is_clear(found, h, w)))
+        j = choose(own_evidence(boxes, [f.score for f in found], w, h, focus, below), boxes).index
         if j is None:
             continue
         face = found[j]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cache import Cache, load_cache
+from ..cache import SUBJECT_COLUMNS, Cache, load_cache
 from ..cache_writer import CacheWriter, fingerprint
 from ..devices import resolve_device
 from ..errors import InputError
@@ -33,10 +33,13 @@ from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
 from .first_look import CROP_COLS, OnDemandDetector, crop_chunk, decoded, read_photo, render_crop
 from .geometry import crop_region, cut, output_shape
 from .params import VERSION_PACKAGES, CropParams
-from .person_pass import FACE_COLS, REJECTED_COLS, candidates_json, dataset_consensus, decide_subjects, off_person, pick_single
+from .subject import WEIGHTS
+from .person_pass import (FACE_COLS, REJECTED_COLS, RUNNER_COLS, candidates_json, dataset_consensus, decide_subjects, doubtful,
+                          off_person)
+from .cues import image_cues
 
 #: Columns `crop` adds to the manifest beyond the contract's CROP_COLUMNS.
-EXTRA_COLS = ["width", "height", "n_faces", "detector", *REJECTED_COLS, "off_person"]
+EXTRA_COLS = ["width", "height", "n_faces", "detector", *REJECTED_COLS, "off_person"]  # + cache.SUBJECT_COLUMNS
 
 
 @dataclass
@@ -157,7 +160,7 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
         if background is not None:
             background.close()
     seconds = time.perf_counter() - t0
-    crop_cols = {c: rows[c].to_numpy() for c in FACE_COLS + CROP_COLS + ["score", "box_source", "error"] + EXTRA_COLS}
+    crop_cols = {c: rows[c].to_numpy() for c in FACE_COLS + CROP_COLS + ["score", "box_source", "error"] + SUBJECT_COLUMNS + EXTRA_COLS}
     full = manifest.drop(columns=[c for c in crop_cols if c in manifest.columns]).assign(**crop_cols)
     counts = {s: int((full["box_source"] == s).sum()) for s in (DETECTED, PERSON, PRIOR)}
     counts["failed"] = int((full["error"] != "").sum())
@@ -176,15 +179,18 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
 
 
 def _sheet(out: Path, cache: Cache, paths: list[str], params: CropParams, out_hw) -> tuple[Path, int]:
-    """contact.png of a complete cache (with background removal: each sample before and after, the photos cut again);
-    a failed write is one line that says the cache itself is complete."""
+    """contact.png of a complete cache (with background removal: each sample before and after, the photos cut again;
+    close calls drawn on their whole photo); a failed write is one line that says the cache itself is complete."""
     def originals(rows: list[int]) -> list[np.ndarray]:
         imgs = [read_photo(paths[i], params.min_photo_size)[0] for i in rows]
         return [cut(img, cache.manifest.loc[i, CROP_COLS].to_numpy(np.float64), out_hw, params.pad) if img is not None
                 else np.zeros((*out_hw, 3), np.uint8) for i, img in zip(rows, imgs)]
+    def photos(rows: list[int]) -> list[np.ndarray | None]:  # close calls are drawn on their whole photo
+        return [read_photo(paths[i], params.min_photo_size)[0] for i in rows]
     try:
         return crop_contact_sheet(cache.images, cache.manifest, out / "contact.png",
-                                  originals=originals if params.background != "none" else None)
+                                  originals=originals if params.background != "none" else None, photos=photos,
+                                  close=WEIGHTS.close)
     except OSError as e:
         raise InputError(f"{out / 'contact.png'}: cannot write it ({e.strerror or e}); the cache itself is complete and "
                          f"usable: free some space and run `crop` again to draw the sheet") from None
@@ -193,30 +199,28 @@ def _sheet(out: Path, cache: Cache, paths: list[str], params: CropParams, out_hw
 def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame, layout: str, pool: ThreadPoolExecutor,
                  detector, background, params: CropParams, out_hw: tuple[int, int],
                  progress: Progress) -> tuple[pd.DataFrame, int]:
-    """Pass 2: the person's consensus decides each subject, unsure single photos get the detector's full look,
-    photos without a face fall back on the person's or the data set's box, and every changed crop is redone.
-    Returns the rows and how many photos needed the full look."""
+    """Pass 2: photos whose cues leave the subject in doubt get the detector's full look; the subject rule, with the
+    person's consensus as one vote, decides each subject; photos without a face fall back on the person's or the data
+    set's box, and every changed crop is redone. Returns the rows and how many photos needed the full look."""
     rows = rows.copy()
     persons = manifest["person"].astype(str).tolist()
     paths = manifest["path"].astype(str).tolist()
     use_consensus = params.person_consensus and layout != "folder"  # in a plain folder a folder is not a person
-    choice = decide_subjects(rows, persons, use_consensus, params.person_fallback)
-    todo = np.flatnonzero(choice["needs_detect"].to_numpy())
+    prior = dataset_consensus(rows)
+    todo = np.flatnonzero(doubtful(rows, prior))  # the cues disagree: the detector's full look, then the rule again
     if len(todo):
-        prior = dataset_consensus(rows)
-        steps = Steps(progress, "second look (photos the quick detector was unsure of)", len(todo))
+        steps = Steps(progress, "second look (photos whose subject the quick look left in doubt)", len(todo))
         for s in range(0, len(todo), params.batch):
             part = todo[s:s + params.batch]
             read = list(pool.map(lambda p: read_photo(p, params.min_photo_size), [paths[i] for i in part]))
             ok = [(i, img) for i, (img, _) in zip(part, read) if img is not None]
             found = detector.detect([img for _, img in ok]) if ok else []
             for (i, img), faces in zip(ok, found):
-                face = pick_single(faces, img.shape[1], img.shape[0], prior)
-                rows.loc[i, ["n_faces", "candidates"]] = [len(faces), candidates_json(faces)]
-                if face is not None:
-                    choice.loc[i, FACE_COLS] = face.box
-                    choice.loc[i, ["score", "box_source", "detector"]] = [face.score, DETECTED, face.source or detector.name]
+                boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+                focus, below = image_cues(img, boxes)
+                rows.loc[i, ["n_faces", "candidates"]] = [len(faces), candidates_json(faces, focus, below)]
             steps.advance(len(part))
+    choice = decide_subjects(rows, persons, use_consensus, params.person_fallback, prior)
     usable = (rows["error"] == "").to_numpy()
     boxes = choice[FACE_COLS].to_numpy(np.float64, copy=True)
     boxes[choice["box_source"].to_numpy() == PERSON] = np.nan  # the person box is filled in with the others below
@@ -246,5 +250,7 @@ def _second_pass(writer: CacheWriter, rows: pd.DataFrame, manifest: pd.DataFrame
     rows["score"] = np.where(keep & det, choice["score"].to_numpy(np.float64), np.nan)
     rows["detector"] = np.where(keep & det, choice["detector"].to_numpy(), np.where(keep, source, ""))
     rows[REJECTED_COLS] = choice[REJECTED_COLS].to_numpy(np.float64)
+    rows[RUNNER_COLS] = np.where((keep & det)[:, None], choice[RUNNER_COLS].to_numpy(np.float64), np.nan)
+    rows["margin"] = np.where(keep & det, choice["margin"].to_numpy(np.float64), np.nan)
     rows["off_person"] = off_person(rows[FACE_COLS].to_numpy(np.float64), sizes, persons, use_consensus)
     return rows, int(len(todo))

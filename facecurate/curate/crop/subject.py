@@ -1,15 +1,17 @@
-"""Pick the face a person photo is about when a detector finds several: the one that agrees with the person's
-other photos, else the large and central one, never simply the first.
+"""Pick the face a person photo is about when a detector finds several: the subject rule, cue by cue, never simply
+the first face.
 
-A detector's first face is its most confident one, which can be a sharp bystander or a poster on the
-wall. On a single photo the subject of a portrait fills much of the frame near its centre, so faces
-are ranked by ``score * sqrt(relative area) * exp(-d^2 / (2 sigma^2))`` with ``d`` the face centre's
-distance from the photo centre (``pick_subject``: the rule `synth` and `crop` share). When the person
-has other photos, their consensus box decides (``pick_with_consensus``). Pure functions.
+A detector's first face is its most confident one, which can be a sharp bystander or a poster on the wall. Today's
+single-photo rule, ``score * sqrt(relative area) * exp(-d^2 / (2 sigma^2))`` with ``d`` the face centre's distance
+from the photo centre (``pick_subject``), is what `synth` uses; `crop` adds the cues that tell a subject from a
+bystander (``own_evidence``: focus, neck and shoulders, size, centre, the detectors' score) and the person's other
+photos as one vote (``closeness`` to their consensus box); ``choose`` keeps the runner-up and the margin, and
+``in_doubt`` says when the cues disagree. Pure functions.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -87,28 +89,128 @@ def agrees(rel_boxes: np.ndarray, consensus: np.ndarray, aspect: float = 1.0, ce
     return (d <= centre) & (ratio <= np.log2(area))
 
 
-def pick_with_consensus(boxes: np.ndarray, scores: Sequence[float], width: int, height: int,
-                        consensus: np.ndarray | None, prior_weight: float = 0.0) -> tuple[int | None, bool]:
-    """(index of the subject among ``boxes`` or None, whether a consensus decided it).
+# ----------------------------------------------------------------------------- the subject rule: cues, one vote each
+# On a crowded backdrop position alone is not enough: a bystander may sit as central as the subject and be
+# detected more confidently. Each candidate's evidence is a sum of log-scale cues, so no single cue decides:
+#   focus   log sharpness relative to the photo's (a face behind the subject is softer; ``cues.image_cues``)
+#   below   log sharpness of the neck and shoulders band below it (the subject's own body is in focus)
+#   size    log sqrt(relative area), as today's rule
+#   centre  -d^2 / (2 sigma^2), as today's rule
+#   score   log of the detectors' fused score (agreement of both BlazeFace models raises it)
+#   person  closeness to the person's consensus (one vote, 0..``person``: it can be outvoted)
+# With focus = below = person = 0 the ranking is today's ``pick_subject``.
 
-    With a person's ``consensus``: only candidates that agree with it compete, ranked by score times
-    closeness; None when every candidate disagrees (the caller falls back to the person box). Without:
-    today's large-and-central rule (``pick_subject``), times ``1 - prior_weight + prior_weight x closeness``
-    when ``prior_weight`` > 0 and a data-set consensus is given instead (a weak prior for single photos).
-    """
+
+@dataclass(frozen=True)
+class SubjectWeights:
+    """How much each cue counts (log units). Set on the crowded bench set (BENCHMARKS.md, crop, crowded backdrops)."""
+
+    focus: float = 1.0
+    below: float = 1.0
+    size: float = 2.0
+    centre: float = 2.0
+    score: float = 1.0
+    person: float = 1.5
+    sigma: float = 0.3
+    close: float = 1.0  # a choice whose margin over the runner-up is below this is a close call (contact sheet, manifest)
+    framing: float = 0.5  # a winner this many face widths or more off the data set's framing is in doubt (the full look)
+
+
+WEIGHTS = SubjectWeights()
+CUE_CLIP = (0.05, 20.0)  # sharpness ratios are clipped here before the log: one odd box cannot swamp the rest
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The subject among a photo's candidates: ``index`` (None: no candidate), the ``runner`` up (None: alone),
+    ``margin`` of evidence between them (inf when alone) and each candidate's ``evidence``."""
+
+    index: int | None
+    runner: int | None
+    margin: float
+    evidence: np.ndarray
+
+    @property
+    def close(self) -> bool:
+        return self.runner is not None and self.margin < WEIGHTS.close
+
+
+def _log_ratio(values, n: int) -> np.ndarray:
+    v = np.asarray(values if values is not None else np.full(n, np.nan), dtype=np.float64).reshape(-1)
+    return np.where(np.isfinite(v), np.log(np.clip(v, *CUE_CLIP)), 0.0)
+
+
+def own_evidence(boxes: np.ndarray, scores: Sequence[float], width: int, height: int, focus=None, below=None,
+                 weights: SubjectWeights = WEIGHTS) -> np.ndarray:
+    """Each candidate's evidence from its own photo (focus, neck and shoulders, size, centre, detector score)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if len(boxes) == 0:
-        return None, False
-    if consensus is None:
-        return pick_subject(boxes, scores, width, height), False
-    rel = boxes / np.array([width, height, width, height], dtype=np.float64)
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0)
+    w = np.clip(boxes[:, 2] - boxes[:, 0], 1e-6, None)
+    h = np.clip(boxes[:, 3] - boxes[:, 1], 1e-6, None)
+    size = 0.5 * np.log(w * h / float(width * height))
+    dx = ((boxes[:, 0] + boxes[:, 2]) / 2 - width / 2) / width
+    dy = ((boxes[:, 1] + boxes[:, 3]) / 2 - height / 2) / height
+    centre = -(dx ** 2 + dy ** 2) / (2 * weights.sigma ** 2)
+    score = np.log(np.clip(np.asarray(scores, dtype=np.float64).reshape(-1), 1e-3, 1))
+    below_cue = np.clip(_log_ratio(below, n), -1.5, 1.5)  # a weak cue: bounded
+    return (weights.focus * _log_ratio(focus, n) + weights.below * below_cue + weights.size * size
+            + weights.centre * centre + weights.score * score)
+
+
+def closeness(boxes: np.ndarray, width: int, height: int, consensus: np.ndarray) -> np.ndarray:
+    """0..1 per candidate: 1 on the consensus box, falling with centre distance (face widths) and area ratio."""
+    rel = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / np.array([width, height, width, height], dtype=np.float64)
     d, ratio = disagreement(rel, consensus, width / height)
-    closeness = np.exp(-(d / AGREE_CENTRE) ** 2 - (ratio / np.log2(AGREE_AREA)) ** 2)
-    conf = np.clip(np.asarray(scores, dtype=np.float64).reshape(-1), 0, 1)
-    if prior_weight > 0:  # a weak prior: rank by the usual rule, nudged towards the consensus
-        rank = subject_scores(boxes, scores, width, height) * (1 - prior_weight + prior_weight * closeness)
-        return int(np.argmax(rank)), False
-    ok = (d <= AGREE_CENTRE) & (ratio <= np.log2(AGREE_AREA))
-    if not ok.any():
-        return None, True
-    return int(np.argmax(np.where(ok, conf * closeness, -1.0))), True
+    return np.exp(-(d / AGREE_CENTRE) ** 2 - (ratio / np.log2(AGREE_AREA)) ** 2)
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box (4,) with each of ``boxes`` (k x 4)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    return inter / np.maximum(area(np.asarray(box, dtype=np.float64)) + area(boxes) - inter, 1e-9)
+
+
+def choose(evidence: np.ndarray, boxes: np.ndarray | None = None, same: float = 0.3) -> Choice:
+    """The best candidate by ``evidence`` and its runner-up: the best other face (a box overlapping the winner by
+    IoU ``same`` or more, or lying half inside it, is the same face seen twice or a part of it, not a rival)."""
+    evidence = np.asarray(evidence, dtype=np.float64).reshape(-1)
+    if not len(evidence):
+        return Choice(None, None, float("inf"), evidence)
+    order = np.argsort(-evidence, kind="stable")
+    best = int(order[0])
+    rivals = order[1:]
+    if boxes is not None and len(rivals):
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        b = boxes[best]
+        inside = (np.clip(np.minimum(b[2], boxes[rivals, 2]) - np.maximum(b[0], boxes[rivals, 0]), 0, None)
+                  * np.clip(np.minimum(b[3], boxes[rivals, 3]) - np.maximum(b[1], boxes[rivals, 1]), 0, None)
+                  / np.maximum((boxes[rivals, 2] - boxes[rivals, 0]) * (boxes[rivals, 3] - boxes[rivals, 1]), 1e-9))
+        rivals = rivals[(iou(b, boxes[rivals]) < same) & (inside < 0.5)]  # half inside the winner: a part of it (a mask)
+    if not len(rivals):
+        return Choice(best, None, float("inf"), evidence)
+    runner = int(rivals[0])
+    return Choice(best, runner, float(evidence[best] - evidence[runner]), evidence)
+
+
+def in_doubt(choice: Choice, boxes: np.ndarray, width: int, height: int, prior: np.ndarray | None,
+             weights: SubjectWeights = WEIGHTS) -> bool:
+    """Do the cues disagree about this photo's subject? A close call, a winner far from the data set's framing
+    (``prior``, relative box) or no candidate at all: the photo gets the detector's full look, and its pick does not
+    vote in its person's consensus (a subject the quick look missed must not let a bystander lead). A soft winner
+    alone is not doubt: on the crowded set it caught 1 missed subject for 25 right picks, and painted walls with
+    sensor noise make single faces look soft."""
+    if choice.index is None:
+        return True
+    if choice.close:
+        return True
+    if prior is None:
+        return False
+    d, _ = disagreement(np.asarray(boxes, dtype=np.float64)[choice.index] / np.array([width, height, width, height]), prior,
+                        width / height)
+    return bool(d[0] > weights.framing)

@@ -106,7 +106,7 @@ def photo_quality(cache: str | Path | Cache, params: QualityParams = QualityPara
         found[c] = m[c].to_numpy()[found["row"].to_numpy(int)] if len(found) else pd.Series(dtype=object)
     found["row"] = m["row"].to_numpy()[found["row"].to_numpy(int)] if len(found) else found["row"]
     per = found.groupby("row")["kind"].agg(" ".join) if len(found) else pd.Series(dtype=object)
-    m["defects"] = m["row"].map(per).fillna("")
+    m["defects"] = m["row"].map(per).astype(object).fillna("")
     found = found.sort_values(["score", "row"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
     return QualityResult(m, found[[*ID_COLUMNS, "kind", "rules", "score", "reason"]], notes, params, time.perf_counter() - t0)
 

@@ -1,0 +1,163 @@
+"""A linear probe on face embeddings: per-head logistic regression in person-grouped folds, as an out-of-fold table.
+
+``probe_oof`` writes the same table a ``train`` run's ``oof.parquet`` holds (``oof.OOF_COLUMNS``, ``fold``, every
+head's ``p_*``, ``p_class_*``, ``pred``), so relabel-report reads it like a CNN's. On a CPU with a few hundred
+people the CNN cannot read gender or age; a 128-d identity embedding with a linear model often can.
+
+- Folds: scikit-learn's ``StratifiedGroupKFold`` (shuffled, ``seed``): every person's photos in one fold, and with
+  ``groups`` (``identity.identity_groups``) every identity's, stratified by the person's gender x age group.
+  Deterministic for a seed and a scikit-learn version (``train/splits.py`` is the version-proof splitter; curate
+  may not import train).
+- Photos without an embedding (NaN row) get uniform probabilities (1/k: no evidence either way in the report's
+  two-hypothesis scores) and ``embedded`` = False.
+- ``combine_oof``: per head, log p = w log p_probe + (1 - w) log p_cnn, renormalised, with w on a 0.05 grid chosen
+  by the out-of-fold log-loss against the given labels (each source's own held-out quality decides its weight).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..errors import InputError
+from ..labels import (
+    HEAD_CLASSES,
+    HEAD_FIELDS,
+    HEADS,
+    N_AGE,
+    NUM_CLASSES,
+    encode,
+    joint_probs,
+)
+from .oof import head_probs
+
+EPS = 1e-6
+
+
+@dataclass
+class ProbeOptions:
+    """The probe's folds, regularisation and seed."""
+
+    folds: int = 5
+    C: float = 0.5          # inverse L2 strength of the logistic regression (on standardised embeddings)
+    max_iter: int = 2000
+    seed: int = 0
+
+
+def probe_folds(manifest: pd.DataFrame, folds: int = 5, seed: int = 0, groups: Mapping[str, int] | None = None) -> np.ndarray:
+    """Fold index per photo: people (or identity ``groups``) kept whole, stratified by gender x age group."""
+    person = manifest["person"].astype(str).to_numpy()
+    unit = np.array([f"g{groups[p]}" if p in groups else f"p{p}" for p in person], dtype=object) if groups else person
+    strata = (pd.to_numeric(manifest["gender"], errors="coerce").fillna(0).astype(int) * N_AGE
+              + pd.to_numeric(manifest["age_group"], errors="coerce").fillna(0).astype(int)).to_numpy()
+    n_units = len(pd.unique(unit))
+    if n_units < folds:
+        raise InputError(f"probe: {n_units} people for {folds} folds; use fewer folds")
+    out = np.full(len(manifest), -1, int)
+    skf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for f, (_, val) in enumerate(skf.split(np.zeros(len(manifest)), strata, groups=unit)):
+        out[val] = f
+    return out
+
+
+def _fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, k: int, o: ProbeOptions) -> np.ndarray:
+    """(len(x_va), k) probabilities; classes absent from the training fold get none."""
+    p = np.zeros((len(x_va), k))
+    classes = np.unique(y_tr)
+    if len(classes) == 1:
+        p[:, int(classes[0])] = 1.0
+        return p
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=o.C, max_iter=o.max_iter))
+    model.fit(x_tr, y_tr)
+    p[:, model.classes_.astype(int)] = model.predict_proba(x_va)
+    return p
+
+
+def probe_oof(embeddings: np.ndarray, manifest: pd.DataFrame, options: ProbeOptions | None = None,
+              groups: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """Out-of-fold probe probabilities per photo (rows of ``manifest``, aligned with ``embeddings``), oof.parquet's columns."""
+    o = options or ProbeOptions()
+    m = manifest.reset_index(drop=True)
+    e = np.asarray(embeddings, dtype=np.float64)
+    if e.ndim != 2 or len(e) != len(m):
+        raise InputError(f"embeddings: expected {len(m)} rows x D, got shape {e.shape}")
+    missing = [c for c in ("image_id", "person", *HEAD_FIELDS.values()) if c not in m]
+    if missing:
+        raise InputError(f"manifest: missing column(s) {', '.join(missing)}")
+    ok = np.all(np.isfinite(e), axis=1) & m[list(HEAD_FIELDS.values())].notna().all(axis=1).to_numpy()
+    fold = probe_folds(m, o.folds, o.seed, groups)
+    out = pd.DataFrame({"image_id": m["image_id"].astype(str), "person": m["person"].astype(str),
+                        "photo": m["photo"].fillna("").astype(str) if "photo" in m else "", "fold": fold})
+    for c in HEAD_FIELDS.values():
+        out[c] = pd.to_numeric(m[c], errors="coerce").astype("Int64")
+    out["label"] = encode(out["mask"], out["gender"], out["age_group"])
+    probs = {}
+    for head, k in HEAD_CLASSES.items():
+        y = out[HEAD_FIELDS[head]].fillna(0).astype(int).to_numpy()
+        p = np.full((len(m), k), 1.0 / k)
+        for f in range(o.folds):
+            tr, va = ok & (fold != f), ok & (fold == f)
+            if va.any() and tr.any():
+                p[va] = _fit_predict(e[tr], y[tr], e[va], k, o)
+        probs[head] = p
+        for i in range(k):
+            out[f"p_{head}_{i}"] = p[:, i]
+    joint = joint_probs(probs["mask"], probs["gender"], probs["age"])
+    for i in range(NUM_CLASSES):
+        out[f"p_class_{i}"] = joint[:, i]
+    out["pred"] = joint.argmax(axis=1)
+    out["embedded"] = ok
+    return out
+
+
+def log_loss_of(p: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of labels ``y`` under rows of ``p``."""
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], EPS, 1.0))))
+
+
+def mix_logs(p_a: np.ndarray, p_b: np.ndarray, w: float) -> np.ndarray:
+    """Rows of exp(w log p_a + (1 - w) log p_b), renormalised (a weighted geometric mean)."""
+    z = w * np.log(np.clip(p_a, EPS, 1.0)) + (1 - w) * np.log(np.clip(p_b, EPS, 1.0))
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def combine_oof(probe: pd.DataFrame, cnn: pd.DataFrame, grid: int = 21) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The CNN's out-of-fold table with each head's probabilities replaced by the weighted geometric mean with the probe's.
+
+    Per head, w (the probe's weight) minimises the out-of-fold log-loss over photos both sources scored (photos
+    the probe could not embed keep the CNN's). Returns (combined table, per-head frame: w and each log-loss).
+    """
+    a = cnn.reset_index(drop=True)
+    b = probe.set_index(probe["image_id"].astype(str)).reindex(a["image_id"].astype(str))
+    if b["fold"].isna().all():
+        raise InputError("combine_oof: the probe and the CNN tables share no image_id")
+    has = b["embedded"].fillna(False).astype(bool).to_numpy() if "embedded" in b else b["fold"].notna().to_numpy()
+    out, rows = a.copy(), []
+    probs = {}
+    for head in HEADS:
+        y = pd.to_numeric(a[HEAD_FIELDS[head]], errors="coerce").to_numpy()
+        use = has & np.isfinite(y)
+        pc = head_probs(a, head)
+        pp = head_probs(b.loc[:, [c for c in b.columns if c.startswith(f"p_{head}_")]].fillna(1.0 / HEAD_CLASSES[head]), head)
+        yi = y[use].astype(int)
+        losses = [log_loss_of(mix_logs(pp[use], pc[use], w), yi) for w in np.linspace(0, 1, grid)]
+        w = float(np.linspace(0, 1, grid)[int(np.argmin(losses))])
+        p = pc.copy()
+        p[has] = mix_logs(pp[has], pc[has], w)
+        probs[head] = p
+        for i in range(p.shape[1]):
+            out[f"p_{head}_{i}"] = p[:, i]
+        rows.append({"head": head, "w_probe": w, "logloss_cnn": losses[0], "logloss_probe": losses[-1],
+                     "logloss_combined": min(losses), "photos": int(use.sum())})
+    joint = joint_probs(probs["mask"], probs["gender"], probs["age"])
+    for i in range(NUM_CLASSES):
+        out[f"p_class_{i}"] = joint[:, i]
+    out["pred"] = joint.argmax(axis=1)
+    return out, pd.DataFrame(rows)

@@ -1,0 +1,65 @@
+"""relabel-report's eyes through the CLI on real files: the embeddings computed into a cache that lacks them (real dlib),
+the probe combined with a given out-of-fold table, identity checks that say in one line why they are off on a set of
+variants of one face (the demo's astronaut), and --no-embed leaving the cache as it was."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from facecurate.cli import app
+from facecurate.curate.cache import load_cache
+from facecurate.curate.crop import CropParams, crop_dataset
+from facecurate.curate.synth import build_demo_sample
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """12 astronaut variants (one face under 12 ids), cropped with MediaPipe, and an out-of-fold table that agrees
+    with every label (so no model-based flag: what the test reads is the faces' part)."""
+    work = tmp_path_factory.mktemp("faces")
+    build_demo_sample(work / "data", people=12, seed=2, detector="mediapipe")
+    cache = crop_dataset(work / "data", work / "cache", CropParams(detector="mediapipe", batch=8)).cache
+    shutil.copytree(work / "cache", work / "cache_plain")  # as crop wrote it, for --no-embed
+    m = cache.manifest
+    oof = m[["image_id", "person", "photo", "mask", "gender", "age_group", "label"]].astype({"label": int}).copy()
+    probs = np.full((len(m), 18), 0.1 / 17)
+    probs[np.arange(len(m)), oof["label"].to_numpy()] = 0.9
+    oof[[f"p_class_{j}" for j in range(18)]] = probs
+    oof["fold"] = pd.factorize(oof["person"])[0] % 3
+    oof.to_parquet(work / "oof.parquet")
+    return work
+
+
+def test_the_report_embeds_probes_and_says_why_identity_is_off(demo):
+    assert not (demo / "cache" / "embeddings.npy").exists()
+    r = CliRunner().invoke(app, ["relabel-report", str(demo / "cache"), "--oof", str(demo / "oof.parquet"),
+                                 "--out", str(demo / "report"), "--no-near-duplicates"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    c = load_cache(demo / "cache")  # the pass wrote into the cache, under its checksums
+    assert c.embeddings is not None and c.embeddings.shape == (len(c.manifest), 128)
+    assert "identity checks off" in out  # one line, not a flag per pair of look-alikes
+    page = (demo / "report" / "report.html").read_text()
+    assert "identity checks off" in page
+    issues = pd.read_csv(demo / "report" / "issues.csv")
+    assert not issues["kind"].isin(["stranger", "duplicate_id"]).any()
+    probe = pd.read_parquet(demo / "report" / "probe_oof.parquet")  # the probe's own table, oof format
+    assert set(probe["image_id"]) == set(c.manifest["image_id"]) and "p_gender_1" in probe
+    assert "probe's weight per head" in out
+    assert not (demo / "report" / "identity_groups.csv").exists()  # no groups from checks that were off
+    assert json.loads((demo / "report" / "quality.json").read_text())["heads"]["mask"]["on"]
+
+
+def test_no_embed_leaves_a_cache_without_embeddings_as_it_was(demo, tmp_path):
+    before = {p.name: p.read_bytes() for p in (demo / "cache_plain").iterdir() if p.is_file() and p.name != ".lock"}
+    r = CliRunner().invoke(app, ["relabel-report", str(demo / "cache_plain"), "--oof", str(demo / "oof.parquet"),
+                                 "--out", str(tmp_path / "report"), "--no-embed", "--no-near-duplicates"])
+    assert r.exit_code == 0, r.output
+    after = {p.name: p.read_bytes() for p in (demo / "cache_plain").iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before and "embeddings.npy" not in after
+    assert not (tmp_path / "report" / "probe_oof.parquet").exists()
