@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "artifacts" / "bench" / "probe_gain"))
     a = ap.parse_args()
     work = Path(a.work)
-    data, cache, cnn, probe, ens = (work / n for n in ("synth", "cache", "cnn", a.probe, "ensemble"))
+    data, cache, cnn, probe, ens = (work / n for n in ("synth", "cache", "cnn", a.probe, f"ensemble-{a.probe}"))
     took = {}
     if not (data / "synth.json").is_file():
         took["synth"] = _cli("synth", a.faces, str(data), "--people", str(a.people), "--seed", str(a.seed))
@@ -67,7 +67,7 @@ def main() -> None:
            "stack_lr": scores(table, "stack-lr (nested)"), "mean": scores(table, "mean")}
     res["gain_stack_lr_over_cnn"] = {k: round(res["stack_lr"][k] - res["cnn"][k], 4) for k in res["cnn"]}
     print(json.dumps({"bench": "probe_gain", "people": a.people, "photos": record["oof"]["photos"], "folds": a.folds,
-                      "shared_folds": record["oof"]["shared_folds"], "probe": a.probe, "cnn_args": a.cnn_args,
+                      "shared_folds": record["oof"]["shared_folds"], "probe_model": a.probe, "cnn_args": a.cnn_args,
                       **res, "seconds": took}))
 
 
