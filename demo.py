@@ -67,7 +67,7 @@ def main() -> None:
     run("train", "train", cache, "--out", run_dir, "--epochs", a.epochs, "--folds", a.folds, "--patience", 0,
         "--img-size", a.img_size, "--class-weights")
     run("relabel-report", "relabel-report", cache, "--oof", run_dir / "oof.parquet", "--out", report)
-    run("predict", "predict", run_dir, eval_data, "--out", submission, "--cache-root", out / "cache-predict")
+    run("predict", "predict", run_dir, eval_data, "--out", submission.parent, "--cache-root", out / "cache-predict")
     print(f"\n=== demo done in {time.perf_counter() - t0:.0f} s. Where to look:")
     if not a.data:
         print("  (the built sample is 40 variants of one public-domain face, trained from scratch for seconds:\n"

@@ -132,7 +132,7 @@ def test_unchanged_cache_is_reused_and_changes_recompute(tmp_path, capsys):
     assert "cache reused" in capsys.readouterr().out
     assert os.stat(out / "images.npy").st_mtime_ns == stamp and len(again.manifest) == 2
     with RichProgress() as shown:  # a shaping parameter changed
-        crop_dataset(root, out, CropParams(size=128, **FAST), progress=shown)
+        crop_dataset(root, out, CropParams(size=128, **FAST), progress=shown, replace=True)
     assert "cache reused" not in capsys.readouterr().out
     assert load_cache(out).images.shape == (2, 128, 96, 3)
     stamp = os.stat(out / "images.npy").st_mtime_ns

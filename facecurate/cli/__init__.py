@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from . import inspect, synth, crop, embed, audit, training, toolkit  # noqa: F401, I001  (each registers its commands on ``app``; this order is --help's)
+from . import inspect, synth, crop, embed, audit, training, toolkit, runs  # noqa: F401, I001  (each registers its commands on ``app``; this order is --help's)
 from .app import app
 
 __all__ = ["app", "main"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,44 @@ def _quiet_help_option(option: click.Option | None) -> click.Option | None:
     return option
 
 
-def _no_flag_metavars(params: list) -> list:
+#: Per command: option name -> rich help panel (``train --help``'s ~55 options in groups); set by the command's module.
+HELP_PANELS: dict[str, dict[str, str]] = {}
+
+
+def _plain_default(param: click.Parameter) -> None:
+    """``[default: x]`` for a default given in words (typer writes ``[default: (x)]``): one style on every screen."""
+    if isinstance(getattr(param, "show_default", None), str) and hasattr(param, "_get_default_string"):
+        text = param.show_default
+        param._get_default_string = lambda **_: text  # noqa: SLF001 - typer's own hook for this string
+
+
+def _no_list_type(param: click.Parameter) -> None:
+    """An argument taking several values reads ``<path>...`` in --help, not typer's ``<list[Path]>``."""
+    if isinstance(param, typer.core.TyperArgument) and param.nargs != 1 and not getattr(param, "_plain_list", False):
+        shown = param.display_type_rich
+        param.display_type_rich = lambda ctx: re.sub(r"<list\[(\w+)\]>", lambda m: f"<{m.group(1).lower()}>...",
+                                                     shown(ctx) or "")
+        param._plain_list = True
+
+
+def _no_flag_metavars(params: list, command: str | None = None) -> list:
+    panels = HELP_PANELS.get(command or "", {})
     for p in params:
         if getattr(p, "is_flag", False) and p.metavar is None:
             p.metavar = ""  # typer's completion flags and any other flag: no <bool>
+        _plain_default(p)
+        _no_list_type(p)
+        if p.name in panels and getattr(p, "rich_help_panel", None) is None:
+            p.rich_help_panel = panels[p.name]
+    if panels:  # the panels in the order their names are listed (typer draws them in order of first appearance)
+        order = list(dict.fromkeys(panels.values()))
+        params = sorted(params, key=lambda p: order.index(panels[p.name]) if p.name in panels else len(order))
     return params
+
+
+def choices(*names: str) -> str:
+    """The metavar of an option with a fixed set of values, ``[a|b|c]`` (the stage checks the value: one line)."""
+    return "[" + "|".join(names) + "]"
 
 
 class Command(typer.core.TyperCommand):
@@ -54,7 +88,7 @@ class Command(typer.core.TyperCommand):
         return _quiet_help_option(super().get_help_option(ctx))
 
     def get_params(self, ctx: click.Context) -> list:
-        return _no_flag_metavars(super().get_params(ctx))
+        return _no_flag_metavars(super().get_params(ctx), self.name)
 
 
 class Group(typer.core.TyperGroup):
@@ -73,7 +107,7 @@ class Group(typer.core.TyperGroup):
 app = typer.Typer(
     cls=Group,
     add_completion=True,
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="facecurate: curate a face-photo dataset into cached tensors and train a classifier on it.",
@@ -88,10 +122,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, metavar="",
                                  help="Print facecurate's version and exit."),
 ) -> None:
     """facecurate: curate a face-photo dataset into cached tensors and train a classifier on it."""
+    if ctx.invoked_subcommand is None:  # bare `facecurate`: the help, and success (asking for help is no mistake)
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 def command(**kwargs) -> Callable:
@@ -152,10 +190,11 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     return value
 
 
-def config_option() -> Any:
+def config_option(example: str = "epochs: 20") -> Any:
+    """``--config FILE``; ``example``: one of the command's own options as a YAML line, shown in its help."""
     return typer.Option(None, "--config", callback=_load_config, is_eager=True, exists=False, dir_okay=False,
                         help="Read this command's options from a YAML or JSON file (option names as keys, e.g. "
-                             "epochs: 20); options given on the command line win.")
+                             f"{example}); options given on the command line win.")
 
 
 # --------------------------------------------------------------------- old spellings
@@ -195,15 +234,27 @@ def verbose_option() -> Any:
     return typer.Option(False, "--verbose", "-v", metavar="", help="Also print what each step did and how long it took.")
 
 
+THREADS_HELP = "CPU threads for torch and OpenCV in this process (1 on a busy or shared machine)."
+
+
+def threads_option() -> Any:
+    """``--threads N``: the same option, with the same meaning (``curate.devices.cpu_threads``), on every command that computes."""
+    return typer.Option(None, "--threads", help=THREADS_HELP, show_default="torch's and OpenCV's choice")
+
+
 @contextlib.contextmanager
-def stage(interrupted: str | None = None, quiet: bool = False, verbose: bool = False) -> Iterator[tuple[Console, RichProgress]]:
+def stage(interrupted: str | None = None, quiet: bool = False, verbose: bool = False,
+          threads: int | None = None) -> Iterator[tuple[Console, RichProgress]]:
     """Run one stage: a console and live progress bars; InputError -> one line, exit 2; Ctrl-C -> ``interrupted``.
 
-    ``quiet``: no bars and no notes; ``verbose``: every finished step is logged with its time.
+    ``quiet``: no bars and no notes; ``verbose``: every finished step is logged with its time; ``threads``: the
+    stage's CPU threads (``--threads``).
     """
+    from ..curate.devices import cpu_threads
+
     console = Console(highlight=False, quiet=False)
     try:
-        with RichProgress(console, enabled=not quiet, verbose=verbose) as progress:
+        with cpu_threads(threads), RichProgress(console, enabled=not quiet, verbose=verbose) as progress:
             yield console, progress
     except InputError as e:
         fail(str(e))

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..curate.audit.options import QuickModel, ReportOptions
-from .app import command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
+from .app import THREADS_HELP, choices, command, config_option, either, flag, old_name, quiet_option, stage, verbose_option
 from .summaries import relabel_summary
 
 
@@ -20,7 +20,7 @@ def relabel_report(
     cache: Path = typer.Argument(..., help="A cache folder written by `crop`."),
     oof: Optional[Path] = typer.Option(None, help="RUN/oof.parquet from `train` (out-of-fold probabilities); without it a quick K-fold is trained on the cache first."),
     out: Optional[Path] = typer.Option(None, help="Folder for report.html, issues.csv, overrides.csv.", show_default="artifacts/relabel/<cache name>"),
-    pool: str = typer.Option(_R.pool, help="How a person's photo probabilities are pooled: mean (robust) or log (geometric mean, sharper)."),
+    pool: str = typer.Option(_R.pool, metavar=choices("mean", "log"), help="How a person's photo probabilities are pooled: mean (robust) or log (geometric mean, sharper)."),
     near_duplicates: bool = flag(_R.near_duplicates, help="Look for near-identical photos filed under different people with different labels."),
     max_hash_distance: int = typer.Option(_R.max_hash_distance, help="Near-duplicates: largest perceptual-hash Hamming distance (of 64 bits) for a candidate pair."),
     min_corr: float = typer.Option(_R.min_corr, help="Near-duplicates: smallest correlation of the 16x16 grey thumbnails to confirm a pair."),
@@ -40,13 +40,13 @@ def relabel_report(
     steps: int = typer.Option(_Q.steps, help="Quick training (no --oof): optimiser steps per fold, in whole epochs reaching it (a small cache trains as long as a large one)."),
     epochs: Optional[int] = typer.Option(_Q.epochs, help="Quick training (no --oof): epochs per fold instead of --steps.", show_default="from --steps"),
     model: Optional[str] = typer.Option(_Q.model, help="Quick training (no --oof): timm model name, random init.", show_default="mobilenetv3_small_100"),
-    img_size: int = typer.Option(_Q.img_size, help="Quick training (no --oof): input height in pixels (the width keeps the cache's aspect)."),
+    img_size: str = typer.Option(_Q.img_size, metavar="HEIGHT[,WIDTH]", help="Quick training (no --oof): model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect), as in train."),
     batch_size: int = typer.Option(_Q.batch_size, help="Quick training (no --oof): batch size."),
     device: Optional[str] = typer.Option(_Q.device, help="Quick training (no --oof): cpu, cuda or cuda:N.", show_default="cuda when present"),
     seed: int = typer.Option(_R.seed, help="Quick training (no --oof) and the simulation: random seed."),
-    threads: Optional[int] = typer.Option(_Q.threads, help="Quick training (no --oof): CPU threads for torch, like train --threads (1 on a busy machine).", show_default="torch's choice"),
-    verify: str = typer.Option(_R.verify, help="Check the cache before use: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
-    config: Optional[Path] = config_option(),
+    threads: Optional[int] = typer.Option(_Q.threads, help=THREADS_HELP, show_default="torch's and OpenCV's choice"),
+    verify: str = typer.Option(_R.verify, metavar=choices("quick", "full", "off"), help="Check the cache before use: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
+    config: Optional[Path] = config_option("folds: 5"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
     image_size: Optional[int] = old_name("--image-size", "--img-size"),
@@ -57,14 +57,15 @@ def relabel_report(
     from ..curate.cache import load_cache
     from ..train import quick_oof, quick_plan
 
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
+    with stage(quiet=quiet, verbose=verbose, threads=threads) as (console, progress):
         # every option, the cache and the output folder are checked before any training
         options = ReportOptions(pool=pool, near_duplicates=near_duplicates, max_hash_distance=max_hash_distance,
                                 min_corr=min_corr, max_cards=max_cards, age_bins=age_bins, target_precision=target_precision,
                                 margin=margin, draws=draws, gate=gate, include_candidates=include_candidates, seed=seed,
                                 verify=verify, embed=embed, probe=probe, identity=identity,
                                 against=tuple(str(a) for a in against or ()), photo_quality=photo_quality,
-                                quick=QuickModel(folds=folds, steps=steps, epochs=epochs, model=model, img_size=either(img_size, image_size),
+                                quick=QuickModel(folds=folds, steps=steps, epochs=epochs, model=model,
+                                                 img_size=either(img_size, None if image_size is None else str(image_size)),
                                                  batch_size=batch_size, device=device, threads=threads))
         opened = load_cache(cache, verify=options.verify)
         for other in options.against:  # a wrong --against fails before any work
@@ -78,7 +79,7 @@ def relabel_report(
             if plan is not None:
                 progress.note(f"relabel-report: no --oof given; training a quick {q.folds}-fold {q.model or 'default'} model "
                               f"({plan.epochs} epoch(s) per fold{'' if q.epochs else f' for at least {q.steps} steps'}, "
-                              f"{q.img_size} px high) on {cache} for out-of-fold probabilities")
+                              f"--img-size {q.img_size}) on {cache} for out-of-fold probabilities")
                 oof = quick_oof(opened, folder / QUICK_RUN, plan, progress=progress)
             result = write_relabel_report(opened, oof, folder, options, progress=progress)
     relabel_summary(console, result, quiet)

@@ -20,7 +20,7 @@ def inspect(
     min_photo_size: int = typer.Option(32, help="Photos whose shorter side has fewer pixels are listed as problems (too small to hold a usable face)."),
     cache: Optional[Path] = typer.Option(None, help="The data's crop cache (from `crop`): also measure every cropped photo's quality (brightness, contrast, sharpness, entropy, colour, face and photo size, aspect), count the dark, light, blurry, low-information, grey, small-face, odd-size and odd-aspect photos, and write quality.csv, quality_flags.csv and quality.png (the worst photos).", show_default="no quality check"),
     quality_cuts: str = typer.Option("", help="Change the photo-quality cuts, e.g. 'dark_p99=0.25,softer=1.8,max_share=0.2' (names and defaults: the photo quality section of docs/inspect.md).", show_default="CleanVision's defaults + person-relative cuts"),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("show: 50"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:

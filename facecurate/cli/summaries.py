@@ -1,20 +1,18 @@
-"""How the CLI shows what the stages report: rich progress bars for ``Progress`` events and one summary per stage.
+"""How the CLI shows what the stages report: one summary per stage (the progress bars: ``progress_bars``).
 
 The stages never print; everything a user sees on the terminal is rendered here.
 """
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichBars
 from rich.table import Table
 
 from ..curate.labels import class_names, head_names
+from .progress_bars import RichProgress  # noqa: F401  (re-exported: stage() and the tests import it from here)
 
 if TYPE_CHECKING:  # the stages' modules load with their commands, not with every `facecurate --help`
     from ..curate.audit import RelabelResult
@@ -26,57 +24,6 @@ if TYPE_CHECKING:  # the stages' modules load with their commands, not with ever
     from ..train.toolkit.explain import ExplainResult
     from ..train.toolkit.pseudo import PseudoResult
     from ..train.toolkit.tune import TuneResult
-
-
-class RichProgress:
-    """A ``curate.progress.Progress`` drawn with rich: one bar per task; a finished task becomes a static line
-    when the next one starts (so a long training run leaves one line per epoch, not a growing live area)."""
-
-    def __init__(self, console: Console | None = None, enabled: bool = True, verbose: bool = False) -> None:
-        self.console = console or Console(highlight=False)
-        self.enabled, self.verbose = enabled, verbose
-        self.t0 = time.perf_counter()
-        self.bars = RichBars(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                             TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=self.console,
-                             disable=not enabled)
-        self.tasks: dict[str, tuple[int, float]] = {}
-        self.started = False
-
-    def __enter__(self) -> "RichProgress":
-        return self  # the live display starts with the first task: a command that fails early prints only its error
-
-    def __exit__(self, *exc: object) -> None:
-        for name in list(self.tasks):
-            self._finish(name)
-        if self.started:
-            self.bars.stop()
-
-    def _finish(self, name: str) -> None:
-        tid, t0 = self.tasks.pop(name)
-        task = self.bars._tasks[tid]  # noqa: SLF001 - rich keeps no public getter by id
-        info = task.fields.get("info", "")
-        self.bars.remove_task(tid)
-        if self.enabled:
-            secs = time.perf_counter() - t0
-            stamp = f"[{time.perf_counter() - self.t0:6.1f} s] " if self.verbose else ""
-            self.console.print(f"{stamp}{name}  {int(task.completed)}/{int(task.total or 0)}  {secs:.1f} s  {info}".rstrip(),
-                               markup=False, soft_wrap=True)
-
-    def update(self, task: str, done: int, total: int, info: str = "") -> None:
-        if not self.started:
-            self.bars.start()
-            self.started = True
-        if task not in self.tasks:
-            for name in [n for n, (tid, _) in self.tasks.items() if self.bars._tasks[tid].finished]:  # noqa: SLF001
-                self._finish(name)
-            self.tasks[task] = (self.bars.add_task(task, total=total, info=""), time.perf_counter())
-        tid, _ = self.tasks[task]
-        self.bars.update(tid, completed=done, total=total, info=info)
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            stamp = f"[{time.perf_counter() - self.t0:6.1f} s] " if self.verbose else ""
-            self.console.print(stamp + text, markup=False, soft_wrap=True)
 
 
 def print_paths(console: Console, label: str, *paths: Path) -> None:
@@ -176,7 +123,7 @@ def crop_summary(console: Console, r: CropResult, quiet: bool = False) -> None:
         return
     if r.state != "complete":
         t = Table(title=f"crop -> {out}")
-        for col in ("photos", "detected", "person", "prior", "failed", "seconds", "photos/s"):
+        for col in ("photos", "detected", "person", "prior", "failed", "seconds (both passes)", "photos/s"):
             t.add_column(col, justify="right")
         c = r.counts
         t.add_row(str(len(r.cache.manifest)), str(c.get("detected", 0)), str(c.get("person", 0)), str(c.get("prior", 0)),
@@ -218,7 +165,7 @@ def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> 
         return
     for q in r.quality.values():
         console.print(("" if q.on else "warning: ") + q.describe(), markup=False, soft_wrap=True)
-    t = Table(title=f"relabel-report: {r.people} people checked")
+    t = Table(title=f"relabel-report: {r.coverage}")
     for c in ("kind", "flags", "people", "status", "threshold", "exp. precision", "exp. recall"):
         t.add_column(c, justify="left" if c in ("kind", "status") else "right")
     for k in KINDS:

@@ -34,7 +34,7 @@ def synth(
     block: int = typer.Option(256, help="People per block: what an interruption can lose, and how often progress is saved (rounded up to a multiple of 16)."),
     show: int = typer.Option(10, help="How many skipped faces to print (all are in skipped.csv)."),
     workers: Optional[int] = old_name("--workers", "--render-threads"),
-    config: Optional[Path] = config_option(),
+    config: Optional[Path] = config_option("people: 200"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:

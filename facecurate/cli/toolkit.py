@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .app import DATA_HELP, command, config_option, flag, quiet_option, stage, verbose_option
+from .app import DATA_HELP, choices, command, config_option, flag, quiet_option, stage, threads_option, verbose_option
 from .summaries import ensemble_summary, explain_summary, pseudo_summary, tune_summary
 
 DEVICE_HELP = "cpu, cuda or cuda:N."
@@ -31,14 +31,14 @@ def tune(
     losses: str = typer.Option("ce,smooth,focal,f1", help="Losses to choose among (see `train --loss`)."),
     samplers: str = typer.Option("none,class,age", help="Samplers to choose among (see `train --sampler`)."),
     batch_size: int = typer.Option(32, help="Photos per training batch in every trial."),
-    pruner: str = typer.Option("median", help="median: stop a trial whose fold's best validation F1 so far is below the median of earlier trials at the same fold and epoch; none: run every trial to the end."),
+    pruner: str = typer.Option("median", metavar=choices("median", "none"), help="median: stop a trial whose fold's best validation F1 so far is below the median of earlier trials at the same fold and epoch; none: run every trial to the end."),
     startup_trials: int = typer.Option(3, help="Trials that finish before the pruner may stop one (also TPE's random start)."),
     seed: int = typer.Option(0, help="Seed of the folds, the training and the sampler."),
     groups: Optional[Path] = typer.Option(None, help="person,group CSV (relabel-report's identity_groups.csv): ids with one group are one person and share a fold in every trial (train --groups)."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP, show_default="cuda when present"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (1 on a busy machine).", show_default="torch's choice"),
-    verify: str = typer.Option("quick", help="Check the cache first: quick (sizes and xxh3 checksums), full or off."),
-    config: Optional[Path] = config_option(),
+    threads: Optional[int] = threads_option(),
+    verify: str = typer.Option("quick", metavar=choices("quick", "full", "off"), help="Check the cache first: quick (sizes and xxh3 checksums), full or off."),
+    config: Optional[Path] = config_option("trials: 40"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -50,7 +50,7 @@ def tune(
 
     out = out or default_tune_dir(cache)
     with stage(f"interrupted; finished trials are saved in {out / 'study.db'}: run the same command to continue",
-               quiet, verbose) as (console, progress):
+               quiet, verbose, threads) as (console, progress):
         space = parse_space(lr, weight_decay, losses, samplers, img_sizes, models, epochs)
         result = run_tune(load_cache(cache, verify=verify), out, space, trials=trials, timeout_min=timeout, folds=folds,
                           batch_size=batch_size, seed=seed, device=device, threads=threads, pruner=pruner,
@@ -68,14 +68,15 @@ def explain(
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP, show_default="cuda when present"),
     batch_size: int = typer.Option(32, help="Photos per Grad-CAM batch."),
     cache_root: Optional[Path] = typer.Option(None, help="Where the crops of a data set are looked for and written.", show_default="OUT/cache"),
-    config: Optional[Path] = config_option(),
+    threads: Optional[int] = threads_option(),
+    config: Optional[Path] = config_option("per_cell: 6"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
     """Grad-CAM grids per head and class, right and wrong predictions side by side, and an HTML page."""
     from ..train.toolkit.explain import explain as run_explain
 
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
+    with stage(quiet=quiet, verbose=verbose, threads=threads) as (console, progress):
         r = run_explain(run, source, out=out, per_cell=per_cell, layer=layer, device=device, batch_size=batch_size,
                         cache_root=cache_root, progress=progress)
     explain_summary(console, r, quiet)
@@ -91,7 +92,8 @@ def pseudo_label(
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP + " For cropping and the model.", show_default="cuda when present"),
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
-    config: Optional[Path] = config_option(),
+    threads: Optional[int] = threads_option(),
+    config: Optional[Path] = config_option("min_confidence: 0.95"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -100,7 +102,7 @@ def pseudo_label(
     from ..train.toolkit.pseudo import pseudo_label as run_pseudo
 
     out = out or default_pseudo_dir(data)
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
+    with stage(quiet=quiet, verbose=verbose, threads=threads) as (console, progress):
         r = run_pseudo(run, data, out, min_confidence=min_confidence, cache_root=cache_root, device=device,
                        batch_size=batch_size, tta=tta, progress=progress)
     pseudo_summary(console, r, quiet)
@@ -111,7 +113,7 @@ def ensemble(
     runs: list[Path] = typer.Argument(..., metavar="RUN...", help="Two or more run folders written by `train`."),
     data: Optional[Path] = typer.Option(None, help="Predict this data set with every run and combine them into submission.csv. " + DATA_HELP, show_default="none"),
     oof: bool = flag(False, help="Score every run and method on the runs' out-of-fold probabilities (stackers nested over the runs' shared folds)."),
-    method: str = typer.Option("mean", help="How --data's predictions are combined: mean (probabilities), vote (hard vote; ties to the higher mean), stack-lr or stack-gb (logistic regression / gradient boosting fitted on the runs' out-of-fold probabilities)."),
+    method: str = typer.Option("mean", metavar=choices("mean", "vote", "stack-lr", "stack-gb"), help="How --data's predictions are combined: mean (probabilities), vote (hard vote; ties to the higher mean), stack-lr or stack-gb (logistic regression / gradient boosting fitted on the runs' out-of-fold probabilities)."),
     balanced: bool = flag(True, help="Stackers weigh the classes inversely to their frequency (macro F1 counts every class alike)."),
     seed: int = typer.Option(0, help="Seed of the gradient-boosting stacker."),
     out: Optional[Path] = typer.Option(None, help="Folder for oof_scores.csv, oof.parquet, submission.csv, probs.parquet, ensemble.json.", show_default="artifacts/ensembles/<run>+<run>..."),
@@ -119,7 +121,8 @@ def ensemble(
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP + " For cropping and the models.", show_default="cuda when present"),
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
-    config: Optional[Path] = config_option(),
+    threads: Optional[int] = threads_option(),
+    config: Optional[Path] = config_option("method: vote"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -128,7 +131,7 @@ def ensemble(
     from ..train.toolkit.ensemble import ensemble as run_ensemble
 
     out = out or default_ensemble_dir(runs)
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
+    with stage(quiet=quiet, verbose=verbose, threads=threads) as (console, progress):
         r = run_ensemble(runs, out, data=data, method=method, oof=oof, balanced=balanced, seed=seed, device=device,
                          cache_root=cache_root, batch_size=batch_size, tta=tta, progress=progress)
     ensemble_summary(console, r)

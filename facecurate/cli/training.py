@@ -14,7 +14,7 @@ import typer
 
 from ..train.config import config_options
 from ..train.config import option_default as default
-from .app import CONFIG_TRANSLATORS, DATA_HELP, command, config_option, fail, flag, quiet_option, stage, verbose_option
+from .app import CONFIG_TRANSLATORS, DATA_HELP, HELP_PANELS, choices, command, config_option, fail, flag, quiet_option, stage, threads_option, verbose_option
 from .summaries import print_paths, train_summary
 
 
@@ -45,8 +45,8 @@ def train(
     out: Optional[Path] = typer.Option(None, help="Run folder.", show_default="artifacts/runs/<name>"),
     name: Optional[str] = typer.Option(None, help="Run name; -2, -3 ... are appended when taken, unless --resume.", show_default="<cache name>-<model>"),
     model: str = typer.Option(default("model"), help="Any timm model name (trained from scratch unless --pretrained/--weights); or probe-linear / probe-mlp: per-head logistic regression / small MLP on the cache's face embeddings (`facecurate embed` first), seconds on a CPU, the same folds, for `ensemble CNN_RUN PROBE_RUN --method stack-lr`."),
-    task: str = typer.Option(default("task"), help="multi: mask (3) / gender (2) / age (3) heads combined into 18 classes; single: one 18-way head."),
-    img_size: Optional[str] = typer.Option(None, help="Model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect).", show_default="the cache's size"),
+    task: str = typer.Option(default("task"), metavar=choices("multi", "single"), help="multi: mask (3) / gender (2) / age (3) heads combined into 18 classes; single: one 18-way head."),
+    img_size: Optional[str] = typer.Option(None, metavar="HEIGHT[,WIDTH]", help="Model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect).", show_default="the cache's size"),
     epochs: int = typer.Option(default("epochs"), help="Epochs per fold (the cosine schedule spans them)."),
     batch_size: int = typer.Option(default("batch_size"), help="Photos per training batch. A fold with fewer photos trains on one smaller batch; otherwise each epoch drops the last partial batch (said at the start)."),
     eval_batch_size: int = typer.Option(default("eval_batch_size"), help="Photos per validation / out-of-fold batch."),
@@ -54,13 +54,13 @@ def train(
     min_lr_ratio: float = typer.Option(default("min_lr_ratio"), help="The cosine schedule ends at lr x this."),
     weight_decay: float = typer.Option(default("weight_decay"), help="AdamW weight decay (not applied to biases, norm layers and the model's no_weight_decay() names)."),
     warmup: float = typer.Option(default("warmup"), help="Warm-up length in epochs (linear), then cosine decay."),
-    loss: str = typer.Option(default("loss"), help="ce, smooth (label smoothing), focal or f1 (soft macro F1 + CE); per head's own class count."),
+    loss: str = typer.Option(default("loss"), metavar=choices("ce", "smooth", "focal", "f1"), help="ce, smooth (label smoothing), focal or f1 (soft macro F1 + CE); per head's own class count."),
     smoothing: float = typer.Option(default("smoothing"), help="Label smoothing of --loss smooth."),
     focal_gamma: float = typer.Option(default("focal_gamma"), help="Gamma of --loss focal."),
     class_weights: bool = flag(default("class_weights"), help="Weight each head's classes by sqrt inverse frequency in the training fold."),
     head_weights: str = typer.Option(default("head_weights"), help="Loss weights of the mask, gender and age heads (--task multi)."),
-    age_loss: str = typer.Option(default("age_loss"), help="Age head: ce (3-way, under --loss) or ordinal (CORN over the ordered age groups; --task multi)."),
-    sampler: str = typer.Option(default("sampler"), help="none, class (balanced over the 18 classes) or age (balanced over age groups)."),
+    age_loss: str = typer.Option(default("age_loss"), metavar=choices("ce", "ordinal"), help="Age head: ce (3-way, under --loss) or ordinal (CORN over the ordered age groups; --task multi)."),
+    sampler: str = typer.Option(default("sampler"), metavar=choices("none", "class", "age"), help="none, class (balanced over the 18 classes) or age (balanced over age groups)."),
     folds: int = typer.Option(default("folds"), help="K of the person-grouped stratified K-fold."),
     fold: str = typer.Option(default("fold"), help="Which fold(s) to train: all or one id 0..K-1."),
     val_ratio: Optional[float] = typer.Option(None, help="Instead of K-fold: one person-grouped split with this share of people for validation.", show_default="K-fold"),
@@ -79,10 +79,10 @@ def train(
     mixup: float = typer.Option(default("mixup"), help="Mixup Beta alpha (0 = off)."),
     cutmix: float = typer.Option(default("cutmix"), help="CutMix Beta alpha (0 = off)."),
     seed: int = typer.Option(default("seed"), help="Seed of splits, initialisation, order and augmentation."),
-    amp: str = typer.Option(default("amp"), help="Mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16 or off. The CPU runs fp32."),
+    amp: str = typer.Option(default("amp"), metavar=choices("auto", "bf16", "fp16", "off"), help="Mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16 or off. The CPU runs fp32."),
     channels_last: bool = flag(default("channels_last"), help="Channels-last memory on CUDA (the CPU path ignores it)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N.", show_default="cuda when present"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (1 on a busy machine).", show_default="torch's choice"),
+    threads: Optional[int] = threads_option(),
     pretrained: bool = flag(default("pretrained"), help="Start from timm's weights: the local Hugging Face cache first, else downloaded when online."),
     weights: Optional[Path] = typer.Option(None, help="Start from a run folder (its fold 0 best) or a weights file (.safetensors/.pth): the backbone loads, the heads adapt."),
     extra: Optional[str] = typer.Option(None, help="External caches CACHE[,CACHE...]: their photos join every training fold, never validation or oof.parquet; missing labels are left out of that head's loss."),
@@ -91,7 +91,7 @@ def train(
     groups: Optional[Path] = typer.Option(None, help="person,group CSV (relabel-report's identity_groups.csv): ids with one group are one person and always share a fold, so none is in training and validation at once (identity rows of --overrides do the same)."),
     resume: bool = flag(default("resume"), help="Continue the run in --out/--name from its last saved epoch."),
     plots: bool = flag(default("plots"), help="Draw confusion.png and curves.png at the end (per_class.csv is always written)."),
-    verify: str = typer.Option("quick", help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
+    verify: str = typer.Option("quick", metavar=choices("quick", "full", "off"), help="Check the cache before training: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
     config: Optional[Path] = config_option(),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -113,7 +113,7 @@ def train(
     if ddp is not None and ddp < 1:
         fail(f"--ddp {ddp}: expected the number of processes, 1 or more")
     interrupted = f"interrupted; the last finished epoch is saved: add --resume --out {out}{again} to continue"
-    with (_quiet_rank() if other_rank else stage(interrupted, quiet, verbose)) as (console, progress):
+    with (_quiet_rank() if other_rank else stage(interrupted, quiet, verbose, threads)) as (console, progress):
         cfg = TrainConfig.from_options(ctx.params, cache)  # every option of the record, by the same names
         if ddp and ddp > 1:  # checked here, then torchrun runs the same command on every process
             check_distributed(load_cache(cache, verify=verify), out, cfg, ddp)
@@ -128,16 +128,28 @@ def train(
         train_summary(console, run, quiet)
 
 
+#: ``train --help`` in groups (rich help panels): ~55 options are easier to scan by what they change.
+HELP_PANELS["train"] = {
+    **dict.fromkeys(["overrides", "extra", "extra_weight", "verify"], "Data"),
+    **dict.fromkeys(["model", "task", "img_size", "pretrained", "weights", "drop_rate", "age_loss"], "Model"),
+    **dict.fromkeys(["epochs", "batch_size", "eval_batch_size", "lr", "min_lr_ratio", "weight_decay", "warmup", "loss", "smoothing", "focal_gamma", "class_weights", "head_weights", "sampler", "patience", "ema", "clip_grad", "seed", "augment", "hflip", "scale", "ratio", "rotate", "brightness", "contrast", "saturation", "mixup", "cutmix"], "Optimisation"),
+    **dict.fromkeys(["folds", "fold", "val_ratio"], "Folds"),
+    **dict.fromkeys(["out", "name", "resume", "plots", "config", "quiet", "verbose", "help"], "Output"),
+    **dict.fromkeys(["device", "threads", "amp", "channels_last", "ddp"], "Hardware"),
+}
+
+
 @command()
 def predict(
     run: Path = typer.Argument(..., help="A run folder written by `train`."),
     data: Path = typer.Argument(..., help=DATA_HELP),
-    out: Optional[Path] = typer.Option(None, help="Submission CSV to write; probs.parquet and predict.json go beside it.", show_default="RUN/predict-<data name>/submission.csv"),
+    out: Optional[Path] = typer.Option(None, help="Folder to write submission.csv, probs.parquet and predict.json in (new, empty or an earlier predict folder; like every command's --out, a folder).", show_default="RUN/predict-<data name>"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N for cropping and the model.", show_default="cuda when present"),
-    cache_root: Optional[Path] = typer.Option(None, help="Where the crop cache of DATA is looked for and written.", show_default="a cache/ folder beside the submission"),
+    cache_root: Optional[Path] = typer.Option(None, help="Where the crop cache of DATA is looked for and written.", show_default="OUT/cache"),
     batch_size: int = typer.Option(128, help="Photos per inference batch."),
     tta: bool = flag(True, help="Average each photo with its mirror image."),
-    config: Optional[Path] = config_option(),
+    threads: Optional[int] = threads_option(),
+    config: Optional[Path] = config_option("batch_size: 64"),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -146,13 +158,15 @@ def predict(
 
     from ..train.predict import predict as run_predict
 
-    with stage(quiet=quiet, verbose=verbose) as (console, progress):
+    with stage(quiet=quiet, verbose=verbose, threads=threads) as (console, progress):
         path = run_predict(run, data, out=out, device=device, cache_root=cache_root, batch_size=batch_size, tta=tta,
                            progress=progress)
     info = json.loads((path.parent / "predict.json").read_text())
     console.print(f"submission: {path} ({info['rows']} rows, {info['folds']} fold(s){' x flip' if tta else ''})"
                   + (f"; {info['missing_photos']} listed photo(s) missing, given the most frequent class" if info['missing_photos'] else "")
                   + (f"; {info['crop_errors']} unreadable photo(s)" if info['crop_errors'] else ""), markup=False, soft_wrap=True)
+    if info.get("layout_reason") and not quiet:
+        console.print(f"layout: {info['layout_reason']}", markup=False, soft_wrap=True)
     for w in info.get("warnings", []):
         console.print(f"warning: {w}", markup=False, soft_wrap=True)
     print_paths(console, "probabilities:", path.parent / "probs.parquet")

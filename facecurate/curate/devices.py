@@ -6,8 +6,10 @@ machine without the NVIDIA driver "auto" is the CPU, and crop's CPU path may nev
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+from collections.abc import Iterator
 
 from .errors import InputError
 
@@ -36,3 +38,27 @@ def resolve_device(device: str | None) -> str:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return str(dev)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` CPU threads for torch and OpenCV (None: their own choice), restoring both after.
+
+    What every command's ``--threads`` means: on a shared machine ``--threads 1`` keeps a stage to about one core.
+    """
+    if n is None:
+        yield
+        return
+    if int(n) < 1:
+        raise InputError(f"--threads {n}: expected 1 or more")
+    import cv2
+    import torch
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(int(n))
+    cv2.setNumThreads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

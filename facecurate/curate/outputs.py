@@ -90,13 +90,28 @@ def claim_folder(path: str | Path, kind: str, recognise: Callable[[Path], bool] 
     return path
 
 
+#: Suffixes of the files stages write: an ``--out`` that does not exist yet and ends so was meant as a file.
+FILE_SUFFIXES = (".csv", ".parquet", ".json", ".html", ".png", ".npy", ".txt")
+
+
+def check_folder_name(out: str | Path, option: str = "--out") -> None:
+    """InputError when ``out`` does not exist yet and is named like a file (``my_submission.csv``): every ``--out`` is
+    a folder, and a folder named like a file would only mislead (an existing file is ``claim_folder``'s to refuse)."""
+    out = Path(out)
+    if not out.exists() and out.suffix.lower() in FILE_SUFFIXES:
+        raise InputError(f"{out}: {option} is a folder (the command writes its files inside it), not a {out.suffix} file; "
+                         f"give a folder such as {out.with_suffix('')}")
+
+
 def claim_output(out: str | Path, kind: str, inputs: Iterable[str | Path | None] = (),
                  recognise: Callable[[Path], bool] | None = None, option: str = "--out") -> Path:
-    """``check_separate`` then ``claim_folder``: the checks every stage makes before it writes; returns the folder.
+    """``check_folder_name``, ``check_separate`` then ``claim_folder``: the checks every stage makes before it
+    writes; returns the folder.
 
     For a stage that must claim its folder early (before a long step, so a wrong ``--out`` fails first)
     and lock it later; ``claimed_output`` does both at once.
     """
+    check_folder_name(out, option=option)
     check_separate(out, [i for i in inputs if i is not None], option=option)
     return claim_folder(out, kind, recognise=recognise, option=option)
 

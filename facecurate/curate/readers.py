@@ -7,6 +7,7 @@ The data is taken as it is: what cannot be used is listed as a ``Problem`` and t
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from .listing import (
     read_csv_strings,
     utf8,
 )
+from .outputs import folder_kind
 
 MANIFEST_COLUMNS = ["image_id", "person", "path", "photo", "mask", "gender", "age", "age_group", "label"]
 LABEL_COLUMNS = ["mask", "gender", "age", "age_group", "label"]
@@ -270,11 +272,28 @@ def dataset_name(path: str | Path) -> str:
     return p.stem if p.is_file() else (p.name or "data")
 
 
+def _unfinished_synth(folder: Path) -> bool:
+    """``folder`` is a synth output whose run has not finished: synth's ``.partial/`` bookkeeping is there, or its
+    folder marker says synth and ``synth.json`` (written last) is missing."""
+    try:
+        prog = json.loads((folder / ".partial" / "progress.json").read_text())
+        if isinstance(prog, dict) and "scan_blocks" in prog:
+            return True
+    except (OSError, ValueError):
+        pass
+    return folder_kind(folder) == "synth" and not (folder / "synth.json").is_file()
+
+
 def detect_layout(path: str | Path) -> str:
-    """'train', 'eval', 'csv' or 'folder' for ``path``; InputError when it does not exist."""
+    """'train', 'eval', 'csv' or 'folder' for ``path``; InputError when it does not exist or is (inside) a synth output
+    that did not finish (its masks/ would be read as photos, its train.csv may be missing or partial)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
+    for folder in (p, p.parent) if p.name in ("images", "masks", "train.csv", "info.csv") else (p,):
+        if folder.is_dir() and _unfinished_synth(folder):
+            raise InputError(f"{folder}: an unfinished synth output (its run was interrupted before it wrote synth.json); "
+                             f"finish it by running the same `facecurate synth` command again, then use it")
     if p.is_file():
         if p.name == "train.csv":
             return "train"

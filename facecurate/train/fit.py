@@ -31,23 +31,25 @@ from ..curate.overrides import EXCLUDED, ORIG_COLUMNS, apply_overrides, describe
 from ..curate.progress import QUIET, Progress
 from . import distributed
 from .augment import Norm
-from .checkpoint import BEST, load_weights
+from .checkpoint import BEST, load_weights, write_atomic
 from .config import (
     PROBE_MODELS,
     RESUME_KEYS,
     TrainConfig,
     QUICK_STEPS,
     folds_to_run,
+    parse_img_size,
     quick_config,
     validate_config,
 )
 from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array, steps_per_epoch
 from .extra import ExtraCache, load_extra
-from .fold import FoldInputs, fit_fold, new_model
+from .fold import FoldInputs, RunTask, fit_fold, new_model
 from .groups import groups_record, person_groups, read_groups
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
+from .run_folder import check_fresh, clear_run, plot_guard, write_parquet
 from .runtime import NoEvents, amp_dtype, event_writer, pick_device, torch_threads
 from .splits import holdout_persons, kfold_persons, split_indices
 
@@ -125,12 +127,13 @@ class FitPlan:
 
 def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainConfig(), progress: Progress | None = None,
           on_epoch_end: Callable[[int, int, dict], None] | None = None,
-          on_save: Callable[[str, int, int], None] | None = None) -> Path:
+          on_save: Callable[[str, int, int], None] | None = None, replace: bool = False) -> Path:
     """Train ``cfg`` on the cache and write the run folder ``out`` (see module doc); returns ``out``.
 
     ``on_epoch_end(fold, epoch, metrics_row)`` is called after each epoch's files are saved; ``on_save``
     after each file (see ``fold.fit_fold``). The run folder is locked while the run writes it, and the
-    cache locked against rewriting while it is read.
+    cache locked against rewriting while it is read. Without ``cfg.resume`` a folder holding a run is
+    refused (``check_fresh``), unless ``replace``: then that run's files are deleted first.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     progress = progress or QUIET
@@ -139,16 +142,16 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
         from .probe import RunWriters, check_probe, train_probe
         check_probe(cfg, cache)  # before the data is read: the options a probe cannot take, the embeddings it needs
         writers = RunWriters(_write_config, _oof_part, _finish, _is_run)
-        return train_probe(cache, Path(out), cfg, plan_run(cache, cfg, progress), writers, progress)
+        return train_probe(cache, Path(out), cfg, plan_run(cache, cfg, progress), writers, progress, replace)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process
     try:
-        return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save)
+        return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save, replace)
     finally:
         distributed.teardown(dist)
 
 
 def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ranks, progress: Progress,
-                 on_epoch_end, on_save) -> Path:
+                 on_epoch_end, on_save, replace: bool = False) -> Path:
     """``train`` on this rank (or the one process): rank 0's folder and reports, the same plan checked on every rank."""
     progress = progress if dist.main else QUIET
     out = Path(dist.broadcast(str(out)))  # rank 0's folder, however each rank's default was picked
@@ -161,6 +164,7 @@ def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ra
         # the run folder's claim and lock: rank 0's; the caches are read by all
         run_folder = claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run")
         dist.on_main(locks.enter_context, run_folder)
+        dist.on_main(clear_run if replace and not cfg.resume else check_fresh, out, cfg)
         for c in caches:
             locks.enter_context(folder_lock(c.path, "cache", shared=True))
         locks.enter_context(torch_threads(cfg.threads))
@@ -179,6 +183,7 @@ def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: in
     claim_output(Path(out), "run", [c.path for c in plan.caches(cache)], recognise=_is_run)
     if writer_of(out):
         raise InputError(f"{out}: this run is being written by {writer_of(out)}; wait for it to finish (or stop it), then run again")
+    check_fresh(Path(out), cfg)
 
 
 def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
@@ -217,7 +222,7 @@ def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
         if diff:
             raise InputError(f"{cfg_path}: --resume with different {', '.join(diff)} than the run it continues")
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path.write_text(json.dumps(config, indent=2))
+    write_atomic(cfg_path, json.dumps(config, indent=2).encode())
 
 
 def _oof_part(f: int, manifest: pd.DataFrame, labels: np.ndarray, val_pos: np.ndarray, probs: dict) -> pd.DataFrame:
@@ -266,18 +271,21 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
     writer = event_writer(progress) if main else NoEvents  # ranks other than 0 log nowhere
 
     summaries, oof_parts = [], []
-    for f in folds_to_run(cfg):
+    folds = folds_to_run(cfg)
+    run_task = RunTask(progress, folds, cfg.epochs, on_epoch_end)  # the whole run's bar and ETA
+    for f in folds:
         train_pos, val_pos = split_indices(plan.fold_ids, f)
         if len(val_pos) == 0 or len(train_pos) < 2:
             raise InputError(f"fold {f}: {len(train_pos)} training and {len(val_pos)} validation photos; too few people for {cfg.folds} folds")
         with writer(str(out / "tensorboard" / f"fold_{f}")) as tb:
             data = FoldInputs(images, labels, labels_t, train_pos, val_pos, extra_pos, size, norm, device)
-            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, on_epoch_end, on_save, dist)
+            fold_rows, best = fit_fold(f, cfg, data, out, history, tb, progress, run_task.epoch_end, on_save, dist)
+        run_task.fold_done(f)
         history = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(fold_rows)],
                             ignore_index=True)
         dist.sync()  # rank 0 has written the fold's files: every rank reads its best weights
         if main:
-            history.to_csv(out / "metrics.csv", index=False)
+            write_atomic(out / "metrics.csv", history.to_csv(index=False).encode())
         # out-of-fold probabilities of the best checkpoint, with the flipped photo averaged in (as predict does)
         model = load_weights(new_model(cfg, device), out / f"fold_{f}" / BEST)
         probs = infer_probs(model, images, dist.shard(val_pos), size, cfg.task, cfg.eval_batch_size, flip_tta=True,
@@ -290,7 +298,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
         done = list(oof_parts)
         if len(oof_old):
             done.insert(0, oof_old[~oof_old["fold"].isin([q["fold"].iloc[0] for q in oof_parts])])
-        pd.concat(done, ignore_index=True).to_parquet(out / "oof.parquet", index=False)
+        write_parquet(out / "oof.parquet", pd.concat(done, ignore_index=True))
         summaries.append({"fold": f, **best, **{f"tta_{k}": v for k, v in head_metrics(probs, labels[val_pos]).items()}})
 
     if main:
@@ -308,39 +316,40 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     labels = oof[["mask", "gender", "age_group", "label"]].to_numpy()
     m = head_metrics(probs, labels, prefix="oof_")
     table = per_class(probs, labels, age_bins)
-    table.to_csv(out / "per_class.csv", index=False, float_format="%.4f")
+    write_atomic(out / "per_class.csv", table.to_csv(index=False, float_format="%.4f").encode())
     if cfg.plots:
         mats = {h: confusion(labels[:, LABEL_COLUMN[h]], probs[h].argmax(1), h) for h in probs}
-        plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs}, age_bins,
-                       per_class=table)
+        with plot_guard(out / "confusion.png"):
+            plot_confusion(out / "confusion.png", mats, {h: m[f"oof_f1{'' if h == 'class' else '_' + h}"] for h in probs},
+                           age_bins, per_class=table)
         if len(history):
-            plot_curves(out / "curves.png", history)
+            with plot_guard(out / "curves.png"):
+                plot_curves(out / "curves.png", history)
     if all(c in oof for c in ORIG_COLUMNS):  # --overrides: also scored against the original labels
         m.update(head_metrics(probs, oof[ORIG_COLUMNS].to_numpy(), prefix="oof_orig_"))
         m["overrides_changes"] = override_changes(oof)
     summary = {**m, "n_oof": int(len(oof)), "folds": sorted(int(x) for x in oof["fold"].unique()), "per_fold": summaries,
                "extra": list(extra)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, default=float).encode())
     return summary
 
 
 def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STEPS, epochs: int | None = None,
-               model: str | None = None, image_size: int = 64, batch_size: int = 32, device: str | None = None,
+               model: str | None = None, image_size: int | str = 64, batch_size: int = 32, device: str | None = None,
                seed: int = 0, threads: int | None = None, groups: str | Path | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
     ``steps``: optimiser steps per fold whatever the cache's size, as whole epochs enough that the fold with the
-    fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. The input keeps the cache's aspect
-    at ``image_size`` pixels high; ``model`` None = the trainer's default; ``groups``: a person,group CSV
-    (relabel-report's identity_groups.csv) so one person's ids share a fold.
+    fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. ``image_size``: the input height (the
+    width keeps the cache's aspect) or "HEIGHT,WIDTH", as `train --img-size` reads it; ``model`` None = the
+    trainer's default; ``groups``: a person,group CSV (relabel-report's identity_groups.csv): one person's ids share a fold.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
-    if not 8 <= int(image_size) <= 4096:
-        raise InputError(f"--img-size {image_size}: expected 8..4096 pixels")
+    size = parse_img_size(str(image_size), cache.path)  # InputError under 8 px or not HEIGHT[,WIDTH]
+    if size is None or max(size) > 4096:
+        raise InputError(f"--img-size {image_size}: expected HEIGHT or HEIGHT,WIDTH, each 8..4096 pixels")
     if epochs is None and steps < 1:
         raise InputError(f"--steps {steps}: expected at least 1 optimiser step per fold")
-    h, w = (int(s) for s in cache.images.shape[1:3])
-    size = (int(image_size), max(8, round(image_size * w / h)))
     changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads,
                    groups=str(groups) if groups else None)
     if model:
@@ -360,7 +369,7 @@ def quick_oof(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig | Non
               progress: Progress | None = None, **quick) -> Path:
     """Train the quick K-fold (``cfg`` from ``quick_plan``, or ``quick_plan(cache, **quick)``) into ``out``; its ``oof.parquet``."""
     cfg = cfg or quick_plan(cache, **quick)
-    run = train(cache, out, cfg=cfg, progress=progress)
+    run = train(cache, out, cfg=cfg, progress=progress, replace=True)  # a quick run left in a report folder is redone
     oof = Path(run) / "oof.parquet"
     if not oof.is_file():
         raise InputError(f"{run}: the quick training run wrote no oof.parquet")

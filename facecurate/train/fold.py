@@ -10,7 +10,6 @@ alone writing; one process runs it with ``distributed.OneProcess``, where each o
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from .checkpoint import (
     load_state,
     save_state,
     save_weights,
+    write_atomic,
 )
 from . import distributed
 from .config import TrainConfig
@@ -255,9 +255,7 @@ def _save_epoch(fs: FoldState, out: Path, f: int, epoch: int, rows: list[dict], 
 def write_metrics(out: Path, history: pd.DataFrame, f: int, rows: list[dict]) -> None:
     """metrics.csv = the other folds' rows from ``history`` + fold ``f``'s ``rows``, written atomically."""
     frame = pd.concat([history[history["fold"] != f] if len(history) else history, pd.DataFrame(rows)], ignore_index=True)
-    tmp = out / "metrics.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out / "metrics.csv")
+    write_atomic(out / "metrics.csv", frame.to_csv(index=False).encode())
 
 
 def fit_fold(f: int, cfg: TrainConfig, data: FoldInputs, out: Path, history: pd.DataFrame, tb,
@@ -327,3 +325,22 @@ def fit_fold(f: int, cfg: TrainConfig, data: FoldInputs, out: Path, history: pd.
         if on_epoch_end is not None:
             on_epoch_end(f, epoch, row)
     return rows, {"epochs_run": st["epoch"], **st["best"]}
+
+
+class RunTask:
+    """The whole run as one progress task of folds x epochs, so the bar's ETA is the run's; a fold that stopped early
+    counts as all its epochs once it is done. ``epoch_end`` passes each epoch on to ``on_epoch_end``."""
+
+    def __init__(self, progress: Progress, folds: list[int], epochs: int,
+                 on_epoch_end: Callable[[int, int, dict], None] | None = None) -> None:
+        self.progress, self.folds, self.epochs, self.then = progress, list(folds), int(epochs), on_epoch_end
+        self.name, self.total = f"run: {len(self.folds)} fold(s) x {self.epochs} epochs", len(self.folds) * self.epochs
+        progress.update(self.name, 0, self.total)
+
+    def epoch_end(self, fold: int, epoch: int, row: dict) -> None:
+        self.progress.update(self.name, self.folds.index(fold) * self.epochs + epoch, self.total)
+        if self.then is not None:
+            self.then(fold, epoch, row)
+
+    def fold_done(self, fold: int) -> None:
+        self.progress.update(self.name, (self.folds.index(fold) + 1) * self.epochs, self.total)

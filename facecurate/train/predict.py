@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from ..curate.cache import Cache, load_cache
-from ..curate.crop import DEFAULT_CACHE_ROOT, CropParams, crop_dataset, dataset_name
+from ..curate.crop import DEFAULT_CACHE_ROOT, CropParams, competition_images, crop_dataset, dataset_name, layout_reason
 from ..curate.errors import InputError
 from ..curate.outputs import check_separate, claimed_output
 from ..curate.progress import Progress, Steps
@@ -158,8 +158,18 @@ def crop_for_run(config: dict, data: str | Path, cache_root: str | Path, device:
 
 
 def submission_frame(probs: pd.DataFrame, data: Path, layout: str) -> tuple[pd.DataFrame, int]:
-    """``ImageID,ans`` in info.csv's order for the eval layout (image_id,ans otherwise); (frame, rows filled for missing photos)."""
+    """``ImageID,ans`` in info.csv's order for the eval layout; for an eval layout's images/ without info.csv
+    (``competition_images``) ``ImageID,ans`` with the bare file names in name order; ``image_id,ans`` otherwise.
+    Returns (frame, rows filled for missing photos)."""
     if layout != "eval":
+        images = competition_images(data) if layout == "folder" else None
+        if images is not None:
+            prefix = "" if Path(data).name == "images" else "images/"
+            ids = probs["image_id"].astype(str)
+            bare = ids.str.slice(len(prefix)) if prefix else ids
+            if ids.str.startswith(prefix).all() and not bare.str.contains("/").any():
+                return pd.DataFrame({"ImageID": bare, "ans": probs["pred"]}).sort_values("ImageID", kind="stable") \
+                    .reset_index(drop=True), 0
         return pd.DataFrame({"image_id": probs["image_id"], "ans": probs["pred"]}), 0
     root = data.parent if data.name == "info.csv" else data.parent if data.name == "images" else data
     ids = pd.read_csv(root / "info.csv", dtype=str, keep_default_na=False, skipinitialspace=True)["ImageID"].str.strip()
@@ -190,9 +200,20 @@ def prediction_warnings(pred: np.ndarray, trained_classes: set[int], age_bins=No
     return out
 
 
+SUBMISSION = "submission.csv"
+
+
 def default_submission(run: str | Path, data: str | Path) -> Path:
     """``RUN/predict-<data name>/submission.csv``: where predict writes when ``out`` is not given."""
-    return Path(run) / f"predict-{dataset_name(data)}" / "submission.csv"
+    return Path(run) / f"predict-{dataset_name(data)}" / SUBMISSION
+
+
+def predict_folder(out: str | Path) -> Path:
+    """The predict folder ``--out`` names: the folder itself, or the folder of ``FOLDER/submission.csv`` (the earlier
+    spelling, unambiguous: the file's own name in its folder); any other file-like name is refused by
+    ``outputs.check_folder_name``."""
+    out = Path(out)
+    return out.parent if out.name == SUBMISSION and not out.is_dir() else out
 
 
 def predict(run: str | Path, data: str | Path, out: str | Path | None = None, device: str | None = None,
@@ -200,8 +221,9 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
             progress: Progress | None = None) -> Path:
     """Crop ``data`` with the run's crop settings (reusing a matching cache), ensemble, write the submission; returns its path.
 
-    ``out``: the submission CSV (default ``RUN/predict-<data name>/submission.csv``); ``probs.parquet`` and
-    ``predict.json`` go beside it, and the crop cache under ``cache_root`` (default: a ``cache/`` folder beside it).
+    ``out``: the predict folder that holds ``submission.csv``, ``probs.parquet`` and ``predict.json`` (default
+    ``RUN/predict-<data name>``; ``FOLDER/submission.csv`` names FOLDER), and the crop cache under
+    ``cache_root`` (default: ``out/cache``).
     Photos listed in info.csv that cannot be found get the most frequent predicted class (and are counted in the summary).
     """
     config, _, ckpts = read_run(run)
@@ -210,12 +232,11 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
         raise InputError(f"{data}: no such file or folder")
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: expected 1 or more")
-    out = Path(out) if out else default_submission(run, data)
-    if out.exists() and out.is_dir():
-        raise InputError(f"{out}: --out is a folder; give the submission file's path (e.g. {out / 'submission.csv'})")
-    cache_root = Path(cache_root) if cache_root is not None else out.parent / "cache"
+    folder = predict_folder(out) if out else default_submission(run, data).parent
+    out = folder / SUBMISSION
+    cache_root = Path(cache_root) if cache_root is not None else folder / "cache"
     check_separate(cache_root, [data], option="--cache-root")
-    with claimed_output(out.parent, "predict", [data], recognise=lambda p: (p / "predict.json").is_file()):
+    with claimed_output(folder, "predict", [data], recognise=lambda p: (p / "predict.json").is_file()):
         cache = crop_for_run(config, data, cache_root, device=device, progress=progress)
         probs = predict_cache(run, cache, device=device, batch_size=batch_size, tta=tta, progress=progress)
         layout = str((cache.meta or {}).get("layout", ""))
@@ -226,13 +247,18 @@ def predict(run: str | Path, data: str | Path, out: str | Path | None = None, de
         if (Path(run) / "oof.parquet").is_file():
             trained = set(pd.read_parquet(Path(run) / "oof.parquet", columns=["label"])["label"].astype(int).tolist())
         warnings = prediction_warnings(probs.loc[probs["error"] == "", "pred"].to_numpy(), trained, config.get("age_bins"))
+        if layout == "folder" and "ImageID" in sub:
+            warnings.insert(0, f"{data}: no info.csv beside images/, so the photos were read as a plain folder; "
+                               f"submission.csv keeps the competition's ImageID,ans with bare file names, in name order "
+                               f"(put info.csv back for its order)")
         twice = sub.iloc[:, 0].duplicated()
         if twice.any():
             warnings.append(f"info.csv lists {int(twice.sum())} photo(s) more than once (e.g. {sub.iloc[:, 0][twice].iloc[0]}); "
                             f"each was predicted once and its rows share the answer")
         (out.parent / "predict.json").write_text(json.dumps({
             "run": str(Path(run).resolve()), "data": str(data.resolve()), "cache": str(cache.path), "rows": int(len(sub)),
-            "missing_photos": missing, "crop_errors": int((probs["error"] != "").sum()), "folds": len(ckpts), "tta": tta,
+            "layout": layout, "layout_reason": layout_reason(data), "missing_photos": missing,
+            "crop_errors": int((probs["error"] != "").sum()), "folds": len(ckpts), "tta": tta,
             "warnings": warnings},
             indent=2))
     return out

@@ -153,9 +153,12 @@ class RunWriters:
 
 
 def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWriters,
-                progress: Progress | None = None) -> Path:
+                progress: Progress | None = None, replace: bool = False) -> Path:
     """Fit the probe's heads per fold of ``plan``'s person-grouped folds (``fit.plan_run``: labels, overrides, groups)
-    and write the run folder ``out`` with ``writers``; returns it."""
+    and write the run folder ``out`` with ``writers``; returns it. A finished run in ``out`` is refused as ``train``
+    refuses it, unless ``replace`` (its files are deleted first)."""
+    from .run_folder import check_fresh, clear_run
+
     progress = progress or QUIET
     check_probe(cfg, cache)
     emb = needs_embeddings(cache)
@@ -165,6 +168,7 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWri
     kind = PROBE_MODELS[cfg.model]
     with claimed_output(out, "run", [cache.path], recognise=writers.is_run, what="run"), \
             folder_lock(cache.path, "cache", shared=True):
+        (clear_run if replace else check_fresh)(out, cfg)
         writers.write_config(out, cfg, {
             **asdict(cfg), "img_size": [int(s) for s in cache.images.shape[1:3]], "cache": str(Path(cache.path).resolve()),
             "crop": (cache.meta or {}).get("params", {}), "age_bins": list(cache.age_bins),

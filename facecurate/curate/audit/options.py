@@ -29,7 +29,7 @@ class QuickModel:
     steps: int = 400
     epochs: int | None = None         # epochs per fold instead of the step budget
     model: str | None = None          # timm model name; None = the trainer's default
-    img_size: int = 64                # input height in pixels; the width keeps the cache's aspect
+    img_size: str = "64"              # input "HEIGHT" (the width keeps the cache's aspect) or "HEIGHT,WIDTH", as train reads it
     batch_size: int = 32
     device: str | None = None         # cpu, cuda, cuda:N; None = cuda when present
     threads: int | None = None        # CPU threads for torch; None = torch's choice

@@ -43,7 +43,26 @@ class RelabelResult:
     estimates: dict[str, KindEstimate] = field(default_factory=dict)  # model-based kind -> threshold and expected precision
     candidates: int = 0  # suggested fixes of low-confidence kinds (in overrides.csv only with include_candidates)
     options: ReportOptions = field(default_factory=ReportOptions)  # the options it ran with
+    scored_people: int = 0  # people with at least one photo the oof gives probabilities for (a --fold run: fewer)
+    photos: int = 0  # labelled photos in the cache
+    scored_photos: int = 0  # of them, photos with probabilities in the oof
+
+    @property
+    def coverage(self) -> str:
+        """"20 of 40 people checked (the oof covers 140 of 280 photos)", or "40 people checked" when it covers all."""
+        if self.scored_people >= self.people and self.scored_photos >= self.photos:
+            return f"{self.people} people checked"
+        return (f"{self.scored_people} of {self.people} people checked (the oof covers {self.scored_photos} of "
+                f"{self.photos} photos)")
     faces: FaceEvidence | None = None  # what the face embeddings said (probe weights, identity audit); None without them
+
+
+def _title(c: Cache) -> str:
+    """The page's title: the data the cache was cropped from (meta.json's source), and the cache folder."""
+    source = str(c.meta.get("source") or "")
+    data = Path(source).name if source and Path(source).name not in ("", "images") else Path(source).parent.name
+    cache = c.path.resolve().name
+    return f"relabel report: {data} (cache {cache})" if data and data != cache else f"relabel report: {cache}"
 
 
 def _age_bins(cache: Cache, oof_path: Path | None, age_bins: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -74,13 +93,29 @@ def default_report_dir(cache: str | Path, root: str | Path = "artifacts/relabel"
     return Path(root) / Path(cache).resolve().name
 
 
+def cache_source(cache: str | Path) -> Path | None:
+    """The photo folder a cache was cropped from (its meta.json's ``source``), or None when unknown or unreadable."""
+    try:
+        source = json.loads((Path(cache) / "meta.json").read_text()).get("source")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return Path(source) if isinstance(source, str) and source and Path(source).is_absolute() else None
+
+
 def report_folder(cache: str | Path, out: str | Path | None = None) -> AbstractContextManager[Path]:
     """The report folder for ``cache`` (``out`` or the default), checked, claimed and locked for a ``with`` block.
 
-    The one place a report folder is claimed: the CLI holds it around the quick training and the report.
+    The one place a report folder is claimed: the CLI holds it around the quick training and the report. The
+    folder may lie neither in the cache nor in the photo folder the cache was cropped from (meta.json's source).
     """
     out = Path(out) if out is not None else default_report_dir(cache)
-    return claimed_output(out, "report", [cache], recognise=_is_report, what="report folder")
+    return claimed_output(out, "report", [cache, cache_source(cache)], recognise=_is_report, what="report folder")
+
+
+def _scored(frame: pd.DataFrame) -> pd.Series:
+    """Rows of an oof table holding at least one finite probability (a killed run or a NaN-filled row holds none)."""
+    cols = [c for c in frame.columns if c.startswith("p_")]
+    return frame[cols].notna().any(axis=1) if cols else pd.Series(False, index=frame.index)
 
 
 def relabel_report(cache: str | Path | Cache, oof: str | Path, out: str | Path | None = None,
@@ -120,8 +155,19 @@ def write_relabel_report(c: Cache, oof: str | Path, folder: Path, options: Repor
     if unknown.any():
         progress.note(f"warning: {int(unknown.sum())} oof row(s) not in the cache are ignored")
         frame = frame[~unknown].reset_index(drop=True)
-    bins = _age_bins(c, oof_path, options.age_bins)
+    scored = _scored(frame)
+    if not scored.any():
+        raise InputError(f"{oof_path}: every probability is missing (NaN); is the run that wrote it finished?")
+    frame = frame[scored].reset_index(drop=True)
     labelled = manifest[manifest["label"].notna()]
+    people, photos = int(labelled["person"].nunique()), len(labelled)
+    scored_people, scored_photos = int(frame["person"].nunique()), int(frame["image_id"].nunique())
+    coverage = ""
+    if scored_people < people or scored_photos < photos:
+        coverage = (f"{scored_people} of {people} people checked (the oof covers {scored_photos} of {photos} photos; "
+                    f"a --fold run or an unfinished one scores only part of the cache)")
+        progress.note(f"warning: {coverage}; the others get no model-based flags")
+    bins = _age_bins(c, oof_path, options.age_bins)
     c = ensure_embeddings(c, options, progress)
     faces, frame = read_faces(c, frame, labelled, options, folder, progress)
     for line in faces.notes if faces is not None else []:
@@ -131,14 +177,16 @@ def write_relabel_report(c: Cache, oof: str | Path, folder: Path, options: Repor
     flags = audit.flags
     note = (f"Cache: {c.path}. Out-of-fold probabilities: {oof_path}"
             f"{' combined with a linear probe on face embeddings' if faces is not None and faces.probe is not None else ''}. "
-            f"Person pooling: {options.pool}. Target precision {options.target_precision:.2f}, tie margin {options.margin:.2f}.")
-    paths = write_report(folder, flags, manifest, c.images, title=f"relabel report: {c.path.resolve().name}",
+            f"Person pooling: {options.pool}. Target precision {options.target_precision:.2f}, tie margin {options.margin:.2f}."
+            + (f" Partial out-of-fold table: {coverage}." if coverage else ""))
+    paths = write_report(folder, flags, manifest, c.images, title=_title(c),
                          age_bins=bins, max_cards=options.max_cards, note=note, quality=audit.quality,
                          estimates=audit.estimates, include_candidates=options.include_candidates,
                          notes=faces.notes if faces is not None else ())
     counts = {k: (int((flags["kind"] == k).sum()), int(flags.loc[flags["kind"] == k, "person"].nunique())) for k in KINDS}
     fixes = len(overrides_from_flags(flags, include_candidates=options.include_candidates))
-    return RelabelResult(out=folder, paths=paths, flags=flags, oof_path=oof_path, people=int(manifest["person"].nunique()),
+    return RelabelResult(out=folder, paths=paths, flags=flags, oof_path=oof_path, people=people,
                          counts=counts, fixes=fixes, quality=audit.quality, estimates=audit.estimates,
                          candidates=len(overrides_from_flags(flags, include_candidates=True)) - len(overrides_from_flags(flags)),
-                         options=options, faces=faces)
+                         options=options, scored_people=scored_people, photos=photos, scored_photos=scored_photos,
+                         faces=faces)

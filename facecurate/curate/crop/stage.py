@@ -11,6 +11,7 @@ returns a ``CropResult``.
 """
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,13 +77,14 @@ class CropStopped(RuntimeError):
 
 
 def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams = CropParams(), device: str | None = None,
-                 progress: Progress | None = None, stop_after_chunks: int | None = None) -> CropResult:
+                 progress: Progress | None = None, stop_after_chunks: int | None = None, replace: bool = False) -> CropResult:
     """Crop every photo of ``data`` (a path any reader knows, or a ``Dataset``) into the cache folder ``out``.
 
     A complete cache with the same inputs and shaping parameters is reused as it is; a partial one
     resumes from its last finished chunk. A photo that cannot be read is kept as a row with ``error``
     and an all-zero image. ``stop_after_chunks`` stops (``CropStopped``) after that many chunks of
-    this call, leaving a resumable cache, as an interruption would.
+    this call, leaving a resumable cache, as an interruption would. A complete cache made with other
+    settings (runs may point at it) is refused with the difference named unless ``replace``.
     """
     progress = progress or QUIET
     params = CropParams.from_dict(params.to_dict()).validate()
@@ -93,7 +95,32 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
         find_rembg_model(params.rembg_model)  # fail in one line before touching the cache folder
     inputs = [ds.root] + ([] if isinstance(data, Dataset) else [data])
     with claimed_output(out, "cache", inputs, recognise=_is_cache_folder, what="cache"):
+        if not replace:
+            _refuse_other_settings(out, params)
         return _crop_locked(ds, out, params, dev, device, progress, stop_after_chunks)
+
+
+def settings_changed(old: dict, new: CropParams) -> list[str]:
+    """The cache-shaping settings that differ between a cache's meta.json ``params`` and ``new``, as "--size 128 -> 160"."""
+    was = CropParams.from_dict(old).shaping()
+    now = new.shaping()
+    def shown(v) -> str:
+        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return [f"--{k.replace('_', '-')} {shown(was[k])} -> {shown(now[k])}" for k in now if shown(was.get(k)) != shown(now[k])]
+
+
+def _refuse_other_settings(out: Path, params: CropParams) -> None:
+    """InputError when ``out`` holds a complete cache cropped with other shaping settings (``--replace`` overrides)."""
+    try:
+        meta = json.loads((out / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if not (isinstance(meta, dict) and meta.get("complete") and isinstance(meta.get("params"), dict)):
+        return
+    changed = settings_changed(meta["params"], params)
+    if changed:
+        raise InputError(f"{out}: holds a cache cropped with other settings ({'; '.join(changed)}); runs may point at it: "
+                         f"pass --replace to overwrite it, or give another --out")
 
 
 def _is_cache_folder(path: Path) -> bool:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..checksums import hash_bytes
 from ..errors import InputError
 
 MASKS = "masks"
@@ -25,12 +26,14 @@ def mask_path(out: str | Path, image_id: str) -> Path:
     return Path(out) / MASKS / Path(image_id).with_suffix(".png")
 
 
-def write_person_mask(path: Path, mask: np.ndarray) -> None:
-    """Save a bool H x W mask as a 1-bit PNG (cv2's bilevel writer at zlib level 1: 0.7 ms, PIL's takes 1.8 ms)."""
+def write_person_mask(path: Path, mask: np.ndarray) -> str:
+    """Save a bool H x W mask as a 1-bit PNG (cv2's bilevel writer at zlib level 1: 0.7 ms, PIL's takes 1.8 ms); returns
+    the xxh3 of its bytes."""
     ok, data = cv2.imencode(".png", np.asarray(mask, np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1, cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OSError(f"{path}: could not encode the person mask")
     path.write_bytes(data.tobytes())
+    return hash_bytes(data)
 
 
 def read_person_mask(out: str | Path, image_id: str) -> np.ndarray:

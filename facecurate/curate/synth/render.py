@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..checksums import hash_bytes
 from ..decode import BadImage, read_rgb
 from ..errors import InputError
 from ..labels import (
@@ -21,10 +23,18 @@ from ..labels import (
 )
 from .backdrops import Backdrops, choose_backdrop, render_backdrop
 from .masks import MASK_STYLES, WEARS, draw_mask, jitter_style
-from .person_mask import MASKS, mask_path, write_person_mask
 from .params import SynthParams
+from .person_mask import MASKS, mask_path, write_person_mask
 from .plan import PersonPlan, person_rng
-from .scene import PHOTO_HEIGHT, PHOTO_WIDTH, camera, compose, face_alpha, make_look, person_body
+from .scene import (
+    PHOTO_HEIGHT,
+    PHOTO_WIDTH,
+    camera,
+    compose,
+    face_alpha,
+    make_look,
+    person_body,
+)
 
 THUMB_W, THUMB_H = 144, 192  # contact-sheet thumbnails: big enough to see where a mask sits
 #: truth.csv's columns, in order (one row per photo).
@@ -34,6 +44,8 @@ TRUTH_COLUMNS = ["image_id", "person", "id", "photo", "true_photo", "mask", "gen
                  *[f"backdrop_{k}" for k in ("x0", "y0", "x1", "y1")], "backdrop_flip"]
 #: How a drawn mask is worn -> its mask label.
 WEAR_MASK = {"correct": MASK_WEAR, "nose": MASK_INCORRECT, "chin": MASK_INCORRECT, "none": MASK_NONE}
+#: The key of a truth row (never written to truth.csv) holding its photo's and person mask's xxh3, concatenated.
+FILES_HASH = "_files_xxh3"
 
 
 def render_person(faces: Sequence[tuple[np.ndarray, np.ndarray]], age: int, rng: np.random.Generator,
@@ -85,8 +97,13 @@ def _box_in_photo(box: np.ndarray, kp_src: np.ndarray, kp_photo: np.ndarray) -> 
     return np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
 
 
-def _save_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    Image.fromarray(image).save(path, format="JPEG", quality=quality, subsampling=0)
+def _save_jpeg(path: Path, image: np.ndarray, quality: int) -> str:
+    """Write the JPEG; returns the xxh3 of its bytes (a resume checks the finished blocks' photos against it)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality, subsampling=0)
+    data = buf.getvalue()
+    path.write_bytes(data)
+    return hash_bytes(data)
 
 
 def eval_name(seed: int, folder: str, stem: str) -> str:
@@ -104,6 +121,12 @@ def load_faces(plan: PersonPlan) -> list[tuple[np.ndarray, np.ndarray]]:
             raise InputError(f"{src.path}: unreadable now ({e}), though it was read when its keypoints were found; "
                              "was it changed during the run? Run again to start over") from None
     return out
+
+
+def image_ids(plan: PersonPlan, params: SynthParams) -> list[str]:
+    """The photos ``write_person`` writes for ``plan`` (as truth.csv's image_id), known before it writes them."""
+    stems = params.photos
+    return [eval_name(params.seed, plan.folder, s) for s in stems] if params.eval_layout else [f"{plan.folder}/{s}.jpg" for s in stems]
 
 
 def write_person(plan: PersonPlan, out: Path, params: SynthParams, backdrops: Backdrops | None = None) -> list[dict]:
@@ -126,9 +149,9 @@ def write_person(plan: PersonPlan, out: Path, params: SynthParams, backdrops: Ba
         written = swap.get(stem, stem) if plan.swap else stem
         name = eval_name(seed, plan.folder, written) if eval_layout else f"{written}.jpg"
         image_id = name if eval_layout else f"{plan.folder}/{name}"
-        _save_jpeg(out / "images" / image_id, ph["image"], quality)
+        written_hash = _save_jpeg(out / "images" / image_id, ph["image"], quality)
         if person_masks:
-            write_person_mask(mask_path(out, image_id), ph["person"])
+            written_hash += write_person_mask(mask_path(out, image_id), ph["person"])
         src_kp = plan.faces[0][1]
         box = _box_in_photo(plan.faces[0][2], src_kp, ph["keypoints"])
         kp = ph["keypoints"]
@@ -144,5 +167,6 @@ def write_person(plan: PersonPlan, out: Path, params: SynthParams, backdrops: Ba
             "backdrop": choice.file if choice else "",
             **{f"backdrop_{k}": float(v) if win else np.nan for k, v in zip(("x0", "y0", "x1", "y1"), win or (0, 0, 0, 0))},
             "backdrop_flip": int(bool(choice and choice.flip)),
+            FILES_HASH: written_hash,  # not a truth.csv column: the written files' xxh3, for the block's checksum
         })
     return rows

@@ -9,8 +9,9 @@ block: a keypoint pass (decode, skip duplicates, detect; per block only keypoint
 the draw order until enough people have a usable face; the people are then planned at once (ids,
 injected errors: a pure function of the seed and who was accepted, whatever the block size) and a
 render pass writes them block by block. Finished blocks live in ``OUT/.partial`` (``partial.py``):
-re-running with the same options and inputs resumes after the last finished block and writes the
-same bytes as an uninterrupted run; other options start over.
+re-running with the same options and inputs checks the finished blocks' files against their xxh3
+(a cut or changed one is done again), resumes after the last finished block and writes the same
+bytes as an uninterrupted run; other options start over, deleting only what synth wrote.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from .finish import write_contact, write_tables, write_truth
 from .params import SynthParams
 from .partial import OUTPUT_FILES, Stopper, SynthParts, SynthStopped
 from .plan import PersonPlan, draw_order, plan_people
-from .render import TRUTH_COLUMNS, write_person
+from .render import FILES_HASH, TRUTH_COLUMNS, image_ids, write_person
 from .scan import accepted_people, scan
 from .sources import FaceSource, read_faces
 
@@ -93,11 +94,12 @@ def _render(parts: SynthParts, plans: list[PersonPlan], out: Path, params: Synth
     steps = Steps(progress, "render + write", len(plans), done=len(plans) - sum(len(plans[b * block:(b + 1) * block]) for b in pending))
     for b in pending:
         todo = plans[b * block:(b + 1) * block]
+        parts.begin_render([i for p in todo for i in image_ids(p, params)])
         rows: list[dict] = []
         for r in pool.map(lambda p: write_person(p, out, params, backdrops), todo):
             rows.extend(r)
             steps.advance()
-        parts.save_truth(b, pd.DataFrame(rows, columns=TRUTH_COLUMNS))
+        parts.save_truth(b, pd.DataFrame(rows, columns=TRUTH_COLUMNS), [r[FILES_HASH] for r in rows])
         stop.tick()
     return n_blocks
 
@@ -139,6 +141,9 @@ def _run(sources: Sequence[FaceSource], out: Path, params: SynthParams, bd: Back
     parts = SynthParts.open(out, key, params.block)
     if parts.reason and progress:
         progress.note(f"{out}: {parts.reason}")
+    redo = parts.check(params.person_masks) if parts.state == "resume" else []
+    if redo and progress:
+        progress.note(f"{out}: {', '.join(redo)} changed since written (cut or damaged); redoing them")
     resumed = parts.scan_blocks + len(parts.render_done) if parts.state == "resume" else 0
     if resumed and progress:
         progress.note(f"resuming {out}: {resumed} block(s) already done")

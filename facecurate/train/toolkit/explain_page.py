@@ -94,7 +94,7 @@ PAGE = """<!doctype html>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1400px;color:#222}}img{{max-width:100%;
 border:1px solid #ddd}}table{{border-collapse:collapse;font-size:13px;margin:8px 0 28px}}td,th{{border:1px solid #ddd;
 padding:3px 8px;text-align:left}}th{{background:#f4f4f4}}.wrong{{color:#b00020}}p{{line-height:1.45}}</style></head>
-<body><h1>What run {name} looks at</h1>
+<body><h1>Where the model looks: {name}</h1>
 <p>{intro}</p>
 <p>Each picture is one head. A row is one {rowkind}; {sides} The coloured map is Grad-CAM at layer <code>{layer}</code>
 for the class the model <em>predicted</em>: red is where the evidence for that class came from. A model that reads
