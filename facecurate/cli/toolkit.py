@@ -34,6 +34,7 @@ def tune(
     pruner: str = typer.Option("median", metavar=choices("median", "none"), help="median: stop a trial whose fold's best validation F1 so far is below the median of earlier trials at the same fold and epoch; none: run every trial to the end."),
     startup_trials: int = typer.Option(3, help="Trials that finish before the pruner may stop one (also TPE's random start)."),
     seed: int = typer.Option(0, help="Seed of the folds, the training and the sampler."),
+    groups: Optional[Path] = typer.Option(None, help="person,group CSV (relabel-report's identity_groups.csv): ids with one group are one person and share a fold in every trial (train --groups)."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP, show_default="cuda when present"),
     threads: Optional[int] = threads_option(),
     verify: str = typer.Option("quick", metavar=choices("quick", "full", "off"), help="Check the cache first: quick (sizes and xxh3 checksums), full or off."),
@@ -53,7 +54,7 @@ def tune(
         space = parse_space(lr, weight_decay, losses, samplers, img_sizes, models, epochs)
         result = run_tune(load_cache(cache, verify=verify), out, space, trials=trials, timeout_min=timeout, folds=folds,
                           batch_size=batch_size, seed=seed, device=device, threads=threads, pruner=pruner,
-                          startup_trials=startup_trials, progress=progress)
+                          startup_trials=startup_trials, progress=progress, groups=groups)
     tune_summary(console, result, out, cache, quiet)
 
 

@@ -5,7 +5,9 @@ image_id), ``field`` (gender | age | age_group | mask, or ``exclude``), ``value`
 as in ``curate.labels``; for ``exclude``, 1 leaves the photo or person out of training and 0 keeps them),
 ``reason`` (free text). Labels are recomputed after the fixes; the labels before them stay beside them as
 ``orig_<field>`` columns, so a run can say what changed (``override_changes``) and score its out-of-fold
-predictions against both. Exclusions only set the ``excluded`` column; ``train`` drops those rows.
+predictions against both. Exclusions only set the ``excluded`` column; ``train`` drops those rows. ``identity``
+rows (scope person, value a group id >= 0: ids with one group are one person) change no label: they fill the
+``identity_group`` column, which ``train`` uses to keep one person's ids in one fold.
 """
 from __future__ import annotations
 
@@ -17,15 +19,17 @@ from .errors import InputError
 from .labels import DEFAULT_AGE_BINS, HEAD_CLASSES, HEAD_FIELDS, age_group, encode
 
 OVERRIDE_COLUMNS = ["scope", "key", "field", "value", "reason"]
-FIELDS = ("gender", "age", "age_group", "mask", "exclude")
+FIELDS = ("gender", "age", "age_group", "mask", "exclude", "identity")
 EXCLUDE = "exclude"   # the field of a row that keeps a photo (or a person) out of training: value 1, or 0 to keep it
+IDENTITY = "identity"  # the field of a row that says which person an id is: value = a group id shared by its other ids
+IDENTITY_GROUP = "identity_group"  # the nullable int column apply_overrides fills from identity rows
 EXCLUDED = "excluded"  # the bool column apply_overrides adds: True for rows an exclude row left out
 ORIG = "orig_"  # prefix of the columns holding the labels before the fixes
 ORIG_COLUMNS = [ORIG + c for c in (*HEAD_FIELDS.values(), "label")]
 WARN_PEOPLE_SHARE = 0.05  # more than this share of people changed deserves a warning
 #: the values each field takes (age in years, as the readers accept it)
 VALUE_RANGE = {"gender": range(HEAD_CLASSES["gender"]), "age_group": range(HEAD_CLASSES["age"]),
-               "mask": range(HEAD_CLASSES["mask"]), "age": range(150), EXCLUDE: range(2)}
+               "mask": range(HEAD_CLASSES["mask"]), "age": range(150), EXCLUDE: range(2), IDENTITY: range(2**62)}
 UNMATCHED = "overrides_unmatched"  # frame.attrs key: the override rows whose key matched no photo
 
 
@@ -46,6 +50,9 @@ def read_overrides(path: str | Path) -> pd.DataFrame:
             raise InputError(f"{path}:{i}: expected scope person|photo, field {'|'.join(FIELDS)} and an integer value")
         if r["field"] == EXCLUDE and r["value"].strip() not in ("0", "1"):
             raise InputError(f"{path}:{i}: an exclude row takes value 1 (leave out of training) or 0 (keep)")
+        if r["field"] == IDENTITY and (r["scope"] != "person" or r["value"].strip().startswith("-")):
+            raise InputError(f"{path}:{i}: an identity row takes scope person and a group id (an integer >= 0) as value; "
+                             f"fix or delete the row")
     df["value"] = df["value"].astype(int)
     for i, r in enumerate(df.to_dict("records"), start=2):
         ok = VALUE_RANGE[r["field"]]
@@ -67,6 +74,8 @@ def apply_overrides(manifest: pd.DataFrame, overrides: pd.DataFrame, age_bins=DE
             out[ORIG + c] = out[c]
     if EXCLUDED not in out:
         out[EXCLUDED] = False
+    if (overrides["field"] == IDENTITY).any() and IDENTITY_GROUP not in out:
+        out[IDENTITY_GROUP] = pd.array([pd.NA] * len(out), dtype="Int64")
     unmatched = []
     for r in overrides.to_dict("records"):
         rows = out["person"] == r["key"] if r["scope"] == "person" else out["image_id"] == r["key"]
@@ -75,6 +84,8 @@ def apply_overrides(manifest: pd.DataFrame, overrides: pd.DataFrame, age_bins=DE
         field = r["field"]
         if field == EXCLUDE:
             out.loc[rows, EXCLUDED] = bool(r["value"])
+        elif field == IDENTITY:
+            out.loc[rows, IDENTITY_GROUP] = int(r["value"])
         elif field == "age":
             out.loc[rows, "age"] = r["value"]
             out.loc[rows, "age_group"] = age_group(r["value"], age_bins)

@@ -16,6 +16,8 @@ from ..curate.errors import InputError
 DEFAULT_MODEL = "mobilenetv3_small_100"
 DEFAULT_RUNS_ROOT = Path("artifacts/runs")
 SAMPLERS = ("none", "class", "age")
+#: ``--model`` names that are no timm model: per-head classifiers on the cache's face embeddings (``probe``) -> kind
+PROBE_MODELS = {"probe-linear": "linear", "probe-mlp": "mlp"}
 TASKS = ("multi", "single")
 
 
@@ -72,6 +74,7 @@ class TrainConfig:
     extra_weight: float | None = None     # the extra photos' share of each batch (0..1); None = each photo once per epoch
     age_loss: str = "ce"                  # ce: a 3-way age head under --loss; ordinal: CORN over the ordered age groups
     overrides: str | None = None          # overrides.csv applied to the labels (the user's data is unchanged)
+    groups: str | None = None             # person,group CSV: ids of one group (one person) always share a fold
     resume: bool = False
     eval_batch_size: int = 128
     plots: bool = True                    # confusion.png and curves.png at the end
@@ -108,7 +111,7 @@ class TrainConfig:
             kw["head_weights"] = parse_head_weights(kw["head_weights"])
         if "extra" in kw and (kw["extra"] is None or isinstance(kw["extra"], str)):
             kw["extra"] = parse_extra(kw["extra"])
-        for k in ("weights", "overrides"):  # paths, kept as text
+        for k in ("weights", "overrides", "groups"):  # paths, kept as text
             if k in kw:
                 kw[k] = str(kw[k]) if kw[k] else None
         return cls(**kw, augment=AugmentParams(**aug))
@@ -120,7 +123,8 @@ AUGMENT_OF_OPTION = {"augment": "enabled", **{f.name: f.name for f in fields(Aug
 #: What config.json records of a run that is no option (what the run found), and ``resume`` (``--config RUN/config.json``
 #: repeats a run; it does not continue it).
 RUN_FACTS = frozenset({"crop", "age_bins", "overrides_changed", "overrides_excluded", "overrides_changes", "n_photos",
-                       "n_people", "norm", "extra_data", "weights_file", "resume"})
+                       "n_people", "norm", "extra_data", "weights_file", "resume", "groups_xxh3", "groups_linked",
+                       "probe"})
 
 
 def _joined(v) -> str:
@@ -294,6 +298,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.age_loss != "ce" and cfg.task != "multi":
         raise InputError("--age-loss ordinal needs --task multi (the single task has no age head)")
     folds_to_run(cfg)
+    if cfg.model in PROBE_MODELS:  # no timm model: the probe's own checks (train.probe.check_probe)
+        return
     import timm
 
     from .hub import pretrained_file
@@ -326,4 +332,4 @@ def folds_to_run(cfg: TrainConfig) -> list[int]:
 
 # the config keys that must not change when a run is resumed
 RESUME_KEYS = ("model", "task", "img_size", "folds", "val_ratio", "seed", "loss", "batch_size", "overrides", "extra",
-               "extra_weight", "age_loss")
+               "extra_weight", "age_loss", "groups")

@@ -33,6 +33,7 @@ from . import distributed
 from .augment import Norm
 from .checkpoint import BEST, load_weights, write_atomic
 from .config import (
+    PROBE_MODELS,
     RESUME_KEYS,
     TrainConfig,
     QUICK_STEPS,
@@ -44,6 +45,7 @@ from .config import (
 from .data import LABEL_COLUMN, CacheImages, SourceImages, label_array, steps_per_epoch
 from .extra import ExtraCache, load_extra
 from .fold import FoldInputs, RunTask, fit_fold, new_model
+from .groups import groups_record, person_groups, read_groups
 from .infer import infer_probs, probs_frame, probs_from_frame
 from .metrics import confusion, head_metrics, per_class
 from .model import build_model, resolve_weights
@@ -111,6 +113,7 @@ class FitPlan:
     fold_ids: np.ndarray        # fold id per manifest row
     extra: list[ExtraCache]     # the --extra caches, de-duplicated against the main photos
     excluded: int = 0           # labelled photos --overrides' exclude rows left out
+    groups: dict | None = None  # person -> group of the ids linked as one person (--groups, identity overrides), or None
 
     def caches(self, cache: Cache) -> list[Cache]:
         """The main cache and the extra caches: what the run reads (and its folder must not overlap)."""
@@ -135,6 +138,11 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
     progress = progress or QUIET
     validate_config(cfg)
+    if cfg.model in PROBE_MODELS:  # heads on the cache's embeddings, the same folds, the same run files
+        from .probe import RunWriters, check_probe, train_probe
+        check_probe(cfg, cache)  # before the data is read: the options a probe cannot take, the embeddings it needs
+        writers = RunWriters(_write_config, _oof_part, _finish, _is_run)
+        return train_probe(cache, Path(out), cfg, plan_run(cache, cfg, progress), writers, progress, replace)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process
     try:
         return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save, replace)
@@ -194,10 +202,15 @@ def plan_run(cache: Cache, cfg: TrainConfig, progress: Progress) -> FitPlan:
                          f"people: add people to the data")
     if cfg.val_ratio is None and cfg.folds > people:
         raise InputError(f"--folds {cfg.folds}: the cache holds {people} labelled people; use at most {people} folds")
-    fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed) if cfg.val_ratio is not None
-                else kfold_persons(manifest, cfg.folds, cfg.seed))
+    groups = person_groups(manifest, cfg.groups)
+    if cfg.val_ratio is None and groups and cfg.folds > len(set(groups.values())) + manifest["person"].nunique() - len(groups):
+        raise InputError(f"--folds {cfg.folds}: the cache holds fewer people than folds once the ids of one group are "
+                         f"counted once (--groups / identity overrides); use fewer folds")
+    fold_ids = (holdout_persons(manifest, cfg.val_ratio, cfg.seed, groups) if cfg.val_ratio is not None
+                else kfold_persons(manifest, cfg.folds, cfg.seed, groups))
     extra = load_extra(cfg.extra, cache, rows, cfg.task, cache.age_bins, progress) if cfg.extra else []
-    return FitPlan(manifest, rows, changed, fold_ids, extra, excluded[0] if excluded else 0)
+    return FitPlan(manifest, rows, changed, fold_ids, extra, excluded[0] if excluded else 0, groups)
+
 
 
 def _write_config(out: Path, cfg: TrainConfig, config: dict) -> None:
@@ -248,7 +261,7 @@ def _train(cache: Cache, out: Path, cfg: TrainConfig, plan: FitPlan, progress: P
         "overrides_excluded": plan.excluded, "overrides_changes": override_changes(manifest) or None, "n_photos": int(len(rows)),
         "n_people": int(manifest["person"].nunique()), "device": str(device), "weights_file": weights_file,
         "norm": {"mean": list(norm[0]), "std": list(norm[1])}, "extra_data": [x.record for x in extra],
-        **dist.record(cfg.batch_size)})
+        **groups_record(cfg.groups, plan.groups), **dist.record(cfg.batch_size)})
 
     images = SourceImages([CacheImages(cache.images, device, rows), *(CacheImages(x.cache.images, device, x.rows) for x in extra)])
     labels_t = torch.as_tensor(labels, device=device)
@@ -323,13 +336,13 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
 
 def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STEPS, epochs: int | None = None,
                model: str | None = None, image_size: int | str = 64, batch_size: int = 32, device: str | None = None,
-               seed: int = 0, threads: int | None = None) -> TrainConfig:
+               seed: int = 0, threads: int | None = None, groups: str | Path | None = None) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
     ``steps``: optimiser steps per fold whatever the cache's size, as whole epochs enough that the fold with the
     fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. ``image_size``: the input height (the
     width keeps the cache's aspect) or "HEIGHT,WIDTH", as `train --img-size` reads it; ``model`` None = the
-    trainer's default.
+    trainer's default; ``groups``: a person,group CSV (relabel-report's identity_groups.csv): one person's ids share a fold.
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
     size = parse_img_size(str(image_size), cache.path)  # InputError under 8 px or not HEIGHT[,WIDTH]
@@ -337,11 +350,14 @@ def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STE
         raise InputError(f"--img-size {image_size}: expected HEIGHT or HEIGHT,WIDTH, each 8..4096 pixels")
     if epochs is None and steps < 1:
         raise InputError(f"--steps {steps}: expected at least 1 optimiser step per fold")
-    changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads)
+    changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads,
+                   groups=str(groups) if groups else None)
     if model:
         changes["model"] = model
     cfg = quick_config(**changes)
     validate_config(cfg)
+    if groups:
+        read_groups(groups)  # a bad groups file is one line before any training
     if epochs is None:
         fewest = min(steps_per_epoch(n, cfg.batch_size) for n in plan_run(cache, cfg, QUIET).train_photos(cfg))
         cfg = quick_config(**{**changes, "epochs": -(-int(steps) // fewest)})

@@ -17,7 +17,7 @@ from ..curate.errors import InputError
 from ..curate.outputs import check_separate, claimed_output
 from ..curate.progress import Progress, Steps
 from .checkpoint import load_weights
-from .config import TrainConfig
+from .config import PROBE_MODELS, TrainConfig
 from .data import CacheImages
 from .fit import data_norm
 from .infer import infer_probs, probs_frame
@@ -92,6 +92,10 @@ def predict_cache(run: str | Path, cache: str | Path | Cache, device: str | None
     if batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: expected 1 or more")
     cache = cache if isinstance(cache, Cache) else load_cache(cache)
+    if cfg.model in PROBE_MODELS:  # a probe run: the cache's embeddings (computed first when missing), then its heads
+        from .probe import NO_EMBEDDING, predict_probe
+        total, missing = predict_probe(config, ckpts, cache, device=device, progress=progress)
+        return _probs_table(cache, total).assign(**{NO_EMBEDDING: missing})
     dev = pick_device(device)
     size = tuple(config["img_size"])
     images = CacheImages(cache.images, dev)
@@ -110,6 +114,11 @@ def predict_cache(run: str | Path, cache: str | Path | Cache, device: str | None
         for k, v in probs.items():
             total[k] = total.get(k, 0) + v / len(ckpts)
         steps.advance()
+    return _probs_table(cache, total)
+
+
+def _probs_table(cache: Cache, total: dict[str, np.ndarray]) -> pd.DataFrame:
+    """image_id, person, error, p_* columns and pred for every row of ``cache`` from the averaged probabilities."""
     m = cache.manifest
     err = m["error"].fillna("").astype(str).to_numpy() if "error" in m else np.full(len(m), "")
     frame = pd.DataFrame({"image_id": m["image_id"].astype(str).to_numpy(), "person": m["person"].astype(str).to_numpy(),

@@ -1,9 +1,13 @@
 """Person-grouped, stratified splits: a person's photos always sit on one side of a split.
 
 Pure functions of the manifest (``person`` plus a per-person stratum, by default gender x age group),
-so the same seed always gives the same folds.
+so the same seed always gives the same folds. With ``groups`` (person -> group id: ids that are one person)
+the units dealt are the groups, so no person's photos sit on both sides under two ids; people outside the
+map are their own unit, and without ``groups`` the folds are exactly those of the people alone.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,18 @@ def person_strata(manifest: pd.DataFrame) -> pd.Series:
     return s.groupby(manifest["person"].astype(str).to_numpy()).agg(lambda v: v.value_counts().index[0])
 
 
+GROUP_UNIT = "\x1fgroup\x1f"  # prefix of a group's unit name: no person folder can hold the control character
+
+
+def _units(manifest: pd.DataFrame, groups: Mapping[str, int] | None) -> pd.DataFrame:
+    """``manifest`` with ``person`` replaced by the unit dealt: the person's group when ``groups`` names it."""
+    if not groups:
+        return manifest
+    person = manifest["person"].astype(str)
+    unit = person.map(lambda p: f"{GROUP_UNIT}{int(groups[p])}" if p in groups else p)
+    return manifest.assign(person=unit.to_numpy())
+
+
 def _shuffled_people_by_stratum(manifest: pd.DataFrame, seed: int) -> list[np.ndarray]:
     strata = person_strata(manifest)
     rng = np.random.default_rng(seed)
@@ -30,13 +46,17 @@ def _shuffled_people_by_stratum(manifest: pd.DataFrame, seed: int) -> list[np.nd
     return groups
 
 
-def kfold_persons(manifest: pd.DataFrame, folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold id 0..folds-1 per manifest row: people dealt round-robin within each stratum, so folds stay balanced."""
+def kfold_persons(manifest: pd.DataFrame, folds: int = 5, seed: int = 0,
+                  groups: Mapping[str, int] | None = None) -> np.ndarray:
+    """Fold id 0..folds-1 per manifest row: people (or their ``groups``) dealt round-robin within each stratum, so
+    folds stay balanced and the ids of one group share a fold."""
     if folds < 2:
         raise ValueError(f"folds must be >= 2, got {folds}")
+    manifest = _units(manifest, groups)
     n_people = manifest["person"].nunique()
     if n_people < folds:
-        raise ValueError(f"{folds} folds need at least {folds} people; the data has {n_people}")
+        unit = "people (the ids of one group counted once)" if groups else "people"
+        raise ValueError(f"{folds} folds need at least {folds} {unit}; the data has {n_people}")
     fold_of: dict[str, int] = {}
     start = 0
     photos = manifest["person"].astype(str).value_counts()
@@ -51,10 +71,13 @@ def kfold_persons(manifest: pd.DataFrame, folds: int = 5, seed: int = 0) -> np.n
     return manifest["person"].astype(str).map(fold_of).to_numpy(dtype=np.int64)
 
 
-def holdout_persons(manifest: pd.DataFrame, val_ratio: float = 0.2, seed: int = 0) -> np.ndarray:
-    """One split: fold 0 for the validation rows (about ``val_ratio`` of each stratum's people), -1 for training."""
+def holdout_persons(manifest: pd.DataFrame, val_ratio: float = 0.2, seed: int = 0,
+                    groups: Mapping[str, int] | None = None) -> np.ndarray:
+    """One split: fold 0 for the validation rows (about ``val_ratio`` of each stratum's people, or of their
+    ``groups``), -1 for training."""
     if not 0.0 < val_ratio < 1.0:
         raise ValueError(f"val_ratio must be between 0 and 1, got {val_ratio}")
+    manifest = _units(manifest, groups)
     if manifest["person"].nunique() < 2:  # what the user can do about it, not a bad argument: one line
         raise InputError(f"the training photos hold {manifest['person'].nunique()} labelled person; a validation split "
                          f"(--val-ratio, or K-fold) needs photos of at least 2 people: add people to the data")

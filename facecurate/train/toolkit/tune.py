@@ -275,8 +275,9 @@ def _optuna_quiet():
 def tune(cache: str | Path | Cache, out: str | Path, space: SearchSpace = SearchSpace(), trials: int = 20,
          timeout_min: float | None = None, folds: int = 3, batch_size: int = 32, seed: int = 0, device: str | None = None,
          threads: int | None = None, pruner: str = "median", startup_trials: int = 3,
-         progress: Progress | None = None) -> TuneResult:
-    """Run (or continue) the study in ``out`` until it holds ``trials`` finished trials or ``timeout_min`` passes."""
+         progress: Progress | None = None, groups: str | Path | None = None) -> TuneResult:
+    """Run (or continue) the study in ``out`` until it holds ``trials`` finished trials or ``timeout_min`` passes;
+    ``groups``: a person,group CSV, so every trial keeps one person's ids in one fold (``train --groups``)."""
     import optuna
 
     progress = progress or QUIET
@@ -285,7 +286,8 @@ def tune(cache: str | Path | Cache, out: str | Path, space: SearchSpace = Search
         raise InputError("--trials must be >= 1, --startup-trials >= 0 and --timeout > 0 minutes")
     if pruner not in ("median", "none"):
         raise InputError(f"--pruner must be median or none, got {pruner!r}")
-    fixed = dict(folds=folds, batch_size=batch_size, seed=seed, device=device, threads=threads)
+    fixed = dict(folds=folds, batch_size=batch_size, seed=seed, device=device, threads=threads,
+                 groups=str(groups) if groups else None)
     check_space(space, tuple(cache.images.shape[1:3]), **fixed)
     out = Path(out)
     with claimed_output(out, "tune", [cache.path], recognise=lambda p: (p / DB).is_file()), \

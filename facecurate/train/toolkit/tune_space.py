@@ -113,22 +113,23 @@ def img_size_for(height: int, cache_shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def trial_config(values: dict, cache_shape: tuple[int, ...], folds: int, batch_size: int, seed: int,
-                 device: str | None, threads: int | None) -> TrainConfig:
-    """The ``TrainConfig`` of one trial: its values on top of the trainer's defaults, no pictures."""
+                 device: str | None, threads: int | None, groups: str | None = None) -> TrainConfig:
+    """The ``TrainConfig`` of one trial: its values on top of the trainer's defaults, no pictures (``groups``: the
+    person,group CSV every trial's folds keep together)."""
     return TrainConfig(model=values["model"], img_size=img_size_for(values["img_height"], cache_shape),
                        epochs=int(values["epochs"]), lr=float(values["lr"]), weight_decay=float(values["weight_decay"]),
                        loss=values["loss"], sampler=values["sampler"], folds=folds, batch_size=batch_size, seed=seed,
-                       device=device, threads=threads, plots=False)
+                       device=device, threads=threads, plots=False, groups=groups)
 
 
 def check_space(space: SearchSpace, cache_shape: tuple[int, ...], folds: int, batch_size: int, seed: int,
-                device: str | None, threads: int | None) -> None:
+                device: str | None, threads: int | None, groups: str | None = None) -> None:
     """Every corner of the space must be a valid run (InputError before the first trial otherwise)."""
     for model in space.models:
         for loss in space.losses:
             values = {"model": model, "img_height": space.img_sizes[0], "epochs": space.epochs[0], "lr": space.lr[0],
                       "weight_decay": space.weight_decay[0], "loss": loss, "sampler": space.samplers[0]}
-            validate_config(trial_config(values, cache_shape, folds, batch_size, seed, device, threads))
+            validate_config(trial_config(values, cache_shape, folds, batch_size, seed, device, threads, groups))
 
 
 def train_options(cfg: TrainConfig) -> dict:
