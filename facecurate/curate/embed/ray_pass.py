@@ -4,7 +4,7 @@ Each chunk (the same row ranges and batches a local pass uses) is one Ray Data i
 boxes and skip reasons, so workers need no access to the cache folder. A pool of actors (``EmbedChunk``,
 one per CPU, each loading the backend once with one torch thread) runs ``backend.embed_rows`` batch by
 batch, as a local pass does. The driver writes each returned chunk as it arrives (``EmbedStore.finish_chunk``:
-the same files, the same lock, the same resume). Ray's connection is crop's (``crop.distributed.connect``).
+the same files, the same lock, the same resume). Ray's connection is crop's (``crop.ray_pass.connect``).
 """
 from __future__ import annotations
 

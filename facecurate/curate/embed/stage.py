@@ -202,7 +202,7 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
         steps.advance(n_rows, f"{rate:.0f} photos/s, ETA {_eta((todo - computed) / rate)}")
 
     if pending and params.ray:  # chunks on a Ray cluster, each written as it lands
-        from ..crop.distributed import connect
+        from ..crop.ray_pass import connect
         from .ray_pass import embed_chunks
 
         connect(params.ray)
