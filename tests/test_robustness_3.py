@@ -207,7 +207,7 @@ def test_train_writes_on_a_full_disk_are_one_line_and_leave_no_temporary_file(wo
         real(path, data)
 
     monkeypatch.setattr(checkpoint, "_write_file", full)
-    out = work / f"run_full_{name}"
+    out = work / f"run_full_{name.replace('.', '_')}"  # a folder name, not a file-like one (--out is a folder)
     refused(cli("train", cache.path, "--out", out, *TINY_TRAIN), str(out / name), "No space left")
     assert not list(out.rglob("*.tmp")) and not (out / "summary.json").exists()
 
