@@ -26,12 +26,13 @@ def _matrix(ax, cm: np.ndarray, names: list[str], title: str, fs: float) -> None
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=fs,
                         color="white" if frac[i, j] > 0.6 else "black")
     k = len(names)
-    ax.set_xticks(range(k), [str(i) for i in range(k)] if k > 6 else names, fontsize=fs)
+    ax.set_xticks(range(k), [f"{i} {n}" for i, n in enumerate(names)] if k > 6 else names, fontsize=fs,
+                  rotation=90 if k > 6 else 0)
     ax.set_yticks(range(k), [f"{i}  {n}  (n={rows[i]})" for i, n in enumerate(names)], fontsize=fs)
     for i, t in enumerate(ax.get_yticklabels()):
         if rows[i] == 0:
             t.set_color("#b3261e")
-    ax.set_xlabel("predicted" + (" class id" if k > 6 else ""), fontsize=fs + 1)
+    ax.set_xlabel("predicted", fontsize=fs + 1)
     ax.set_ylabel("true", fontsize=fs + 1)
     ax.set_title(title, fontsize=fs + 3)
 
@@ -83,6 +84,9 @@ def plot_curves(path: str | Path, metrics: pd.DataFrame) -> Path:
         if m["val_loss"].notna().any():
             axes[1].plot(m["epoch"], m["val_loss"], color=c, label=f"fold {fold}")
         axes[2].plot(m["epoch"], m["val_f1"], lw=2, color=c, label=f"fold {fold}: 18 classes")
+        if m["val_f1"].notna().any():  # the epoch whose weights were kept (best 18-class F1)
+            best = m.loc[m["val_f1"].idxmax()]
+            axes[2].plot([best["epoch"]], [best["val_f1"]], marker="*", ms=13, color=c, ls="none")
         axes[3].plot(m["epoch"], m["lr"], color=c, label=f"fold {fold}")
     mean = metrics.groupby("epoch").mean(numeric_only=True)
     for head, style in zip(HEADS, (":", "-.", "--")):
@@ -96,8 +100,11 @@ def plot_curves(path: str | Path, metrics: pd.DataFrame) -> Path:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[2].set_ylim(0, 1.02)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)  # below: lines stay visible
+    f1 = metrics[["val_f1", *[f"val_f1_{h}" for h in HEADS if f"val_f1_{h}" in metrics]]].to_numpy(float)
+    top = np.nanmax(f1) if np.isfinite(f1).any() else 1.0
+    axes[2].set_ylim(0, min(1.02, max(0.1, top * 1.15)))  # scaled to the scores, so low 18-class F1 is readable
+    axes[2].set_title("validation macro F1 (star: the epoch kept)")
     path = Path(path)
     fig.savefig(path, dpi=90)
     plt.close(fig)
