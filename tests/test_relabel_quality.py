@@ -134,3 +134,26 @@ def test_options_are_checked_before_any_training_and_threads_reach_the_quick_run
     import json
 
     assert json.loads((tmp_path / "rep" / "quick_run" / "config.json").read_text())["threads"] == 1
+
+
+def test_the_noise_fit_sharpens_units_surer_than_their_photos_and_leaves_calibrated_ones():
+    """A swap's two photos together separate errors from clean pairs better than each photo's temperature says: the
+    fitted unit-level scale rises above 1 and the real errors get a high chance of being errors (which keeps them
+    from counting as false alarms in the simulation). Calibrated log-odds keep the scale at 1."""
+    from facecurate.curate.audit.simulate import error_posterior, fit_noise
+
+    rng = np.random.default_rng(5)
+    n, n_err = 400, 12
+    err = np.zeros(n, bool)
+    err[:n_err] = True
+    z = np.where(err, rng.normal(2.0, 0.4, n), rng.normal(-2.0, 0.4, n))  # perfectly separated, modest log-odds
+    c, pi, scale = fit_noise(z)
+    assert scale > 1 and abs(pi - n_err / n) < 0.02, (scale, pi)
+    post = error_posterior(scale * z / (1 + c * 0), pi)
+    assert post[err].mean() >= 0.8 and post[~err].max() <= 0.05, (post[err].mean(), post[~err].max())
+    assert error_posterior(z, pi)[err].mean() < 0.5  # what the unscaled fit said: most real errors looked clean
+    # calibrated: each label is wrong with probability sigma(z) exactly
+    z = rng.normal(-3.0, 2.0, 4000)
+    wrong = rng.random(4000) < 1 / (1 + np.exp(-z))
+    c, pi, scale = fit_noise(np.where(wrong, -z, z))
+    assert scale == 1.0, scale

@@ -13,8 +13,8 @@ Assumptions (docs/relabel-report.md#how-sure-is-a-flag):
   while the label says another. A swap exchanges the two photos' probabilities, labels as the layout.
 - The data already holds real errors, which the simulation does not know. Counting them as false
   alarms would halve the precision of a perfect model on data with 5 % errors. Each unit's chance of
-  being a real error is estimated (``fit_noise``: the scores' log-odds, a temperature and an error rate
-  fitted by maximum likelihood to the labels, a noisy-label logistic model) and a flag on a
+  being a real error is estimated (``fit_noise``: the scores' log-odds, a temperature, a unit-level scale and an
+  error rate fitted by maximum likelihood to the labels, a noisy-label logistic model) and a flag on a
   non-injected unit counts as a false alarm only by its chance of being clean. Injected units are
   drawn in proportion to that chance of being clean.
 - Errors are injected at the rate the data seems to have (that fit), clipped to ``rates``, so the
@@ -70,43 +70,49 @@ class KindEstimate:
         return text if self.confident else f"candidates, low confidence: {text}; target precision {self.target:.2f}"
 
 
-def _nll(params: np.ndarray, z: np.ndarray, k: np.ndarray) -> float:
-    """Negative log-likelihood of the labels under P(label | z) = (1-pi) sigma(-a) + pi sigma(a), a = z / (1 + c (k-1))."""
+def _nll(params: np.ndarray, z: np.ndarray, k: np.ndarray, scale: float = 1.0) -> float:
+    """Negative log-likelihood of the labels under P(label | z) = (1-pi) sigma(-a) + pi sigma(a), a = scale z / (1 + c (k-1))."""
     c, pi = 1.0 / (1.0 + np.exp(-params[0])), 1.0 / (1.0 + np.exp(-params[1]))
-    a = z / (1.0 + c * (k - 1))
+    a = scale * z / (1.0 + c * (k - 1))
     log_clean = -np.logaddexp(0.0, a)   # log sigma(-a): the label is right
     log_wrong = -np.logaddexp(0.0, -a)  # log sigma(a): the fix is right
     return float(-np.logaddexp(np.log1p(-pi) + log_clean, np.log(pi) + log_wrong).sum())
 
 
 C_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+#: Unit-level sharpening tried with each c: the photo-level temperature is fitted on every photo of the head, while a
+#: unit (two photos of a swap, a person's photos) can be more or less confident than its photos suggest.
+SCALE_GRID = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-def _fit_pi(z: np.ndarray, k: np.ndarray, c: float) -> tuple[float, float]:
-    """(error rate, negative log-likelihood) at a given c, by a bounded 1-D search on logit(pi)."""
+def _fit_pi(z: np.ndarray, k: np.ndarray, c: float, scale: float = 1.0) -> tuple[float, float]:
+    """(error rate, negative log-likelihood) at a given c and scale, by a bounded 1-D search on logit(pi)."""
     from scipy.optimize import minimize_scalar
 
     logit_c = -30.0 if c <= 0 else 30.0 if c >= 1 else float(np.log(c / (1 - c)))
-    r = minimize_scalar(lambda q: _nll(np.array([logit_c, q]), z, k), bounds=(-12.0, 0.0), method="bounded")
+    r = minimize_scalar(lambda q: _nll(np.array([logit_c, q]), z, k, scale), bounds=(-12.0, 0.0), method="bounded")
     return float(1.0 / (1.0 + np.exp(-r.x))), float(r.fun)
 
 
-def fit_noise(z: np.ndarray, k: np.ndarray | None = None, tolerance: float = 1.0) -> tuple[float, float]:
-    """(c, error rate) by maximum likelihood: the units' log-odds ``z`` of fix vs label summed over ``k`` photos are
-    scaled by 1 / (1 + c (k - 1)): c = 0 when a person's photos are independent evidence, 1 when they are copies.
+def fit_noise(z: np.ndarray, k: np.ndarray | None = None, tolerance: float = 1.0) -> tuple[float, float, float]:
+    """(c, error rate, scale) by maximum likelihood: the units' log-odds ``z`` of fix vs label summed over ``k`` photos
+    are scaled by scale / (1 + c (k - 1)): c = 0 when a person's photos are independent evidence, 1 when they are
+    copies; scale > 1 when a unit is surer than its photos' temperature says (a swap's two photos together).
 
-    c is tried on ``C_GRID``; where the likelihood is flat (a well separated model), the smallest c within
-    ``tolerance`` of the best is taken: the data cannot tell those apart.
+    c is tried on ``C_GRID``, the scale on ``SCALE_GRID``; where the likelihood is flat (a well separated model), the
+    fit within ``tolerance`` of the best whose scale is nearest 1 (then the smallest c) is taken: the data cannot tell
+    those apart, and scale 1 trusts the photo-level calibration.
     """
     z = np.asarray(z, float)
     k = np.ones(len(z)) if k is None else np.asarray(k, float)
     if len(z) < 2:
-        return 0.0, 0.0
+        return 0.0, 0.0, 1.0
     grid = C_GRID if (k > 1).any() else (0.0,)
-    fits = [(c, *_fit_pi(z, k, c)) for c in grid]
-    best = min(f[2] for f in fits)
-    c, pi, _ = next(f for f in fits if f[2] <= best + tolerance)
-    return c, pi
+    fits = [(c, s, *_fit_pi(z, k, c, s)) for c in grid for s in SCALE_GRID]
+    best = min(f[3] for f in fits)
+    near = [f for f in fits if f[3] <= best + tolerance]
+    c, s, pi, _ = min(near, key=lambda f: (abs(np.log(f[1])), f[0]))
+    return c, pi, s
 
 
 def error_posterior(a: np.ndarray, pi: float) -> np.ndarray:
@@ -128,8 +134,8 @@ def real_error_chance(u: Units, max_rate: float = 1.0) -> tuple[np.ndarray, floa
     """
     sugg, _ = score_units(u)
     z, k = evidence(u, sugg, temperature(u.row_probs, u.row_labels))
-    c, pi = fit_noise(z, k)
-    return error_posterior(z / (1.0 + c * (k - 1)), min(pi, max_rate)), pi
+    c, pi, scale = fit_noise(z, k)
+    return error_posterior(scale * z / (1.0 + c * (k - 1)), min(pi, max_rate)), pi
 
 
 def inject(u: Units, rng: np.random.Generator, n_errors: int, clean: np.ndarray, k: int) -> tuple:
