@@ -63,3 +63,40 @@ def test_no_embed_leaves_a_cache_without_embeddings_as_it_was(demo, tmp_path):
     after = {p.name: p.read_bytes() for p in (demo / "cache_plain").iterdir() if p.is_file() and p.name != ".lock"}
     assert after == before and "embeddings.npy" not in after
     assert not (tmp_path / "report" / "probe_oof.parquet").exists()
+
+
+def test_the_quick_model_keeps_one_faces_two_ids_in_one_fold(tmp_path):
+    """Real relabel-report with no --oof: the identity audit runs on the cache's embeddings before the quick model,
+    and two ids of one face, which plain person folds put in different folds, share one fold in the quick run."""
+    from _train_data import make_cache
+    from facecurate.curate.embed.store import EmbedStore
+    from facecurate.train.splits import kfold_persons
+
+    cache = make_cache(tmp_path / "cache", n_people=40, seed=4)
+    m = cache.manifest.reset_index(drop=True)
+    fold_of = m.assign(fold=kfold_persons(m, 3, seed=0)).groupby("person")["fold"].first()
+    a, b = fold_of.index[fold_of == 0][0], fold_of.index[fold_of == 1][0]
+    rng = np.random.default_rng(0)
+    people = sorted(m["person"].unique())
+    centres = rng.normal(size=(len(people), 128))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres[people.index(b)] = centres[people.index(a)]  # b is a filed under a second id
+    code = m["person"].map({p: i for i, p in enumerate(people)}).to_numpy()
+    store = EmbedStore.open(cache.path, len(m), 128, key="test-vectors")
+    store.vectors[:] = (centres[code] + rng.normal(scale=0.02, size=(len(m), 128))).astype(np.float32)
+    for k in store.pending_chunks():
+        store.finish_chunk(k, [""] * len(store.chunk_range(k)))
+    store.finalize(m["image_id"], {"backend": "test", "dim": 128, "key": "test-vectors"})
+    out = tmp_path / "report"
+    r = CliRunner().invoke(app, ["relabel-report", str(cache.path), "--out", str(out), "--folds", "3", "--steps", "4",
+                                 "--img-size", "32", "--threads", "1", "--no-near-duplicates", "--no-photo-quality"])
+    assert r.exit_code == 0, r.output
+    assert "1 face(s) filed under more than one id" in r.output
+    groups = pd.read_csv(out / "identity_groups.csv").set_index("person")["group"]
+    assert groups[a] == groups[b] and groups.nunique() == len(people) - 1
+    oof = pd.read_parquet(out / "quick_run" / "oof.parquet")
+    assert oof.loc[oof["person"].isin([a, b]), "fold"].nunique() == 1
+    assert json.loads((out / "quick_run" / "config.json").read_text())["groups"] == str(out / "identity_groups.csv")
+    issues = pd.read_csv(out / "issues.csv")
+    pair = issues[issues["kind"] == "duplicate_id"]
+    assert len(pair) >= 1 and {a, b} <= set(pair["person"]) | set(pair.get("other_person", pd.Series(dtype=str)))

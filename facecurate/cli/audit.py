@@ -53,7 +53,7 @@ def relabel_report(
 ) -> None:
     """Flag likely mislabels from per-person consistency and out-of-fold predictions; propose overrides.csv."""
     from ..curate.audit import QUICK_RUN, report_folder, write_relabel_report
-    from ..curate.audit.faces import ensure_embeddings
+    from ..curate.audit.faces import check_identity, ensure_embeddings, labelled_rows, shared_groups, write_groups
     from ..curate.cache import load_cache
     from ..train import quick_oof, quick_plan
 
@@ -71,15 +71,20 @@ def relabel_report(
         for other in options.against:  # a wrong --against fails before any work
             load_cache(other, verify="off")
         q = options.quick
-        plan = None if oof is not None else quick_plan(opened, folds=q.folds, steps=q.steps, epochs=q.epochs, model=q.model,
-                                                       image_size=q.img_size, batch_size=q.batch_size, device=q.device,
-                                                       seed=options.seed, threads=q.threads)
+        quick = dict(folds=q.folds, steps=q.steps, epochs=q.epochs, model=q.model, image_size=q.img_size,
+                     batch_size=q.batch_size, device=q.device, seed=options.seed, threads=q.threads)
+        plan = None if oof is not None else quick_plan(opened, **quick)
         with report_folder(cache, out) as folder:
             opened = ensure_embeddings(opened, options, progress)  # before the quick model: a missing dlib fails first
+            identity = check_identity(opened, labelled_rows(opened), options, progress)
+            if plan is not None and shared_groups(identity):  # one face under two ids: its ids share a quick fold
+                progress.note(f"relabel-report: {shared_groups(identity)} face(s) filed under more than one id; "
+                              "the quick model keeps each one's ids in one fold")
+                plan = quick_plan(opened, **quick, groups=write_groups(folder, identity))
             if plan is not None:
                 progress.note(f"relabel-report: no --oof given; training a quick {q.folds}-fold {q.model or 'default'} model "
                               f"({plan.epochs} epoch(s) per fold{'' if q.epochs else f' for at least {q.steps} steps'}, "
                               f"--img-size {q.img_size}) on {cache} for out-of-fold probabilities")
                 oof = quick_oof(opened, folder / QUICK_RUN, plan, progress=progress)
-            result = write_relabel_report(opened, oof, folder, options, progress=progress)
+            result = write_relabel_report(opened, oof, folder, options, progress=progress, identity=identity)
     relabel_summary(console, result, quiet)

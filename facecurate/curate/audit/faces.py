@@ -76,12 +76,50 @@ def _labelled_embeddings(cache: Cache, manifest: pd.DataFrame) -> np.ndarray:
     return np.asarray(cache.embeddings)[manifest.index.to_numpy()]
 
 
+def labelled_rows(cache: Cache) -> pd.DataFrame:
+    """The cache's labelled manifest rows, indexed by cache row (what the report checks)."""
+    manifest = cache.manifest.reset_index(drop=True)
+    return manifest[manifest["label"].notna()] if "label" in manifest else manifest.iloc[:0]
+
+
+def check_identity(cache: Cache, manifest: pd.DataFrame, options: ReportOptions,
+                   progress: Progress | None = None) -> IdentityAudit | None:
+    """Strangers and one person under two ids among ``manifest``'s rows (labelled rows, index = cache row), or None
+    without embeddings or with ``--no-identity``. Run once per report: the CLI runs it before the quick model so
+    one person's ids share a fold there too (``write_groups``), and hands it to ``read_faces``."""
+    if cache.embeddings is None or not options.identity or not len(manifest):
+        return None
+    (progress or QUIET).note("relabel-report: identity checks on the face embeddings (strangers, one person under two ids)")
+    return audit_identity(_labelled_embeddings(cache, manifest), manifest,
+                          IdentityOptions(target_precision=options.target_precision, seed=options.seed))
+
+
+def write_groups(folder: Path, identity: IdentityAudit | None) -> Path | None:
+    """``folder``/identity_groups.csv (person -> group, ids of one face share a group; ``train --groups`` reads it),
+    or None when identity checks are off or did not run."""
+    if identity is None or identity.off:
+        return None
+    groups = identity.groups
+    path = folder / GROUPS
+    pd.DataFrame({"person": list(groups), "group": list(groups.values())}).to_csv(path, index=False)
+    return path
+
+
+def shared_groups(identity: IdentityAudit | None) -> int:
+    """How many identity groups hold more than one person id (0 without an identity audit)."""
+    if identity is None or identity.off:
+        return 0
+    sizes = pd.Series(list(identity.groups.values())).value_counts()
+    return int((sizes > 1).sum())
+
+
 def read_faces(cache: Cache, oof: pd.DataFrame, manifest: pd.DataFrame, options: ReportOptions, folder: Path | None = None,
-               progress: Progress | None = None) -> tuple[FaceEvidence | None, pd.DataFrame]:
+               progress: Progress | None = None, identity: IdentityAudit | None = None) -> tuple[FaceEvidence | None, pd.DataFrame]:
     """(what the faces say, the out-of-fold table to audit: ``oof`` combined with the probe's when there is one).
 
-    ``manifest``: the labelled rows of the cache's manifest (index = cache row). Writes the probe's table and the
-    identity groups into ``folder`` when given. None and ``oof`` unchanged when the cache has no embeddings.
+    ``manifest``: the labelled rows of the cache's manifest (index = cache row). ``identity``: the audit
+    ``check_identity`` already made (else it runs here). Writes the probe's table and the identity groups into
+    ``folder`` when given. None and ``oof`` unchanged when the cache has no embeddings.
     """
     progress = progress or QUIET
     if cache.embeddings is None:
@@ -95,15 +133,13 @@ def read_faces(cache: Cache, oof: pd.DataFrame, manifest: pd.DataFrame, options:
     people = manifest["person"].astype(str)
     groups = None
     if options.identity:
-        progress.note("relabel-report: identity checks on the face embeddings (strangers, one person under two ids)")
-        ev.identity = audit_identity(emb, manifest, IdentityOptions(target_precision=options.target_precision,
-                                                                    seed=options.seed))
+        ev.identity = identity if identity is not None else check_identity(cache, manifest, options, progress)
         if ev.identity.off:
             ev.notes.append(ev.identity.off)
         else:
             groups = ev.identity.groups
             if folder is not None:
-                pd.DataFrame({"person": list(groups), "group": list(groups.values())}).to_csv(folder / GROUPS, index=False)
+                write_groups(folder, ev.identity)
         ev.leaks = _leaks(emb, manifest, options, progress)
     if options.probe and ok.sum() >= 2 * options.quick.folds:
         units = people.map(groups).nunique() if groups else people.nunique()

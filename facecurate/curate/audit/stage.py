@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..cache import Cache, load_cache
 from ..errors import InputError
+from ..identity import IdentityAudit
 from ..labels import parse_age_bins
 from ..outputs import OWN_NAMES, claimed_output
 from ..progress import QUIET, Progress
@@ -134,13 +135,14 @@ def relabel_report(cache: str | Path | Cache, oof: str | Path, out: str | Path |
 
 
 def write_relabel_report(c: Cache, oof: str | Path, folder: Path, options: ReportOptions,
-                         progress: Progress | None = None) -> RelabelResult:
+                         progress: Progress | None = None, identity: IdentityAudit | None = None) -> RelabelResult:
     """The report of ``c`` from the out-of-fold table ``oof`` into ``folder``, already claimed (``report_folder``).
 
     Every registered kind runs (``checks.audit_labels``); a head below the quality gate (``options.gate``) raises
     none of its model-based kinds; each other model-based kind's threshold is the lowest reaching
     ``options.target_precision`` in simulated draws, never within ``options.margin`` of a tie; kinds that miss
     the target are low-confidence candidates, in overrides.csv only with ``options.include_candidates``.
+    ``identity``: the identity audit when the caller already ran it (``faces.check_identity``).
     """
     progress = progress or QUIET
     oof_path = Path(oof)
@@ -169,7 +171,7 @@ def write_relabel_report(c: Cache, oof: str | Path, folder: Path, options: Repor
         progress.note(f"warning: {coverage}; the others get no model-based flags")
     bins = _age_bins(c, oof_path, options.age_bins)
     c = ensure_embeddings(c, options, progress)
-    faces, frame = read_faces(c, frame, labelled, options, folder, progress)
+    faces, frame = read_faces(c, frame, labelled, options, folder, progress, identity=identity)
     for line in faces.notes if faces is not None else []:
         progress.note(line)
     progress.note(f"relabel-report: measuring the out-of-fold model and simulating each kind of flag ({options.draws}+ draws)")
