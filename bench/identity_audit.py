@@ -2,10 +2,11 @@
 embeddings reads gender and age and finds flipped genders, on synth sets built by bench/identity_data.py.
 
 Per seed (each step reused when its output exists under --work/s<seed>): build the set (identity_data.py), crop it
-(``facecurate crop``), dlib descriptors of every crop (identity_embeddings.py; the `embed` branch's pass will
-replace it), then ``curate.identity.audit_identity`` and ``curate.audit.probe.probe_oof`` (folds grouped by the
-identity groups found). With ``--cnn`` a quick CNN K-fold (``facecurate.train.quick_oof``) is trained too, and the
-probe, the CNN and ``combine_oof`` are measured side by side. Prints one JSON line per seed and one summary line.
+(``facecurate crop``), embed it (``curate.embed.embed_cache`` at its defaults, as ``facecurate embed`` and the report
+do: dlib's face descriptors of the detected faces, kept in the cache), then ``curate.identity.audit_identity`` and
+``curate.audit.probe.probe_oof`` (folds grouped by the identity groups found) on ``load_cache(...).embeddings``.
+With ``--cnn`` a quick CNN K-fold (``facecurate.train.quick_oof``) is trained too, and the probe, the CNN and
+``combine_oof`` are measured side by side. Prints one JSON line per seed and one summary line.
 
   .venv/bin/python bench/identity_audit.py --seeds 1,2 --work artifacts/bench/identity [--cnn]
 
@@ -78,10 +79,10 @@ def gender_flips(oof: pd.DataFrame, manifest: pd.DataFrame, flipped: set) -> dic
 
 def run_seed(seed: int, work: Path, people: int, faces: Path, cnn: bool, epochs: int) -> dict:
     from identity_data import build
-    from identity_embeddings import embed_cache
 
     from facecurate.curate.audit.probe import combine_oof, probe_oof
     from facecurate.curate.cache import load_cache
+    from facecurate.curate.embed import EmbedParams, embed_cache
     from facecurate.curate.identity import audit_identity
 
     w = work / f"s{seed}"
@@ -91,13 +92,11 @@ def run_seed(seed: int, work: Path, people: int, faces: Path, cnn: bool, epochs:
     if not (w / "cache" / "meta.json").is_file():
         subprocess.run([sys.executable, "-m", "facecurate", "crop", str(w / "set"), "--out", str(w / "cache"), "--device", "cpu",
                         "-q"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    emb_path = w / "embeddings.npy"
-    if not emb_path.is_file():
-        np.save(emb_path, embed_cache(w / "cache"))
+    embed_cache(w / "cache", EmbedParams(device="cpu"))  # reused as it is when the cache already holds this pass
     t_prep = time.perf_counter() - t0
     cache = load_cache(w / "cache")
     m = cache.manifest.reset_index(drop=True)
-    e = np.load(emb_path)
+    e = np.asarray(cache.embeddings)
     truth = pd.read_csv(w / "set" / "identity_truth.csv", dtype=str, keep_default_na=False)
     injected = pd.read_csv(w / "set" / "injected.csv", dtype=str)
     t1 = time.perf_counter()

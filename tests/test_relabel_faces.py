@@ -100,3 +100,19 @@ def test_the_quick_model_keeps_one_faces_two_ids_in_one_fold(tmp_path):
     issues = pd.read_csv(out / "issues.csv")
     pair = issues[issues["kind"] == "duplicate_id"]
     assert len(pair) >= 1 and {a, b} <= set(pair["person"]) | set(pair.get("other_person", pd.Series(dtype=str)))
+
+
+def test_ensure_embeddings_hands_back_the_pass_cache_as_load_cache_opens_it(demo, tmp_path):
+    """The report reads the embeddings from the Cache the pass returns (no second checksum pass): it holds the same
+    meta.json, vectors and reasons that opening the cache afresh gives."""
+    from facecurate.curate.audit import ReportOptions
+    from facecurate.curate.audit.faces import ensure_embeddings
+
+    shutil.copytree(demo / "cache_plain", tmp_path / "cache", ignore=shutil.ignore_patterns(".lock"))
+    got = ensure_embeddings(load_cache(tmp_path / "cache"), ReportOptions())
+    fresh = load_cache(tmp_path / "cache")
+    assert got.meta == fresh.meta and "embeddings" in got.meta
+    assert got.embeddings is not None and got.embeddings.shape == (len(got.manifest), 128)
+    np.testing.assert_array_equal(np.asarray(got.embeddings), np.asarray(fresh.embeddings))
+    assert got.embed_errors.tolist() == fresh.embed_errors.tolist()
+    pd.testing.assert_frame_equal(got.manifest, fresh.manifest)

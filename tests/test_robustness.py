@@ -16,33 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import cli, refused_quietly
 from _crop_data import astronaut_person, save, train_layout
 from PIL import Image
-from typer.testing import CliRunner
 
-from facecurate.cli import app
 from facecurate.curate.cache import load_cache, save_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_CROP = ["--detector", "mediapipe", "--batch-size", "8"]
 TINY_TRAIN = ["--model", "resnet10t", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
               "--threads", "1", "--patience", "0", "--ema", "0"]
-
-
-def cli(*args) -> "CliRunner.Result":
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def refused(r, *needles: str) -> None:
-    """Exit code 2, one line on stderr starting 'error:' that names what is wrong, no traceback."""
-    assert r.exit_code == 2, r.output
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    assert "Traceback" not in r.output
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert r.stdout.strip() == "", r.stdout  # nothing else on the screen: no bars, no blank lines
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 def tree_sha(root: Path) -> dict[str, str]:
@@ -97,12 +80,12 @@ def _copy(src: Path, dst: Path) -> Path:
 @pytest.mark.parametrize("where", ["data", "data/images", "parent"])
 def test_crop_never_writes_into_around_or_inside_the_data(work, data, untouched, where):
     out = {"data": data, "data/images": data / "images", "parent": data.parent}[where]
-    refused(cli("crop", data, "--out", out, *FAST_CROP), "--out")
+    refused_quietly(cli("crop", data, "--out", out, *FAST_CROP), "--out")
 
 
 def test_inspect_never_writes_into_the_data(data, untouched):
-    refused(cli("inspect", data, "--out", data), "--out")
-    refused(cli("inspect", data, "--out", data / "images" / "000001_female_Asian_45"), "--out")
+    refused_quietly(cli("inspect", data, "--out", data), "--out")
+    refused_quietly(cli("inspect", data, "--out", data / "images" / "000001_female_Asian_45"), "--out")
 
 
 def test_a_plain_folder_with_a_users_contact_png_and_meta_json_is_left_alone(work):
@@ -113,12 +96,12 @@ def test_a_plain_folder_with_a_users_contact_png_and_meta_json_is_left_alone(wor
     save(np.full((64, 64, 3), 7, np.uint8), folder / "contact.png")  # the user's own photo named like our sheet
     (folder / "meta.json").write_text('{"mine": true}')
     before = tree_sha(folder)
-    refused(cli("crop", folder, "--out", folder, *FAST_CROP), "--out")
+    refused_quietly(cli("crop", folder, "--out", folder, *FAST_CROP), "--out")
     other = work / "theirs"
     other.mkdir()
     (other / "meta.json").write_text('{"mine": true}')
     (other / "contact.png").write_bytes(b"not ours")
-    refused(cli("crop", folder, "--out", other, *FAST_CROP), "not empty", "theirs")
+    refused_quietly(cli("crop", folder, "--out", other, *FAST_CROP), "not empty", "theirs")
     assert (other / "meta.json").read_text() == '{"mine": true}' and (other / "contact.png").read_bytes() == b"not ours"
     assert tree_sha(folder) == before
 
@@ -126,8 +109,8 @@ def test_a_plain_folder_with_a_users_contact_png_and_meta_json_is_left_alone(wor
 def test_an_out_that_is_a_file_or_cannot_be_created(work, data, untouched):
     f = work / "a_file.txt"
     f.write_text("keep me")
-    refused(cli("crop", data, "--out", f, *FAST_CROP), "existing file")
-    refused(cli("crop", data, "--out", "/proc/facecurate-nope/out", *FAST_CROP), "cannot create")
+    refused_quietly(cli("crop", data, "--out", f, *FAST_CROP), "existing file")
+    refused_quietly(cli("crop", data, "--out", "/proc/facecurate-nope/out", *FAST_CROP), "cannot create")
     assert f.read_text() == "keep me"
 
 
@@ -143,7 +126,7 @@ def test_a_second_writer_stops_at_once_naming_the_first(work, data, untouched):
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        refused(cli("crop", data, "--out", out, *FAST_CROP), str(out), f"pid {holder.pid}")
+        refused_quietly(cli("crop", data, "--out", out, *FAST_CROP), str(out), f"pid {holder.pid}")
     finally:
         holder.kill()
         holder.wait()
@@ -162,7 +145,7 @@ def test_flipped_bytes_in_images_are_caught_and_crop_rebuilds(work, data, cache,
             byte = f.read(1)
             f.seek(int(pos))
             f.write(bytes([byte[0] ^ 0xFF]))
-    refused(cli("train", bad, "--out", work / "run_flipped", *TINY_TRAIN), "images.npy", "checksum")
+    refused_quietly(cli("train", bad, "--out", work / "run_flipped", *TINY_TRAIN), "images.npy", "checksum")
     assert not (work / "run_flipped" / "config.json").exists()
     r = cli("crop", data, "--out", bad, *FAST_CROP)
     assert r.exit_code == 0 and "failed its check" in r.output and "cache reused" not in r.output, r.output
@@ -174,15 +157,15 @@ def test_an_edited_manifest_or_a_removed_row_is_caught(work, cache):
     m = pd.read_parquet(edited / "manifest.parquet")
     m.loc[0, "gender"] = 1 - int(m.loc[0, "gender"])
     m.to_parquet(edited / "manifest.parquet", index=False)
-    refused(cli("train", edited, "--out", work / "run_edited", *TINY_TRAIN), "manifest.parquet", "checksum")
+    refused_quietly(cli("train", edited, "--out", work / "run_edited", *TINY_TRAIN), "manifest.parquet", "checksum")
     short = _copy(cache, work / "short")
     np.save(short / "images.npy", np.load(short / "images.npy")[1:])
     pd.read_parquet(short / "manifest.parquet").iloc[1:].to_parquet(short / "manifest.parquet", index=False)
-    refused(cli("train", short, "--out", work / "run_short", *TINY_TRAIN), str(short))
+    refused_quietly(cli("train", short, "--out", work / "run_short", *TINY_TRAIN), str(short))
     meta = json.loads((cache / "meta.json").read_text())
     other = _copy(cache, work / "meta_edited")
     (other / "meta.json").write_text(json.dumps({**meta, "params": {**meta["params"], "age_bins": [20, 40]}}))
-    refused(cli("train", other, "--out", work / "run_meta", *TINY_TRAIN), "meta.json")
+    refused_quietly(cli("train", other, "--out", work / "run_meta", *TINY_TRAIN), "meta.json")
 
 
 @pytest.mark.parametrize("damage", ["truncated images.npy", "garbage meta.json", "garbage manifest.parquet"])
@@ -195,7 +178,7 @@ def test_damaged_cache_files_are_one_line(work, cache, damage):
     else:
         (bad / name).write_bytes(b"\x00garbage{" * 50)
     for args in (["train", bad, "--out", work / f"r_{name}", *TINY_TRAIN], ["relabel-report", bad, "--out", work / f"rep_{name}"]):
-        refused(cli(*args), name)
+        refused_quietly(cli(*args), name)
 
 
 def test_the_full_check_also_reads_the_labels(work, cache):
@@ -205,7 +188,7 @@ def test_the_full_check_also_reads_the_labels(work, cache):
     m.loc[0, "label"] = (int(m.loc[0, "label"]) + 1) % 18
     forged = save_cache(work / "forged", np.asarray(c.images), m, {k: v for k, v in c.meta.items() if k != "checksums"})
     assert cli("train", forged.path, "--out", work / "run_forged_quick", *TINY_TRAIN, "--epochs", "1").exit_code == 0
-    refused(cli("train", forged.path, "--out", work / "run_forged", *TINY_TRAIN, "--verify", "full"), "labels disagree")
+    refused_quietly(cli("train", forged.path, "--out", work / "run_forged", *TINY_TRAIN, "--verify", "full"), "labels disagree")
 
 
 def test_a_single_class_is_refused_and_never_scores_one(work, cache):
@@ -214,7 +197,7 @@ def test_a_single_class_is_refused_and_never_scores_one(work, cache):
     m["mask"], m["gender"], m["age_group"], m["label"] = 0, 0, 0, 0
     m["age"] = 20
     one = save_cache(work / "one_class", np.asarray(c.images), m, {"params": c.meta["params"]})
-    refused(cli("train", one.path, "--out", work / "run_one", *TINY_TRAIN), "single class")
+    refused_quietly(cli("train", one.path, "--out", work / "run_one", *TINY_TRAIN), "single class")
 
 
 # ---------------------------------------------------------------------------------------------- photos and options
@@ -269,14 +252,14 @@ def test_bad_options_are_one_line_before_any_work(work, data, cache, run, untouc
     out = work / f"opt_{abs(hash(tuple(args))) % 10**8}"
     args = [a.format(data=data, cache=cache, run=run) for a in args]
     extra = ["--out", out / ("submission.csv" if args[0] == "predict" else "")] if args[0] != "crop" else ["--out", out]
-    refused(cli(*args, *extra), needle)
+    refused_quietly(cli(*args, *extra), needle)
     assert not (out / "quick_run").exists() and not (out / "config.json").exists()
 
 
 def test_predict_on_a_run_with_a_garbage_config(work, data, run, untouched):
     bad = _copy(run, work / "run_garbage")
     (bad / "config.json").write_text("{not json")
-    refused(cli("predict", bad, data, "--out", work / "pred_garbage" / "submission.csv"), "config.json")
+    refused_quietly(cli("predict", bad, data, "--out", work / "pred_garbage" / "submission.csv"), "config.json")
 
 
 def test_resume_a_run_locked_by_another_process(work, cache, run):
@@ -287,7 +270,7 @@ def test_resume_a_run_locked_by_another_process(work, cache, run):
     try:
         assert holder.stdout.readline().strip() == "held"
         t0 = time.perf_counter()
-        refused(cli("train", cache, "--out", run, *TINY_TRAIN, "--resume"), str(run), f"pid {holder.pid}")
+        refused_quietly(cli("train", cache, "--out", run, *TINY_TRAIN, "--resume"), str(run), f"pid {holder.pid}")
         assert time.perf_counter() - t0 < 30  # it stops, it does not wait
     finally:
         holder.kill()

@@ -1,6 +1,6 @@
 """Hostile input, round two (issue 25), through the real CLI: invalid overrides, killed or damaged runs, run files under
 checksums, a full disk, odd folder names, damaged partial chunks. Each case is one line naming the file and exit code 2,
-or works where working is right; the helpers follow tests/test_robustness.py."""
+or works where working is right; the CLI helpers are tests/_cli.py's."""
 from __future__ import annotations
 
 import errno
@@ -12,30 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import cli, refused
 from _train_data import band_image, make_eval_layout, make_people
-from typer.testing import CliRunner
 
-from facecurate.cli import app
 from facecurate.curate.cache import save_cache
 
 TINY_TRAIN = ["--model", "resnet10t", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
               "--threads", "1", "--patience", "0", "--ema", "0", "--device", "cpu", "--no-plots"]
-
-
-def cli(*args) -> "CliRunner.Result":
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def refused(r, *needles: str) -> str:
-    """Exit code 2, one line on stderr starting 'error:' that names what is wrong, no traceback; returns the line."""
-    assert r.exit_code == 2, r.output
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    assert "Traceback" not in r.output
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def _copy(src: Path, dst: Path) -> Path:

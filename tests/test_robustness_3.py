@@ -1,7 +1,7 @@
 """Hostile input, round three (issue 25, the rest), through the real CLI: synth over a folder holding the user's files,
 synth resumed over cut or damaged partial files and photos, crop on an unfinished synth output, train onto a finished
 run, and train's other writes on a full disk. Each case is one line naming the file and exit code 2, or works where
-working is right (a resume that redoes a damaged block); the helpers follow tests/test_robustness_2.py."""
+working is right (a resume that redoes a damaged block); the CLI helpers are tests/_cli.py's."""
 from __future__ import annotations
 
 import errno
@@ -11,8 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _cli import cli, refused
 from PIL import Image
-from test_robustness_2 import TINY_TRAIN, _copy, _truncate, cli, refused
+from test_robustness_2 import TINY_TRAIN, _copy, _truncate
 
 from facecurate.curate.synth import (
     SynthParams,

@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from ..curate.embed.params import EmbedParams
 from .app import DATA_HELP, choices, command, config_option, either, flag, old_name, quiet_option, stage, threads_option, verbose_option
 from .embed import BACKEND_HELP
 from .summaries import crop_summary, embed_summary
@@ -37,7 +38,7 @@ def crop(
     ray: str = typer.Option("", help="Run the first pass on Ray: local (start one here), auto (the running cluster) or an address like ray://head:10001. Empty: in this process. See docs/scale-out.md."),
     ray_workers: int = typer.Option(0, help="With --ray: worker actors (0: one per CPU of the cluster)."),
     embed: bool = flag(False, help="Run `embed` on the cache right after cropping: one face embedding per photo in embeddings.npy."),
-    embed_backend: str = typer.Option("dlib", help="With --embed: " + BACKEND_HELP),
+    embed_backend: str = typer.Option(EmbedParams().backend, help="With --embed: " + BACKEND_HELP),
     threads: Optional[int] = threads_option(),
     replace: bool = flag(False, "--replace", help="Overwrite a cache in --out that was cropped with other settings (without it such a cache is refused, the difference named)."),
     config: Optional[Path] = config_option("size: 160"),
@@ -65,7 +66,7 @@ def crop(
         except ValueError as e:
             raise InputError(str(e)) from None
         if embed:
-            from ..curate.embed import EmbedParams, check_ready, embed_cache
+            from ..curate.embed import check_ready, embed_cache
 
             check_ready(embed_backend)  # a missing dlib fails before the crop, not after it
         result = crop_dataset(data, target, params, device=device, progress=progress, replace=replace)

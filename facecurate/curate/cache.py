@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .checksums import chunk_hashes, file_hash, meta_hash
+from .chunks import Chunks
 from .errors import InputError
 from .labels import DEFAULT_AGE_BINS, age_group, encode
 from .locks import writer_of
@@ -103,8 +104,8 @@ def _verify(path: Path, images: np.ndarray, manifest: pd.DataFrame, meta: dict, 
     got = chunk_hashes(images, int(sums.get("chunk", CHECK_CHUNK)))
     bad = [i for i, (a, b) in enumerate(zip(got, sums.get("images", []))) if a != b]
     if bad or len(got) != len(sums.get("images", [])):
-        chunk = int(sums.get("chunk", CHECK_CHUNK))
-        where = f"rows {bad[0] * chunk}..{min(len(images), (bad[0] + 1) * chunk) - 1}" if bad else "chunk count"
+        rows = Chunks(len(images), int(sums.get("chunk", CHECK_CHUNK))).rows(bad[0]) if bad else None
+        where = f"rows {rows.start}..{rows.stop - 1}" if rows is not None else "chunk count"
         raise InputError(f"{path / IMAGES}: checksum mismatch in {len(bad) or 1} chunk(s) ({where}); the file is damaged; {FIX}")
     if "embeddings" in meta:
         verify_embeddings(path, len(images), meta)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .cache import EMBED_TABLE, EMBEDDINGS, IMAGES, MANIFEST, META, Cache, checksums_of, load_cache, write_meta
 from .checksums import file_hash, hash_bytes
+from .chunks import Chunks
 from .errors import InputError
 
 PARTIAL, PROGRESS = ".partial", "progress.json"
@@ -148,7 +149,7 @@ class CacheWriter:
                 row_hashes = {int(c): h for c, h in prog.get("row_hashes", {}).items()}
                 done, damaged = [], []
                 for c in (int(c) for c in prog.get("done", [])):
-                    rows = range(c * c_size, min(n, (c + 1) * c_size))
+                    rows = Chunks(n, c_size).rows(c)
                     ok = (hashes.get(c) == hash_bytes(images[rows.start:rows.stop])
                           and _rows_readable(path / PARTIAL / f"chunk_{c:06d}.parquet", row_hashes.get(c)))
                     (done if ok else damaged).append(c)
@@ -178,16 +179,15 @@ class CacheWriter:
 
     @property
     def n_chunks(self) -> int:
-        return (self.n + self.chunk - 1) // self.chunk
+        return Chunks(self.n, self.chunk).count
 
     def chunk_range(self, c: int) -> range:
         """Row indices of chunk ``c``."""
-        return range(c * self.chunk, min(self.n, (c + 1) * self.chunk))
+        return Chunks(self.n, self.chunk).rows(c)
 
     def pending_chunks(self) -> list[int]:
         """Chunks not finished yet, in order."""
-        done = set(self.done)
-        return [c for c in range(self.n_chunks) if c not in done]
+        return Chunks(self.n, self.chunk).pending(self.done)
 
     def _save_progress(self) -> None:
         _write_json_atomic(self.path / PARTIAL / PROGRESS, {"fingerprint": self.key, "n": self.n, "chunk": self.chunk,

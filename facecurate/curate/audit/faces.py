@@ -63,12 +63,13 @@ def ensure_embeddings(cache: Cache, options: ReportOptions, progress: Progress |
         return cache
     from ..embed import EmbedParams, check_ready, embed_cache
 
-    params = EmbedParams(device=options.quick.device, threads=options.quick.threads or 0)
+    params = EmbedParams(device=options.quick.device, threads=options.quick.threads or 0, verify=options.verify)
     check_ready(params.backend)  # a missing dlib is one line saying what to install, before anything runs
     (progress or QUIET).note(f"relabel-report: {cache.path} has no face embeddings; computing them "
                              "(once: they stay in the cache; --no-embed skips this and every check that reads faces)")
-    embed_cache(cache.path, params, progress=progress)
-    return load_cache(cache.path, verify=options.verify)
+    # the pass checked the cache (``verify``) under its lock and returns it with the embeddings' meta.json entry:
+    # no second checksum pass over images.npy
+    return embed_cache(cache.path, params, progress=progress).cache
 
 
 def _labelled_embeddings(cache: Cache, manifest: pd.DataFrame) -> np.ndarray:

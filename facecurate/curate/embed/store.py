@@ -24,6 +24,7 @@ import pandas as pd
 from ..cache import EMBED_TABLE, EMBEDDINGS, META, write_meta
 from ..cache_writer import EMBED_PARTIAL
 from ..checksums import file_hash, hash_bytes, meta_hash
+from ..chunks import Chunks
 
 PROGRESS, VECTORS = "progress.json", "vectors.npy"
 
@@ -75,15 +76,15 @@ class EmbedStore:
 
     @property
     def n_chunks(self) -> int:
-        return (self.n + self.chunk - 1) // self.chunk
+        return Chunks(self.n, self.chunk).count
 
     def chunk_range(self, c: int) -> range:
         """Row indices of chunk ``c``."""
-        return range(c * self.chunk, min(self.n, (c + 1) * self.chunk))
+        return Chunks(self.n, self.chunk).rows(c)
 
     def pending_chunks(self) -> list[int]:
         """Chunks not finished yet, in order."""
-        return [c for c in range(self.n_chunks) if c not in set(self.done)]
+        return Chunks(self.n, self.chunk).pending(self.done)
 
     def _save(self) -> None:
         _write_json_atomic(self.partial / PROGRESS, {
