@@ -183,3 +183,23 @@ def test_real_dlib_variants_of_one_face_are_a_degenerate_set():
     assert np.max(np.linalg.norm(emb - emb.mean(axis=0), axis=1)) < 0.3  # one face to dlib
     audit = audit_identity(emb, pd.DataFrame(rows), IdentityOptions(impostors=4))
     assert audit.off.startswith("identity checks off: ") and audit.flags.empty
+
+
+def test_impostors_are_drawn_among_people_of_the_same_gender_when_there_are_enough():
+    """A stranger filed under a person is the hard case when of the same gender: the impostor distances that calibrate
+    the stranger check are drawn from people of the person's labelled gender (all people when too few or unlabelled)."""
+    from facecurate.curate.identity.stranger import _impostors, _same_gender
+
+    _, man, _ = make_set(people=20, seed=3)
+    persons = sorted(man["person"].unique())
+    gender = _same_gender(man, persons)
+    assert set(gender) == {0, 1}
+    rng = np.random.default_rng(0)
+    for k in range(len(persons)):
+        drawn = _impostors(k, persons, gender, 8, rng)
+        assert len(drawn) == 8 and persons[k] not in drawn and len(set(drawn)) == 8
+        assert {gender[persons.index(p)] for p in drawn} == {gender[k]}
+    few = _impostors(0, persons, gender, 15, rng)  # 9 others of that gender: all 19 others are the pool
+    assert len(few) == 15 and {gender[persons.index(p)] for p in few} == {0, 1}
+    unlabelled = _same_gender(man.drop(columns="gender"), persons)
+    assert (unlabelled == -1).all() and len(_impostors(0, persons, unlabelled, 8, rng)) == 8

@@ -57,10 +57,33 @@ def _medoid(d: np.ndarray) -> int:
     return int(np.argmin(np.median(d, axis=1))) if len(d) else -1
 
 
+def _same_gender(manifest: pd.DataFrame, persons: list[str]) -> np.ndarray:
+    """Each person's labelled gender code (-1 when the manifest has none), aligned with ``persons``."""
+    if "gender" not in manifest:
+        return np.full(len(persons), -1)
+    g = pd.to_numeric(manifest["gender"], errors="coerce").groupby(manifest["person"].astype(str)).first()
+    return g.reindex(persons).fillna(-1).astype(int).to_numpy()
+
+
+def _impostors(k: int, persons: list[str], gender: np.ndarray, n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` people other than ``persons[k]`` drawn at random, of ``persons[k]``'s labelled gender when there are that many.
+
+    A stranger filed under a person is most often hard to tell from them; a face of the other gender lies far
+    beyond either way. Impostors of the same gender calibrate the hard case (on planted same-gender strangers,
+    random impostors put the impostor density too far out and left a quarter of the strangers unflagged).
+    """
+    others = np.array([q for q in range(len(persons)) if q != k], dtype=int)
+    same = others[gender[others] == gender[k]] if gender[k] >= 0 else others
+    pool = same if len(same) >= n else others
+    n_draw = min(n, len(pool))
+    return [persons[q] for q in rng.choice(pool, size=n_draw, replace=False)] if n_draw > 0 else []
+
+
 def photo_distances(embeddings: np.ndarray, manifest: pd.DataFrame, index: PersonIndex | None = None,
                     options: IdentityOptions | None = None) -> PhotoDistances:
     """Every valid photo's distance to the centroid of its own person's reference photos, and to the centroids of
-    ``options.impostors`` other people's photos of the same kinds (same photo names, else same conditions).
+    ``options.impostors`` other people's photos of the same kinds (same photo names, else same conditions), drawn
+    among the people of the same labelled gender (``_impostors``).
 
     The comparison key is the photo's name (``mask3``, ``normal``...) when the manifest has one, else its condition,
     so each kind of photo is judged against its own genuine and impostor distances.
@@ -72,6 +95,7 @@ def photo_distances(embeddings: np.ndarray, manifest: pd.DataFrame, index: Perso
     kind = np.where(names != "", names, cond)
     rng = np.random.default_rng([o.seed, 7])
     persons = index.persons
+    peers = _same_gender(manifest, persons)
     gen, imp = [], []
     for k, p in enumerate(persons):
         own = index.rows[p]
@@ -80,8 +104,7 @@ def photo_distances(embeddings: np.ndarray, manifest: pd.DataFrame, index: Perso
             continue
         d_own = cdist(embeddings[rows], embeddings[rows])
         pos = {r: j for j, r in enumerate(rows)}
-        n_draw = min(o.impostors, len(persons) - 1)
-        drawn = [persons[q + (q >= k)] for q in rng.choice(len(persons) - 1, size=n_draw, replace=False)] if n_draw > 0 else []
+        drawn = _impostors(k, persons, peers, o.impostors, rng)
         for r in rows:
             ref = reference_condition(cond[r], own, o.min_refs)
             refs = reference_rows(own, ref)
