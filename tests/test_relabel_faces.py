@@ -55,6 +55,25 @@ def test_the_report_embeds_probes_and_says_why_identity_is_off(demo):
     assert json.loads((demo / "report" / "quality.json").read_text())["heads"]["mask"]["on"]
 
 
+def test_the_summary_says_why_a_check_that_reads_no_model_raised_nothing(demo, tmp_path):
+    """Zero stranger flags on the demo mean "identity cannot tell these faces apart", not "no strangers": the terminal
+    table's status column says which checks ran and, for the others, why not."""
+    from facecurate.curate.audit import relabel_report
+
+    res = relabel_report(demo / "cache", demo / "oof.parquet", out=tmp_path / "r", near_duplicates=False,
+                         photo_quality=False)
+    assert res.detector_status("stranger") == res.detector_status("duplicate_id") == "off (faces not told apart)"
+    assert res.detector_status("identity_leak") == "off (no --against)"
+    assert res.detector_status("near_duplicate") == "off (--no-near-duplicates)"
+    assert res.detector_status("photo_quality") == "off (--no-photo-quality)"
+    assert res.detector_status("structure") == "on"
+    plain = relabel_report(demo / "cache_plain", demo / "oof.parquet", out=tmp_path / "p", embed=False,
+                           near_duplicates=False)
+    assert plain.faces is None and plain.detector_status("stranger") == "off (no face embeddings)"
+    assert plain.detector_status("photo_quality") == "on"
+    assert not (demo / "cache_plain" / "embeddings.npy").exists()
+
+
 def test_no_embed_leaves_a_cache_without_embeddings_as_it_was(demo, tmp_path):
     before = {p.name: p.read_bytes() for p in (demo / "cache_plain").iterdir() if p.is_file() and p.name != ".lock"}
     r = CliRunner().invoke(app, ["relabel-report", str(demo / "cache_plain"), "--oof", str(demo / "oof.parquet"),

@@ -172,7 +172,7 @@ def relabel_summary(console: Console, r: RelabelResult, quiet: bool = False) -> 
         n, p = r.counts.get(k, (0, 0))
         est = r.estimates.get(k)
         if est is None:
-            row = ("always on", "", "", "")
+            row = (r.detector_status(k), "", "", "")
         elif est.off:
             row = ("off (model too weak)", "", "", "")
         else:

@@ -29,6 +29,9 @@ from .report_html import overrides_from_flags, write_report
 from .simulate import KindEstimate
 
 
+IDENTITY_KINDS = ("stranger", "duplicate_id", "identity_leak")  # kinds read from the face embeddings' identity audit
+
+
 @dataclass
 class RelabelResult:
     """What the stage wrote (``paths``), every flag, and where the out-of-fold probabilities came from."""
@@ -56,6 +59,25 @@ class RelabelResult:
         return (f"{self.scored_people} of {self.people} people checked (the oof covers {self.scored_photos} of "
                 f"{self.photos} photos)")
     faces: FaceEvidence | None = None  # what the face embeddings said (probe weights, identity audit); None without them
+
+    def detector_status(self, kind: str) -> str:
+        """"on", or "off (why)" for a kind that is not model-based (``structure``, ``near_duplicate``, the identity
+        kinds, ``photo_quality``): what its zero flags mean."""
+        o = self.options
+        if kind in IDENTITY_KINDS:
+            if self.faces is None:
+                return "off (no face embeddings)"
+            if kind == "identity_leak" and not o.against:
+                return "off (no --against)"
+            if self.faces.identity is None:
+                return "off (--no-identity)"
+            if self.faces.identity.off:
+                return "off (faces not told apart)"
+        if kind == "near_duplicate" and not o.near_duplicates:
+            return "off (--no-near-duplicates)"
+        if kind == "photo_quality" and not o.photo_quality:
+            return "off (--no-photo-quality)"
+        return "on"
 
 
 def _title(c: Cache) -> str:

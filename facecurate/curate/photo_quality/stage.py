@@ -48,6 +48,7 @@ def measure_cache(cache: Cache, batch: int = 256, threads: int = 2, progress: Pr
     measured in ``threads`` threads (OpenCV releases the GIL)."""
     progress = progress or QUIET
     rows = cache.usable()
+    progress.update("photo quality", 0, len(rows))  # the bar starts with the work: its rate counts the first batch too
     with ThreadPoolExecutor(max(1, threads)) as pool:
         jobs = [(s, pool.submit(measure_rows, cache.images, cache.manifest, rows[s])) for s in iter_batches(len(rows), batch)]
         parts = []
