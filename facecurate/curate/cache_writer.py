@@ -21,17 +21,12 @@ import pandas as pd
 
 from .cache import EMBED_TABLE, EMBEDDINGS, IMAGES, MANIFEST, META, Cache, checksums_of, load_cache, write_meta
 from .checksums import file_hash, hash_bytes
-from .chunks import Chunks
+from .chunks import ChunkedRows, Chunks, write_progress
 from .errors import InputError
 
 PARTIAL, PROGRESS = ".partial", "progress.json"
 EMBED_PARTIAL = ".embed_partial"  # `embed`'s unfinished pass (curate/embed/store.py): stale once the images change
 
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def _disk_full(path: Path, e: OSError) -> InputError:
@@ -93,7 +88,7 @@ def fingerprint(params: dict, manifest: pd.DataFrame, path_column: str = "path")
     return h.hexdigest()
 
 
-class CacheWriter:
+class CacheWriter(ChunkedRows):
     """Fill a cache folder chunk by chunk; ``state`` says what ``open`` found: "complete", "resume" or "fresh".
 
     Use ``CacheWriter.open``; then ``images`` (writable memmap), ``pending_chunks()``,
@@ -162,7 +157,7 @@ class CacheWriter:
         # fresh: mark the folder incomplete first, then replace our files
         try:
             path.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(meta_p, {"complete": False, "fingerprint": key, "n": n})
+            write_progress(meta_p, {"complete": False, "fingerprint": key, "n": n})
             for name in (MANIFEST, IMAGES, "contact.png", EMBEDDINGS, EMBED_TABLE):  # embeddings describe the old images
                 (path / name).unlink(missing_ok=True)
             for name in (PARTIAL, EMBED_PARTIAL):
@@ -177,20 +172,8 @@ class CacheWriter:
             raise _disk_full(Path(e.filename) if e.filename else path, e) from None
         return writer
 
-    @property
-    def n_chunks(self) -> int:
-        return Chunks(self.n, self.chunk).count
-
-    def chunk_range(self, c: int) -> range:
-        """Row indices of chunk ``c``."""
-        return Chunks(self.n, self.chunk).rows(c)
-
-    def pending_chunks(self) -> list[int]:
-        """Chunks not finished yet, in order."""
-        return Chunks(self.n, self.chunk).pending(self.done)
-
     def _save_progress(self) -> None:
-        _write_json_atomic(self.path / PARTIAL / PROGRESS, {"fingerprint": self.key, "n": self.n, "chunk": self.chunk,
+        write_progress(self.path / PARTIAL / PROGRESS, {"fingerprint": self.key, "n": self.n, "chunk": self.chunk,
                                                             "shape": list(self.shape), "done": self.done,
                                                             "hashes": {str(c): self.hashes[c] for c in self.done},
                                                             "row_hashes": {str(c): self.row_hashes[c] for c in self.done

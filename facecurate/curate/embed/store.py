@@ -24,18 +24,13 @@ import pandas as pd
 from ..cache import EMBED_TABLE, EMBEDDINGS, META, write_meta
 from ..cache_writer import EMBED_PARTIAL
 from ..checksums import file_hash, hash_bytes, meta_hash
-from ..chunks import Chunks
+from ..chunks import ChunkedRows, write_progress
 
 PROGRESS, VECTORS = "progress.json", "vectors.npy"
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
-
-class EmbedStore:
+class EmbedStore(ChunkedRows):
     """An unfinished pass: ``vectors`` (writable memmap), ``pending_chunks()``, ``finish_chunk(c, errors)``, ``finalize``."""
 
     def __init__(self, path: Path, n: int, dim: int, key: str, chunk: int, batch: int, state: str,
@@ -74,20 +69,8 @@ class EmbedStore:
         store._save()
         return store
 
-    @property
-    def n_chunks(self) -> int:
-        return Chunks(self.n, self.chunk).count
-
-    def chunk_range(self, c: int) -> range:
-        """Row indices of chunk ``c``."""
-        return Chunks(self.n, self.chunk).rows(c)
-
-    def pending_chunks(self) -> list[int]:
-        """Chunks not finished yet, in order."""
-        return Chunks(self.n, self.chunk).pending(self.done)
-
     def _save(self) -> None:
-        _write_json_atomic(self.partial / PROGRESS, {
+        write_progress(self.partial / PROGRESS, indent=1, state={
             "key": self.key, "n": self.n, "dim": self.dim, "chunk": self.chunk, "batch": self.batch, "done": self.done,
             "hashes": {str(c): self.hashes[c] for c in self.done}, "errors": {str(c): self.errors[c] for c in self.done}})
 

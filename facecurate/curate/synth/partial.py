@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..checksums import file_hash, hash_bytes
+from ..chunks import write_progress
 from ..errors import InputError, printable
 from .keypoints import FaceRecord
 from .person_mask import MASKS
@@ -32,11 +33,6 @@ PARTIAL, PROGRESS, FILES = ".partial", "progress.json", "files.txt"
 OUTPUT_FILES = ("train.csv", "info.csv", "truth.csv", "injected.csv", "skipped.csv", "contact.png", "synth.json")
 OUTPUT_FOLDERS = ("images", MASKS)
 
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def _read_ids(path: Path, csv: bool) -> list[str]:
@@ -166,7 +162,7 @@ class SynthParts:
         return parts
 
     def _save(self) -> None:
-        _write_json_atomic(self.dir / PROGRESS, self.progress)
+        write_progress(self.dir / PROGRESS, self.progress)
 
     @property
     def block(self) -> int:
