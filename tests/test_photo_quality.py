@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from _crop_data import astronaut_person, train_layout
+from _recording import Notes
 from _train_data import make_cache
 from facecurate.curate.audit.flags import FLAG_COLUMNS
 from facecurate.curate.audit.report_html import overrides_from_flags
@@ -113,17 +114,9 @@ def test_exclude_rows_keep_photos_out_of_training(tmp_path):
     ov = tmp_path / "overrides.csv"
     pd.DataFrame([("person", people[0], "exclude", 1, "t"), ("photo", photo, "exclude", 1, "t")],
                  columns=["scope", "key", "field", "value", "reason"]).to_csv(ov, index=False)
-    notes = []
-
-    class Record:
-        def update(self, *a, **k):
-            pass
-
-        def note(self, text):
-            notes.append(text)
-
+    notes = Notes()
     run = train(cache, tmp_path / "run", TrainConfig(model="resnet10t", batch_size=8, ema=0.0, patience=0, threads=1,
-                                                     plots=False, epochs=1, folds=2, overrides=str(ov)), progress=Record())
+                                                     plots=False, epochs=1, folds=2, overrides=str(ov)), progress=notes)
     oof = pd.read_parquet(run / "oof.parquet")
     assert len(oof) == len(cache.manifest) - 8 and people[0] not in set(oof["person"]) and photo not in set(oof["image_id"])
     config = json.loads((run / "config.json").read_text())

@@ -45,6 +45,14 @@ def _truncate(path: Path) -> None:
         f.truncate(os.path.getsize(path) // 2)
 
 
+def _damage(path: Path, how: str) -> None:
+    """``truncated`` (cut in half), ``header flipped`` (64 bytes from the start) or ``64 bytes flipped`` (in its second half)."""
+    if how == "truncated":
+        _truncate(path)
+    else:
+        _flip(path, 64, start=0 if how == "header flipped" else None)
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return tmp_path_factory.mktemp("robust2")
@@ -166,10 +174,7 @@ def test_predict_takes_only_the_folds_the_run_trained(work, run, eval_data):
 def test_damaged_weights_are_one_line_naming_the_file(work, cache, run, eval_data, damage):
     bad = _copy(run, work / f"run_w_{damage.replace(' ', '_')}")
     f = bad / "fold_1" / "best.safetensors"
-    if damage == "truncated":
-        _truncate(f)
-    else:
-        _flip(f, 64, start=0 if damage == "header flipped" else None)
+    _damage(f, damage)
     needles = [str(f)] + (["checksum"] if damage == "64 bytes flipped" else [])
     refused(predict(bad, eval_data, work, f"p_w_{damage.replace(' ', '_')}"), *needles)
     # --weights RUN starts from fold 0's weights: damage there is one line too
@@ -189,10 +194,7 @@ def test_a_config_naming_another_model_is_one_line(work, run, eval_data):
 def test_a_damaged_resume_state_is_one_line_naming_it(work, cache, run, overrides, damage):
     bad = _copy(run, work / f"run_s_{damage.replace(' ', '_')}")
     f = bad / "fold_0" / "state.pt"
-    if damage == "truncated":
-        _truncate(f)
-    else:
-        _flip(f, 64, start=0 if damage == "header flipped" else None)
+    _damage(f, damage)
     before = (bad / "fold_0" / "best.safetensors").read_bytes()
     refused(cli("train", cache, "--out", bad, *TINY_TRAIN, "--overrides", overrides, "--resume", "--epochs", "2"),
             str(f), "checksum" if damage == "64 bytes flipped" else "damaged")

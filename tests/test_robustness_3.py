@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _cli import cli, refused
+from _recording import file_tree
 from PIL import Image
 from test_robustness_2 import TINY_TRAIN, _copy, _truncate
 
@@ -26,15 +27,6 @@ from facecurate.curate.synth.sources import read_faces
 #: 18 people with one block of 16: two keypoint blocks and two render blocks (the CLI rounds --block to 16).
 SYNTH = ["--people", "18", "--seed", "1", "--photos", "mask1,normal", "--contact", "2", "--block", "16"]
 
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path -> bytes); synth.json without its run-specific timing and resume count."""
-    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
-    meta = json.loads(files.pop("synth.json"))
-    for k in ("seconds", "resumed_blocks"):
-        meta.pop(k)
-    files["synth.json"] = json.dumps(meta, sort_keys=True).encode()
-    return files
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -92,7 +84,7 @@ def test_synth_over_an_output_holding_the_users_photos_refuses_and_keeps_them(wo
     (over / "images" / "my_extra_person").rmdir()
     r = cli("synth", faces, over, *SYNTH)
     assert r.exit_code == 0, r.output
-    assert _tree(over) == _tree(whole)
+    assert file_tree(over) == file_tree(whole)
 
 
 def test_synth_starting_an_interrupted_output_over_keeps_the_users_masks(work, faces, interrupted):
@@ -130,7 +122,7 @@ def test_a_damaged_block_is_redone_when_synth_resumes(work, faces, whole, interr
     said = " ".join(r.output.split())
     what = "keypoint block 0" if damage == "keypoint part cut" else "render block 0"
     assert f"{what}" in said and "redoing" in said, r.output
-    assert _tree(out) == _tree(whole)
+    assert file_tree(out) == file_tree(whole)
     people = json.loads((out / "synth.json").read_text())["people"]
     assert people > 16 and len((out / "truth.csv").read_text().splitlines()) == 1 + 2 * people  # both blocks' rows
 

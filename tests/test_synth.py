@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _recording import Notes, file_tree
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -362,15 +363,6 @@ def _backdrop_folder(path: Path, plain: tuple[int, int, int] | None = None) -> P
     return path
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (relative path -> bytes); synth.json without its run-specific timing."""
-    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
-    meta = json.loads(files.pop("synth.json"))
-    for k in ("seconds", "resumed_blocks"):
-        meta.pop(k)
-    files["synth.json"] = json.dumps(meta, sort_keys=True).encode()
-    return files
-
 
 def test_an_interrupted_run_resumes_to_the_same_files(tmp_path, detector):
     """Stopped after a keypoint block, then after the first render block, then finished: every file equals an
@@ -392,19 +384,11 @@ def test_an_interrupted_run_resumes_to_the_same_files(tmp_path, detector):
         synthesize_sources(sources, out, stop_after_blocks=int(3), **opts)
     prog = json.loads((out / ".partial" / "progress.json").read_text())
     assert prog["scan_complete"] and len(prog["render_done"]) >= 1
-    notes = []
-
-    class Record:
-        def update(self, *a, **k):
-            pass
-
-        def note(self, text):
-            notes.append(text)
-
-    done = synthesize_sources(sources, out, progress=Record(), **opts)
+    notes = Notes()
+    done = synthesize_sources(sources, out, progress=notes, **opts)
     assert done.resumed >= 3 and any("resuming" in n for n in notes)
     assert not (out / ".partial").exists()
-    assert _tree(out) == _tree(tmp_path / "whole")
+    assert file_tree(out) == file_tree(tmp_path / "whole")
     # each person has exactly the photos asked for
     m = read_train(out).manifest
     assert m["person"].nunique() == 5
@@ -413,7 +397,7 @@ def test_an_interrupted_run_resumes_to_the_same_files(tmp_path, detector):
     with pytest.raises(SynthStopped):
         synthesize_sources(sources, out, stop_after_blocks=1, **{**opts, "seed": 5})
     again = synthesize_sources(sources, out, **opts)
-    assert again.resumed == 0 and _tree(out) == _tree(tmp_path / "whole")
+    assert again.resumed == 0 and file_tree(out) == file_tree(tmp_path / "whole")
 
 
 def test_duplicate_faces_are_listed_and_skipped(tmp_path, detector):
