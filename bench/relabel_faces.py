@@ -9,7 +9,8 @@ by the report when the cache lacks them) and scores ``issues.csv``:
 - ``mask_swap``: people whose swapped photos were flagged against injected swaps;
 - ``stranger`` (unmasked / masked apart) against the planted photos; ``duplicate_id`` against the planted pairs
   (a flag on either id of a pair counts for that pair);
-- each model-based kind's estimated precision (quality.json) beside the measured one.
+- each model-based kind's estimated precision (quality.json) beside the measured one;
+- each head's balanced accuracy from the CNN, the probe and their combination (``balanced_accuracy``).
 
   .venv/bin/python bench/relabel_faces.py --set artifacts/bench/identity/s1/set --work artifacts/bench/relabel_faces/s1
 Prints one JSON line.
@@ -60,6 +61,24 @@ def score(issues: pd.DataFrame, injected: pd.DataFrame, truth: pd.DataFrame) -> 
     return out
 
 
+def source_quality(report: Path, oof: Path | None) -> dict:
+    """Balanced accuracy per head against the given labels for the CNN's out-of-fold table (the quick run's, or
+    ``--oof``), the probe's (``probe_oof.parquet``) and their combination (``probe.combine_oof``): what each source reads."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from facecurate.curate.audit.oof import head_probs
+    from facecurate.curate.audit.probe import combine_oof
+    from facecurate.curate.labels import HEAD_FIELDS, HEADS
+
+    cnn_p = oof or report / "quick_run" / "oof.parquet"
+    if not cnn_p.is_file() or not (report / "probe_oof.parquet").is_file():
+        return {}
+    cnn, probe = pd.read_parquet(cnn_p), pd.read_parquet(report / "probe_oof.parquet")
+    tables = {"cnn": cnn, "probe": probe, "combined": combine_oof(probe, cnn)[0]}
+    return {name: {h: round(float(balanced_accuracy_score(t[HEAD_FIELDS[h]].astype(int), head_probs(t, h).argmax(1))), 3)
+                   for h in HEADS} for name, t in tables.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", type=Path, required=True, help="a set from bench/identity_data.py (SET/train.csv, injected.csv, identity_truth.csv)")
@@ -88,8 +107,11 @@ def main() -> None:
     est = {k: v.get("precision") for k, v in q.get("kinds", {}).items()}
     gate = {h: {"on": v.get("on"), "balanced_accuracy": v.get("balanced_accuracy")} for h, v in q.get("heads", {}).items()}
     photos = len(pd.read_parquet(cache / "manifest.parquet"))
+    extra = a.extra.split()
+    oof = Path(extra[extra.index("--oof") + 1]) if "--oof" in extra else None
     print(json.dumps({"bench": "relabel_faces", "set": str(a.set), "photos": photos, "seconds": round(seconds, 1),
-                      "kinds": res, "estimated_precision": est, "gate": gate}))
+                      "kinds": res, "estimated_precision": est, "gate": gate,
+                      "balanced_accuracy": source_quality(report, oof)}))
 
 
 if __name__ == "__main__":
