@@ -4,8 +4,8 @@
 is measured (``quality``); for every head that is on, each of its model-based kinds is simulated
 (``simulate``) to pick the threshold that reaches the target precision, and its units (``scores``)
 at or above it become flags (each kind's ``explain``, in ``explain``), marked ``high`` confidence, or
-``low`` when the target was out of reach. Detected kinds (``structure``, near-duplicates) do not read
-the model and always run.
+``low`` when the target was out of reach. Detected kinds (``structure``, near-duplicates, the identity kinds,
+photo quality) do not read the model; they run whenever their inputs exist (``RelabelResult.detector_status``).
 """
 from __future__ import annotations
 

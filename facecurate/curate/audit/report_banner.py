@@ -72,7 +72,8 @@ def estimates_panel(estimates: Mapping[str, KindEstimate], counts: Mapping[str, 
             '<table class="q"><tr><th>kind</th><th>status</th><th>threshold</th><th>expected precision</th>'
             f"<th>expected recall</th><th>flags</th><th>simulation</th></tr>{''.join(rows)}</table>"
             '<p class="why">Only confident kinds go into overrides.csv by default. Candidates are shown for a person to '
-            "judge. Structural and near-duplicate checks do not read the model and always run.</p></div>")
+            "judge. Structural, near-duplicate, identity and photo-quality checks do not read the model: they run whenever "
+            "their inputs exist (identity needs face embeddings that tell people apart).</p></div>")
 
 
 def off_lines(quality: Mapping[str, HeadQuality], estimates: Mapping[str, KindEstimate]) -> str:

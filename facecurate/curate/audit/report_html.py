@@ -107,7 +107,9 @@ def _matched(f: pd.DataFrame, errors: np.ndarray, images: np.ndarray, photo_heig
         if not isinstance(iid, str) or not iid or iid not in row_of or errors[row_of[iid]]:
             continue
         who = r.get("other_person") or ""
-        cap = f"{e(str(who))}<br>{e(iid)}" if who and who != r["person"] else f"own reference<br>{e(iid)}"
+        owner = str(who) if who and who != r["person"] else str(r["person"])
+        name = iid[len(owner) + 1:] if iid.startswith(f"{owner}/") else iid  # the photo's name; the person is said once
+        cap = f"{e(owner)}<br>{e(name)}" if owner != r["person"] else f"own reference<br>{e(name)}"
         out.append(f'<figure class="ph match"><img alt="{e(iid)}" title="matched photo {e(iid)}" '
                    f'src="data:image/jpeg;base64,{_thumb_b64(images[row_of[iid]], photo_height)}">'
                    f'<figcaption>&#8596; {cap}</figcaption></figure>')
