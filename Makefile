@@ -28,8 +28,10 @@ browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
 	else DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
+# the test files run on up to 2 processes (pytest-xdist, a file's tests together): ~2x on CI's 2 cores, as most tests wait on
+# subprocesses and imports; a plain `pytest tests/test_x.py` runs in one process
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # make gpu-check: every CUDA path once on this machine's GPU, checked against the CPU; one JSON line (docs/scale-out.md)
 # make gpu-check-dry: the same code paths in miniature on the CPU (what tests/test_gpu_check.py runs); ARGS=... adds options

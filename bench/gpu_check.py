@@ -56,7 +56,7 @@ class Sizes:
     timeout_s: float = 420.0     # per stage (a hang), --timeout STAGE=S changes one
 
 
-DRY = Sizes(people=8, subset_people=8, crop_size=96, model="mobilenetv3_small_050", img_size=64, batch_size=8,
+DRY = Sizes(people=8, subset_people=8, crop_size=96, model="test_resnet", img_size=64, batch_size=8,
             threads=1, timeout_s=150.0)
 PROBE = r"""
 import inspect, json, torch

@@ -66,7 +66,7 @@ def _tiny_cache(tmp_path):
     return make_cache(tmp_path / "cache", n_people=8, seed=2)
 
 
-TINY = ["--model", "resnet10t", "--batch-size", "8", "--ema", "0", "--patience", "0", "--drop-rate", "0",
+TINY = ["--model", "test_resnet", "--batch-size", "8", "--ema", "0", "--patience", "0", "--drop-rate", "0",
         "--threads", "1", "--val-ratio", "0.25", "--epochs", "2", "--no-plots"]
 
 
@@ -80,9 +80,9 @@ def test_train_config_json_repeats_a_run_and_the_command_line_wins(tmp_path):
     ma, mb = (pd.read_csv(tmp_path / x / "metrics.csv").drop(columns=timing) for x in ("a", "b"))
     pd.testing.assert_frame_equal(ma, mb)  # the same run, from its own config.json (the cache path included)
     cfg_b = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert cfg_b["lr"] == 0.003 and cfg_b["model"] == "resnet10t"
+    assert cfg_b["lr"] == 0.003 and cfg_b["model"] == "test_resnet"
     yaml_cfg = tmp_path / "opts.yaml"
-    yaml_cfg.write_text("epochs: 1\nlr: 0.01\nmodel: resnet10t\nbatch-size: 8\nthreads: 1\nval_ratio: 0.25\nplots: false\n")
+    yaml_cfg.write_text("epochs: 1\nlr: 0.01\nmodel: test_resnet\nbatch-size: 8\nthreads: 1\nval_ratio: 0.25\nplots: false\n")
     third = CliRunner().invoke(app, ["train", str(cache.path), "--config", str(yaml_cfg), "--out", str(tmp_path / "c"), "--lr", "0.02"])
     assert third.exit_code == 0, third.output
     cfg_c = json.loads((tmp_path / "c" / "config.json").read_text())
@@ -137,7 +137,7 @@ def test_train_says_what_happens_to_a_partial_batch_and_names_its_pictures_and_n
 
     cache = make_cache(tmp_path / "cache", n_people=8, seed=2).path  # 56 photos: 2 folds of 28 training photos
     run = tmp_path / "run"
-    r = CliRunner(env=WIDE).invoke(app, ["train", str(cache), "--out", str(run), "--model", "resnet10t", "--epochs", "1",
+    r = CliRunner(env=WIDE).invoke(app, ["train", str(cache), "--out", str(run), "--model", "test_resnet", "--epochs", "1",
                                          "--folds", "2", "--batch-size", "5", "--threads", "1"])
     assert r.exit_code == 0, r.output
     text = _text(r.output)

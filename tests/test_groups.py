@@ -15,7 +15,7 @@ from facecurate.train.groups import person_groups, read_groups
 from facecurate.train.splits import holdout_persons, kfold_persons
 
 CACHE_PEOPLE = 10
-TINY = ["--model", "resnet10t", "--batch-size", "8", "--ema", "0", "--patience", "0", "--drop-rate", "0",
+TINY = ["--model", "test_resnet", "--batch-size", "8", "--ema", "0", "--patience", "0", "--drop-rate", "0",
         "--threads", "1", "--epochs", "1", "--no-plots", "--folds", "3"]
 
 

@@ -39,7 +39,7 @@ def test_train_with_overrides_prints_and_records_the_changes(tmp_path):
     new_gender = 1 - int(m.loc[m["person"] == people[0], "gender"].iloc[0])
     (tmp_path / "ov.csv").write_text(f"scope,key,field,value,reason\nperson,{people[0]},gender,{new_gender},test\n")
     run = tmp_path / "run"
-    r = CliRunner().invoke(app, ["train", str(cache.path), "--out", str(run), "--model", "resnet10t", "--epochs", "1",
+    r = CliRunner().invoke(app, ["train", str(cache.path), "--out", str(run), "--model", "test_resnet", "--epochs", "1",
                                  "--folds", "2", "--batch-size", "8", "--threads", "1", "--device", "cpu",
                                  "--overrides", str(tmp_path / "ov.csv")])
     assert r.exit_code == 0, r.output

@@ -115,7 +115,7 @@ def test_exclude_rows_keep_photos_out_of_training(tmp_path):
     pd.DataFrame([("person", people[0], "exclude", 1, "t"), ("photo", photo, "exclude", 1, "t")],
                  columns=["scope", "key", "field", "value", "reason"]).to_csv(ov, index=False)
     notes = Notes()
-    run = train(cache, tmp_path / "run", TrainConfig(model="resnet10t", batch_size=8, ema=0.0, patience=0, threads=1,
+    run = train(cache, tmp_path / "run", TrainConfig(model="test_resnet", batch_size=8, ema=0.0, patience=0, threads=1,
                                                      plots=False, epochs=1, folds=2, overrides=str(ov)), progress=notes)
     oof = pd.read_parquet(run / "oof.parquet")
     assert len(oof) == len(cache.manifest) - 8 and people[0] not in set(oof["person"]) and photo not in set(oof["image_id"])

@@ -12,7 +12,7 @@ from facecurate.curate.cache import load_cache
 from facecurate.curate.synth import build_demo_sample
 from facecurate.train.probe import fit_head, head_probs, load_fold, probs_of
 
-CNN = ["--model", "resnet10t", "--batch-size", "8", "--ema", "0", "--patience", "0", "--drop-rate", "0", "--threads", "1",
+CNN = ["--model", "test_resnet", "--batch-size", "8", "--ema", "0", "--patience", "0", "--drop-rate", "0", "--threads", "1",
        "--epochs", "1", "--no-plots", "--folds", "3", "--img-size", "48"]
 
 

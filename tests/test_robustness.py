@@ -24,7 +24,7 @@ from facecurate.curate.cache import load_cache, save_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_CROP = ["--detector", "mediapipe", "--batch-size", "8"]
-TINY_TRAIN = ["--model", "resnet10t", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
+TINY_TRAIN = ["--model", "test_resnet", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
               "--threads", "1", "--patience", "0", "--ema", "0"]
 
 
@@ -204,14 +204,15 @@ def test_a_single_class_is_refused_and_never_scores_one(work, cache):
 
 
 def _huge_png(path: Path, w: int = 20000, h: int = 20000) -> Path:
-    """A valid 20000 x 20000 grey PNG written row by row (a few MB on disk, 1.2 GB decoded)."""
+    """A valid 20000 x 20000 grey (one-channel) PNG written row by row: a few MB on disk, 400 megapixels decoded, over
+    twice PIL's decompression-bomb limit."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-    comp, row, parts = zlib.compressobj(9), b"\x00" + b"\x80" * (3 * w), []
+    comp, row, parts = zlib.compressobj(6), b"\x00" + b"\x80" * w, []
     for _ in range(h):
         parts.append(comp.compress(row))
     parts.append(comp.flush())
-    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
     return path
 

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from _train_data import band_image, make_eval_layout, make_people
 
 from facecurate.curate.cache import save_cache
 
-TINY_TRAIN = ["--model", "resnet10t", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
+TINY_TRAIN = ["--model", "test_resnet", "--epochs", "1", "--folds", "2", "--batch-size", "8", "--img-size", "32",
               "--threads", "1", "--patience", "0", "--ema", "0", "--device", "cpu", "--no-plots"]
 
 
@@ -27,11 +28,12 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _flip(path: Path, n: int = 64, start: int | None = None, seed: int = 0) -> None:
-    """Flip ``n`` bytes of ``path``: from ``start`` on (the header), else at random places in its second half."""
-    size = os.path.getsize(path)
+def _flip(path: Path, n: int = 64, start: int | None = None, seed: int = 0, span: tuple[int, int] | None = None) -> None:
+    """Flip ``n`` bytes of ``path``: from ``start`` on (the header), else at random places in the second half of
+    ``span`` (begin, end; default the whole file)."""
+    lo, hi = span or (0, os.path.getsize(path))
     where = (np.arange(start, start + n) if start is not None
-             else np.random.default_rng(seed).choice(np.arange(size // 2, size), n, replace=False))
+             else np.random.default_rng(seed).choice(np.arange((lo + hi) // 2, hi), n, replace=False))
     with open(path, "r+b") as f:
         for pos in where:
             f.seek(int(pos))
@@ -45,12 +47,29 @@ def _truncate(path: Path) -> None:
         f.truncate(os.path.getsize(path) // 2)
 
 
+def _data_span(path: Path) -> tuple[int, int]:
+    """Where ``path`` holds its bulk data: a zip (torch.save's format) its largest member's bytes, else the whole file.
+    Flips there leave the file readable, so what catches them is the checksum, not the parser."""
+    size = os.path.getsize(path)
+    if not zipfile.is_zipfile(path):
+        return 0, size
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        big = max(z.infolist(), key=lambda i: i.compress_size)
+        f.seek(big.header_offset + 26)
+        name_len, extra_len = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+        start = big.header_offset + 30 + name_len + extra_len
+    return start, start + big.compress_size
+
+
 def _damage(path: Path, how: str) -> None:
-    """``truncated`` (cut in half), ``header flipped`` (64 bytes from the start) or ``64 bytes flipped`` (in its second half)."""
+    """``truncated`` (cut in half), ``header flipped`` (64 bytes from the start) or ``64 bytes flipped`` (in the second
+    half of its bulk data, ``_data_span``)."""
     if how == "truncated":
         _truncate(path)
+    elif how == "header flipped":
+        _flip(path, 64, start=0)
     else:
-        _flip(path, 64, start=0 if how == "header flipped" else None)
+        _flip(path, 64, span=_data_span(path))
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +272,7 @@ def test_a_damaged_oof_table_in_ensemble_is_one_line_naming_it(work, run, damage
 
 def test_a_truncated_study_db_is_one_line_naming_it(work, cache):
     out = work / "tune"
-    args = ["tune", cache, "--out", out, "--trials", "1", "--epochs", "1", "--models", "resnet10t", "--img-sizes", "32",
+    args = ["tune", cache, "--out", out, "--trials", "1", "--epochs", "1", "--models", "test_resnet", "--img-sizes", "32",
             "--folds", "2", "--batch-size", "8", "--threads", "1", "--samplers", "none", "--losses", "ce", "--pruner", "none"]
     r = cli(*args)
     assert r.exit_code == 0, r.output

@@ -174,7 +174,7 @@ def test_a_quick_run_left_in_a_report_folder_is_replaced_not_mixed(work, cache):
     from facecurate.train.fit import quick_oof
 
     out = work / "quick_run"
-    tiny = {"epochs": 1, "img_size": (32, 24), "batch_size": 8, "threads": 1, "device": "cpu", "model": "resnet10t",
+    tiny = {"epochs": 1, "img_size": (32, 24), "batch_size": 8, "threads": 1, "device": "cpu", "model": "test_resnet",
             "plots": False}
     quick_oof(cache, out, quick_config(folds=3, **tiny))
     oof = quick_oof(cache, out, quick_config(folds=2, **tiny))

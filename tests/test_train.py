@@ -1,4 +1,4 @@
-"""The trainer and predictor on real code paths: a tiny timm model (resnet10t at 32 x 24) on generated caches."""
+"""The trainer and predictor on real code paths: a tiny timm model (test_resnet at 32 x 24) on generated caches."""
 import json
 import shutil
 from pathlib import Path
@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from _train_data import make_eval_layout
 from facecurate.curate.cache import load_cache
@@ -15,14 +16,14 @@ from facecurate.train.augment import AugmentParams, eval_batch, train_batch
 from facecurate.train.data import CacheImages
 from facecurate.train.checkpoint import load_weights
 from facecurate.train.config import TrainConfig
-from facecurate.train.fit import train
+from facecurate.train.fit import data_norm, train
 from facecurate.train.infer import infer_probs
 from facecurate.train.losses import FocalLoss, make_loss
 from facecurate.train.metrics import macro_f1
 from facecurate.train.model import build_model, class_probs_from_heads, local_pretrained_file, probabilities
 from facecurate.train.predict import predict, predict_cache
 
-TINY = dict(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1, plots=False)
+TINY = dict(model="test_resnet", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1, plots=False)
 TIMING = ["images_per_s", "epoch_s"]
 
 
@@ -54,7 +55,7 @@ def test_tiny_model_overfits_tiny_set(run_fit, cache):
 
 def test_run_folder_contract(run_a):
     config = json.loads((run_a / "config.json").read_text())
-    assert config["model"] == "resnet10t" and config["img_size"] == [32, 24] and config["age_bins"] == [30, 60]
+    assert config["model"] == "test_resnet" and config["img_size"] == [32, 24] and config["age_bins"] == [30, 60]
     assert config["crop"] == {"size": 32, "aspect": 0.75} and Path(config["cache"]).is_dir()
     m = pd.read_csv(run_a / "metrics.csv")
     assert list(m["epoch"]) == [1, 2, 3]
@@ -130,10 +131,10 @@ def test_predict_averages_folds_and_flips(work, cache):
     pos = np.arange(len(images))
     want = 0
     for f in (0, 1):
-        model = load_weights(build_model("resnet10t", "multi"), run / f"fold_{f}" / "best.safetensors")
+        model = load_weights(build_model("test_resnet", "multi"), run / f"fold_{f}" / "best.safetensors")
         for flip in (False, True):
             with torch.no_grad():
-                x = eval_batch(images.take(pos), (32, 24), flip=flip)
+                x = eval_batch(images.take(pos), (32, 24), flip=flip, norm=data_norm(model))  # the model's own, as predict
                 want = want + probabilities(model.eval()(x), "multi")["class"].numpy() / 4
     assert np.allclose(got[[f"p_class_{j}" for j in range(18)]].to_numpy(), want, atol=1e-5)
     single = infer_probs(model, images, pos, (32, 24), "multi")["class"]
@@ -231,11 +232,11 @@ def test_weights_never_downloaded(run_a, tmp_path):
     if local_pretrained_file("resnet10t") is None:
         with pytest.raises(InputError, match="nothing is downloaded"):
             build_model("resnet10t", pretrained=True)
-    model = build_model("resnet10t", "single", weights=run_a / "fold_0" / "best.safetensors")  # head differs, body loads
-    ref = load_weights(build_model("resnet10t"), run_a / "fold_0" / "best.safetensors")
+    model = build_model("test_resnet", "single", weights=run_a / "fold_0" / "best.safetensors")  # head differs, body loads
+    ref = load_weights(build_model("test_resnet"), run_a / "fold_0" / "best.safetensors")
     assert torch.equal(model.conv1[0].weight, ref.conv1[0].weight)
     with pytest.raises(InputError, match="not found"):
-        build_model("resnet10t", weights=tmp_path / "missing.safetensors")
+        build_model("test_resnet", weights=tmp_path / "missing.safetensors")
     with pytest.raises(InputError, match="match"):
         build_model("mobilenetv3_small_050", weights=run_a / "fold_0" / "best.safetensors")
 
@@ -267,8 +268,8 @@ def test_ema_weights_are_what_is_validated_saved_and_resumed(work, cache):
     """timm's ModelEmaV3 carries the evaluated weights; a resumed run restores it bit for bit."""
     cfg = dict(TINY, ema=0.9, epochs=3, val_ratio=0.25)
     straight = train(cache, work / "ema_straight", TrainConfig(**cfg))
-    best = load_weights(build_model("resnet10t"), straight / "fold_0" / "best.safetensors").state_dict()
-    last = load_weights(build_model("resnet10t"), straight / "fold_0" / "last.safetensors").state_dict()
+    best = load_weights(build_model("test_resnet"), straight / "fold_0" / "best.safetensors").state_dict()
+    last = load_weights(build_model("test_resnet"), straight / "fold_0" / "last.safetensors").state_dict()
     assert any(not torch.equal(best[k], last[k]) for k in best if best[k].is_floating_point())  # best = the average
 
     def stop_after_first(fold, epoch, row):
@@ -300,7 +301,7 @@ def test_ema_warmup_follows_the_rule_before_timm():
     advice (1 - (1 + n) ** -0.75), which still averaged in the early weights at the end of an 8-epoch run."""
     from facecurate.train.fold import _setup
 
-    fs = _setup(0, TrainConfig(model="resnet10t", ema=0.998, device="cpu"), torch.device("cpu"), n_steps=1)
+    fs = _setup(0, TrainConfig(model="test_resnet", ema=0.998, device="cpu"), torch.device("cpu"), n_steps=1)
     before_timm = lambda n: min(0.998, (1 + n) / (10 + n))  # noqa: E731
     reach = lambda d: 1 / (1 - d)  # noqa: E731  (how many steps the average reaches back)
     for n in (10, 50, 100, 420, 1000):  # the step the trainer hands update(): the scheduler's count after n steps
@@ -356,3 +357,4 @@ def test_predict_warns_when_predictions_collapse_or_land_in_untrained_classes():
     w = prediction_warnings(np.array([0, 3, 17, 17] * 5), {0, 3})
     assert len(w) == 1 and "never trained on: 17 (not worn/female/>=60): 10" in w[0]
     assert prediction_warnings(np.array([0, 3, 6] * 5), {0, 3, 6}) == []
+

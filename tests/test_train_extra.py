@@ -19,7 +19,7 @@ from facecurate.train.losses import OrdinalLoss, make_loss, masked_loss
 from facecurate.train.model import build_model
 from facecurate.train.predict import predict_cache
 
-TINY = dict(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1, plots=False)
+TINY = dict(model="test_resnet", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1, plots=False)
 N_DUP_PERSON = 2  # the extra person whose photo copies a main photo
 
 
@@ -136,7 +136,7 @@ def test_bad_extra_options_are_refused(work, cache, extra):
 
 
 def test_weights_from_a_run_folder_load_the_backbone_and_adapt_the_head(run_extra, work, cache):
-    ref = load_weights(build_model("resnet10t"), run_extra / "fold_0" / "best.safetensors").state_dict()
+    ref = load_weights(build_model("test_resnet"), run_extra / "fold_0" / "best.safetensors").state_dict()
     single = new_model(TrainConfig(**TINY, task="single", weights=str(run_extra)), torch.device("cpu")).state_dict()
     body = [k for k in ref if not k.startswith("fc.")]
     assert all(torch.equal(single[k], ref[k]) for k in body)
@@ -147,10 +147,10 @@ def test_weights_from_a_run_folder_load_the_backbone_and_adapt_the_head(run_extr
     assert all(torch.equal(ordinal[k], ref[k]) for k in body)
     run = train(cache, work / "run_warm", TrainConfig(**TINY, epochs=1, folds=2, weights=str(run_extra)))
     assert json.loads((run / "config.json").read_text())["weights_file"] == str((run_extra / "fold_0" / "best.safetensors").resolve())
-    with pytest.raises(InputError, match="--model resnet10t"):
+    with pytest.raises(InputError, match="--model test_resnet"):
         train(cache, work / "bad", TrainConfig(**{**TINY, "model": "mobilenetv3_small_050"}, weights=str(run_extra)))
     with pytest.raises(InputError, match="not a run folder"):
-        build_model("resnet10t", weights=work)
+        build_model("test_resnet", weights=work)
 
 
 def test_pretrained_reads_the_local_cache_first(tmp_path, monkeypatch):

@@ -118,7 +118,7 @@ def test_crop_refuses_a_cache_made_with_other_settings(tmp_path):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A one-epoch tiny run (resnet10t at 32 x 24) on a generated cache: what predict reads."""
+    """A one-epoch tiny run (test_resnet at 32 x 24) on a generated cache: what predict reads."""
     from _train_data import make_cache
     from facecurate.train.augment import AugmentParams
     from facecurate.train.config import TrainConfig
@@ -126,7 +126,7 @@ def run(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("ux_run")
     cache = make_cache(work / "cache", n_people=6, seed=2)
-    cfg = TrainConfig(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1,
+    cfg = TrainConfig(model="test_resnet", batch_size=8, ema=0.0, patience=0, lr=3e-3, drop_rate=0.0, threads=1,
                       plots=False, epochs=1, val_ratio=0.34, augment=AugmentParams(enabled=False))
     return train(cache, work / "run", cfg)
 
@@ -192,7 +192,7 @@ def test_train_progress_shows_rate_and_eta_per_epoch_and_for_the_run(tmp_path):
 
     cache = make_cache(tmp_path / "cache", n_people=6, seed=2)
     r = CliRunner(env={**WIDE, "FORCE_COLOR": "1"}).invoke(app, [
-        "train", str(cache.path), "--out", str(tmp_path / "run"), "--model", "resnet10t", "--epochs", "2", "--folds", "2",
+        "train", str(cache.path), "--out", str(tmp_path / "run"), "--model", "test_resnet", "--epochs", "2", "--folds", "2",
         "--fold", "0", "--batch-size", "4", "--threads", "1", "--no-plots", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", r.output).replace("\r", "\n")
@@ -245,7 +245,7 @@ def test_runs_side_by_side(run, tmp_path):
     root = tmp_path / "runs"
     shutil.copytree(run, root / "a")
     cache = json.loads((run / "config.json").read_text())["cache"]
-    train(cache, root / "b", TrainConfig(model="resnet10t", batch_size=8, ema=0.0, patience=0, lr=1e-2, drop_rate=0.0,
+    train(cache, root / "b", TrainConfig(model="test_resnet", batch_size=8, ema=0.0, patience=0, lr=1e-2, drop_rate=0.0,
                                          threads=1, plots=False, epochs=2, val_ratio=0.34))
     (root / "c").mkdir()
     (root / "c" / "config.json").write_text("{}")  # an unfinished run: left out, and said
