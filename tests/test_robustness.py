@@ -242,6 +242,8 @@ def test_a_huge_photo_is_downscaled_and_a_tiny_one_flagged(work):
     (["train", "{cache}", "--folds", "100"], "--folds 100"),
     (["train", "{cache}", "--lr", "-1"], "--lr"),
     (["train", "{cache}", "--weight-decay", "-0.1"], "--weight-decay"),
+    (["train", "{cache}", "--fold-workers", "-1"], "--fold-workers"),
+    (["relabel-report", "{cache}", "--fold-workers", "-1"], "--fold-workers"),
     (["crop", "{data}", "--size", "0"], "--size"),
     (["crop", "{data}", "--min-photo-size", "0"], "--min-photo-size"),
     (["relabel-report", "{cache}", "--img-size", "0"], "--img-size"),

@@ -1,6 +1,7 @@
 """The trainer and predictor on real code paths: a tiny timm model (test_resnet at 32 x 24) on generated caches."""
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -358,3 +359,25 @@ def test_predict_warns_when_predictions_collapse_or_land_in_untrained_classes():
     assert len(w) == 1 and "never trained on: 17 (not worn/female/>=60): 10" in w[0]
     assert prediction_warnings(np.array([0, 3, 6] * 5), {0, 3, 6}) == []
 
+
+def test_folds_side_by_side_give_the_loops_numbers_and_one_run_folder(work, cache):
+    """fold_workers=2: each fold in its own process, joined into one run folder; with one thread per fold the
+    out-of-fold table, the per-fold summaries and the weights equal the sequential loop's, and no part is left."""
+    cfg = TrainConfig(**TINY, epochs=2, folds=3)
+    seen = []
+    loop = train(cache, work / "folds_loop", cfg)
+    pool = train(cache, work / "folds_pool", replace(cfg, fold_workers=2), on_epoch_end=lambda f, e, row: seen.append((f, e)))
+    pd.testing.assert_frame_equal(pd.read_parquet(loop / "oof.parquet"), pd.read_parquet(pool / "oof.parquet"))
+    drop = lambda s: [{k: v for k, v in f.items() if k not in TIMING} for f in s["per_fold"]]  # noqa: E731
+    a, b = (json.loads((r / "summary.json").read_text()) for r in (loop, pool))
+    assert drop(a) == drop(b) and a["oof_f1"] == b["oof_f1"]
+    for f in range(3):  # the same weights (the files' metadata order is the safetensors writer's own)
+        a_w, b_w = (load_file(str(r / f"fold_{f}" / "best.safetensors")) for r in (loop, pool))
+        assert a_w.keys() == b_w.keys() and all(torch.equal(a_w[k], b_w[k]) for k in a_w)
+    pd.testing.assert_frame_equal(_metrics(loop), _metrics(pool))
+    assert sorted(seen) == [(f, e) for f in range(3) for e in (1, 2)]  # every epoch reached the caller's hook
+    config = json.loads((pool / "config.json").read_text())
+    assert config["fold"] == "all" and config["fold_workers"] == 2 and config["threads"] == 1
+    assert not (pool / ".folds").exists() and (pool / "per_class.csv").is_file()
+    with pytest.raises(InputError, match="holds a finished run"):  # the joined folder is a run like any other
+        train(cache, pool, replace(cfg, fold_workers=2))

@@ -43,6 +43,7 @@ def relabel_report(
     img_size: str = typer.Option(_Q.img_size, metavar="HEIGHT[,WIDTH]", help="Quick training (no --oof): model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect), as in train."),
     batch_size: int = typer.Option(_Q.batch_size, help="Quick training (no --oof): batch size."),
     device: Optional[str] = typer.Option(_Q.device, help="Quick training (no --oof): cpu, cuda or cuda:N.", show_default="cuda when present"),
+    fold_workers: int = typer.Option(_Q.fold_workers, help="Quick training (no --oof): folds trained side by side, each in its own process with its share of --threads (CPU only; 0 = one per core, up to --folds)."),
     seed: int = typer.Option(_R.seed, help="Quick training (no --oof) and the simulation: random seed."),
     threads: Optional[int] = typer.Option(_Q.threads, help=THREADS_HELP, show_default="torch's and OpenCV's choice"),
     verify: str = typer.Option(_R.verify, metavar=choices("quick", "full", "off"), help="Check the cache before use: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),
@@ -66,13 +67,15 @@ def relabel_report(
                                 against=tuple(str(a) for a in against or ()), photo_quality=photo_quality,
                                 quick=QuickModel(folds=folds, steps=steps, epochs=epochs, model=model,
                                                  img_size=either(img_size, None if image_size is None else str(image_size)),
-                                                 batch_size=batch_size, device=device, threads=threads))
+                                                 batch_size=batch_size, device=device, threads=threads,
+                                                 fold_workers=fold_workers))
         opened = load_cache(cache, verify=options.verify)
         for other in options.against:  # a wrong --against fails before any work
             load_cache(other, verify="off")
         q = options.quick
         quick = dict(folds=q.folds, steps=q.steps, epochs=q.epochs, model=q.model, image_size=q.img_size,
-                     batch_size=q.batch_size, device=q.device, seed=options.seed, threads=q.threads)
+                     batch_size=q.batch_size, device=q.device, seed=options.seed, threads=q.threads,
+                     fold_workers=q.fold_workers)
         plan = None if oof is not None else quick_plan(opened, **quick)
         with report_folder(cache, out) as folder:
             opened = ensure_embeddings(opened, options, progress)  # before the quick model: a missing dlib fails first

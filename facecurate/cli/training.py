@@ -83,6 +83,7 @@ def train(
     channels_last: bool = flag(default("channels_last"), help="Channels-last memory on CUDA (the CPU path ignores it)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N.", show_default="cuda when present"),
     threads: Optional[int] = threads_option(),
+    fold_workers: int = typer.Option(default("fold_workers"), help="Folds trained side by side, each in its own process with its share of --threads (CPU only; 0 = one per core). On 2 cores small models train ~1.5x faster with 2; a GPU trains one fold at a time."),
     pretrained: bool = flag(default("pretrained"), help="Start from timm's weights: the local Hugging Face cache first, else downloaded when online."),
     weights: Optional[Path] = typer.Option(None, help="Start from a run folder (its fold 0 best) or a weights file (.safetensors/.pth): the backbone loads, the heads adapt."),
     extra: Optional[str] = typer.Option(None, help="External caches CACHE[,CACHE...]: their photos join every training fold, never validation or oof.parquet; missing labels are left out of that head's loss."),
@@ -135,7 +136,7 @@ HELP_PANELS["train"] = {
     **dict.fromkeys(["epochs", "batch_size", "eval_batch_size", "lr", "min_lr_ratio", "weight_decay", "warmup", "loss", "smoothing", "focal_gamma", "class_weights", "head_weights", "sampler", "patience", "ema", "clip_grad", "seed", "augment", "hflip", "scale", "ratio", "rotate", "brightness", "contrast", "saturation", "mixup", "cutmix"], "Optimisation"),
     **dict.fromkeys(["folds", "fold", "val_ratio"], "Folds"),
     **dict.fromkeys(["out", "name", "resume", "plots", "config", "quiet", "verbose", "help"], "Output"),
-    **dict.fromkeys(["device", "threads", "amp", "channels_last", "ddp"], "Hardware"),
+    **dict.fromkeys(["device", "threads", "fold_workers", "amp", "channels_last", "ddp"], "Hardware"),
 }
 
 

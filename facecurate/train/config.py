@@ -68,6 +68,7 @@ class TrainConfig:
     channels_last: bool = True            # CUDA only
     device: str | None = None             # None = cuda when present, else cpu
     threads: int | None = None            # torch CPU threads; None = torch's default
+    fold_workers: int = 1                 # folds trained side by side in their own processes (CPU); 0 = one per core
     pretrained: bool = False              # timm's weights: the local Hugging Face cache, else downloaded when online
     weights: str | None = None            # a local weights file or a run folder (its fold 0 best) to start from
     extra: tuple[str, ...] = ()           # external caches: their photos join every training fold, never validation
@@ -185,6 +186,11 @@ def option_default(name: str):
 #: the planted swaps (held-out fold), for about the CPU time of the 156 steps it replaced (a 64 x 48 photo costs
 #: ~3/4 of a 128 x 96 one).
 QUICK_STEPS = 400
+#: Folds of the quick K-fold; ``QuickModel.folds`` holds the same default (tested). Four, not five: with one fold per
+#: core side by side (``fold_pool``) four folds on 2 cores are two rounds where five are three, the last one half
+#: idle; on 310 people 4 x 400 steps found the 9 planted swaps as 5 x 400 did, in 230 s instead of 329 s
+#: (BENCHMARKS.md, "relabel-report: time").
+QUICK_FOLDS = 4
 
 
 def quick_config(**changes) -> TrainConfig:
@@ -196,7 +202,7 @@ def quick_config(**changes) -> TrainConfig:
 
     ``quick_plan`` turns its step budget into ``epochs``; e.g. ``train(cache, out, quick_config(epochs=4))``.
     """
-    base = dict(epochs=8, img_size=(64, 48), folds=5, patience=0, ema=0.0, lr=3e-3, batch_size=32, sampler="class")
+    base = dict(epochs=8, img_size=(64, 48), folds=QUICK_FOLDS, patience=0, ema=0.0, lr=3e-3, batch_size=32, sampler="class")
     base.update(changes)
     return TrainConfig(**base)
 
@@ -301,6 +307,8 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.age_loss != "ce" and cfg.task != "multi":
         raise InputError("--age-loss ordinal needs --task multi (the single task has no age head)")
     folds_to_run(cfg)
+    if cfg.fold_workers < 0:
+        raise InputError(f"--fold-workers {cfg.fold_workers}: expected 0 (one per core) or more")
     if cfg.model in PROBE_MODELS:  # no timm model: the probe's own checks (train.probe.check_probe)
         return
     import timm

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,13 +30,14 @@ from ..curate.locks import folder_lock, writer_of
 from ..curate.outputs import claim_output, claimed_output
 from ..curate.overrides import EXCLUDED, ORIG_COLUMNS, apply_overrides, describe_changes, override_changes, read_overrides
 from ..curate.progress import QUIET, Progress
-from . import distributed
+from . import distributed, fold_pool
 from .augment import Norm
 from .checkpoint import BEST, load_weights, write_atomic
 from .config import (
     PROBE_MODELS,
     RESUME_KEYS,
     TrainConfig,
+    QUICK_FOLDS,
     QUICK_STEPS,
     folds_to_run,
     parse_img_size,
@@ -143,6 +145,9 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
         check_probe(cfg, cache)  # before the data is read: the options a probe cannot take, the embeddings it needs
         writers = RunWriters(_write_config, _oof_part, _finish, _is_run)
         return train_probe(cache, Path(out), cfg, plan_run(cache, cfg, progress), writers, progress, replace)
+    workers = fold_pool.pool_size(cfg, pick_device(cfg.device).type)
+    if workers > 1 and distributed.env_world() == 1 and on_save is None:
+        return _train_side_by_side(cache, Path(out), cfg, workers, progress, on_epoch_end, replace)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process
     try:
         return _train_ranks(cache, Path(out), cfg, dist, progress, on_epoch_end, on_save, replace)
@@ -169,6 +174,27 @@ def _train_ranks(cache: Cache, out: Path, cfg: TrainConfig, dist: distributed.Ra
             locks.enter_context(folder_lock(c.path, "cache", shared=True))
         locks.enter_context(torch_threads(cfg.threads))
         return _train(cache, out, cfg, plan, progress, on_epoch_end, on_save, dist)
+
+
+def _train_side_by_side(cache: Cache, out: Path, cfg: TrainConfig, workers: int, progress: Progress, on_epoch_end,
+                        replace: bool) -> Path:
+    """``train`` with its folds in ``workers`` processes (``fold_pool``): the same checks, claim and locks as one
+    process, then the folds' runs joined into ``out`` and finished as the loop finishes a run."""
+    plan = plan_run(cache, cfg, progress)  # every check that needs the data, before anything is written
+    caches = plan.caches(cache)
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(claimed_output(out, "run", [c.path for c in caches], recognise=_is_run, what="run"))
+        (clear_run if replace and not cfg.resume else check_fresh)(out, cfg)
+        for c in caches:
+            locks.enter_context(folder_lock(c.path, "cache", shared=True))
+        parts = fold_pool.train_side_by_side(Path(cache.path), out, cfg, workers, progress, on_epoch_end)
+        config, oof, history, summaries, extra = fold_pool.join_parts(out, parts)
+        _write_config(out, cfg, {**config, "fold": cfg.fold, "threads": cfg.threads, "fold_workers": cfg.fold_workers,
+                                 "plots": cfg.plots, "resume": cfg.resume})
+        fold_pool.write_joined(out, oof, history)
+        _finish(out, oof, history, summaries, cache.age_bins, cfg, extra)
+        shutil.rmtree(out / fold_pool.PARTS)
+    return out
 
 
 def check_distributed(cache: Cache, out: str | Path, cfg: TrainConfig, world: int) -> None:
@@ -334,15 +360,17 @@ def _finish(out: Path, oof: pd.DataFrame, history: pd.DataFrame, summaries: list
     return summary
 
 
-def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STEPS, epochs: int | None = None,
+def quick_plan(cache: str | Path | Cache, folds: int = QUICK_FOLDS, steps: int = QUICK_STEPS, epochs: int | None = None,
                model: str | None = None, image_size: int | str = 64, batch_size: int = 32, device: str | None = None,
-               seed: int = 0, threads: int | None = None, groups: str | Path | None = None) -> TrainConfig:
+               seed: int = 0, threads: int | None = None, groups: str | Path | None = None,
+               fold_workers: int = 0) -> TrainConfig:
     """The short K-fold preset (``quick_config``) for ``cache``, checked: InputError before any training when it cannot run.
 
     ``steps``: optimiser steps per fold whatever the cache's size, as whole epochs enough that the fold with the
     fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. ``image_size``: the input height (the
     width keeps the cache's aspect) or "HEIGHT,WIDTH", as `train --img-size` reads it; ``model`` None = the
-    trainer's default; ``groups``: a person,group CSV (relabel-report's identity_groups.csv): one person's ids share a fold.
+    trainer's default; ``groups``: a person,group CSV (relabel-report's identity_groups.csv): one person's ids share a
+    fold; ``fold_workers``: folds trained side by side on the CPU (``fold_pool``; 0 = one per core).
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")
     size = parse_img_size(str(image_size), cache.path)  # InputError under 8 px or not HEIGHT[,WIDTH]
@@ -351,7 +379,7 @@ def quick_plan(cache: str | Path | Cache, folds: int = 5, steps: int = QUICK_STE
     if epochs is None and steps < 1:
         raise InputError(f"--steps {steps}: expected at least 1 optimiser step per fold")
     changes = dict(folds=folds, epochs=epochs or 1, img_size=size, batch_size=batch_size, device=device, seed=seed, threads=threads,
-                   groups=str(groups) if groups else None)
+                   groups=str(groups) if groups else None, fold_workers=fold_workers)
     if model:
         changes["model"] = model
     cfg = quick_config(**changes)

@@ -16,7 +16,7 @@ from .config import TrainConfig
 
 #: What a run writes in its folder (besides the ``fold_*`` folders): a run without --resume refuses a folder holding any.
 RUN_NAMES = ("config.json", "metrics.csv", "oof.parquet", "summary.json", "per_class.csv", "confusion.png", "curves.png",
-             "tensorboard")
+             "tensorboard", ".folds")  # .folds: the folds' own runs while they train side by side (fold_pool)
 
 
 def run_files(out: Path) -> list[Path]:

@@ -22,10 +22,10 @@ class QuickModel:
 
     Its length is a budget of optimiser steps per fold (``steps``, whole epochs reaching it), so a small cache
     trains as long as a large one; ``epochs`` (not None) sets epochs per fold instead. ``steps``' default is
-    ``facecurate.train.config.QUICK_STEPS`` (equal by test: curate does not import train).
+    ``facecurate.train.config.QUICK_STEPS`` and ``folds``' ``QUICK_FOLDS`` (equal by test: curate does not import train).
     """
 
-    folds: int = 5
+    folds: int = 4                    # facecurate.train.config.QUICK_FOLDS (equal by test)
     steps: int = 400
     epochs: int | None = None         # epochs per fold instead of the step budget
     model: str | None = None          # timm model name; None = the trainer's default
@@ -33,6 +33,7 @@ class QuickModel:
     batch_size: int = 32
     device: str | None = None         # cpu, cuda, cuda:N; None = cuda when present
     threads: int | None = None        # CPU threads for torch; None = torch's choice
+    fold_workers: int = 0             # folds trained side by side on the CPU (train's --fold-workers); 0 = one per core
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""Folds trained side by side on the CPU (``TrainConfig.fold_workers``): each fold a one-fold run in its own process,
+with its share of the cores, in ``out/.folds/fold_<i>``; then joined into ``out`` as the sequential loop writes it.
+
+Why: at the quick model's sizes a CPU training step is bound by per-layer overhead more than by arithmetic, so two
+one-thread processes make ~1.5x the steps of one two-thread process on two cores (BENCHMARKS.md, "relabel-report:
+time"). Each fold is seeded by its id (``fold.init_fold``), so a fold trained here gives the numbers the loop gives
+with the same threads per fold (tested). The processes are ``python -m facecurate.train.fold_worker JOB`` rather than
+multiprocessing's spawn, which would import the caller's main script again in every process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+
+from ..curate.errors import InputError
+from ..curate.progress import Progress
+from .config import TrainConfig, folds_to_run
+from .run_folder import write_parquet
+
+#: The folder inside a run that holds the folds' own runs while they train (removed once they are joined).
+PARTS = ".folds"
+#: The module each fold's process runs (``python -m``).
+WORKER = "facecurate.train.fold_worker"
+
+
+def cpu_cores() -> int:
+    """The cores this process may use (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def pool_size(cfg: TrainConfig, device_type: str) -> int:
+    """How many folds train at once: ``cfg.fold_workers`` (0 = one per core of the thread budget, up to the folds);
+    1 off the CPU (a GPU runs one fold at a time) or for a single fold."""
+    folds = len(folds_to_run(cfg))
+    if device_type != "cpu" or folds < 2:
+        return 1
+    budget = int(cfg.threads or cpu_cores())
+    wanted = cfg.fold_workers or budget
+    return max(1, min(int(wanted), folds))
+
+
+def thread_share(cfg: TrainConfig, workers: int) -> int:
+    """Torch threads per fold process: the thread budget (``cfg.threads``, else the cores) split evenly, at least 1."""
+    return max(1, int(cfg.threads or cpu_cores()) // workers)
+
+
+def fold_config(cfg: TrainConfig, fold: int, workers: int) -> TrainConfig:
+    """The one-fold run one process trains: fold ``fold`` of ``cfg``, its thread share, no plots (the joined run draws them)."""
+    return replace(cfg, fold=fold, threads=thread_share(cfg, workers), fold_workers=1, plots=False)
+
+
+def train_side_by_side(cache_path: Path, out: Path, cfg: TrainConfig, workers: int, progress: Progress,
+                       on_epoch_end: Callable[[int, int, dict], None] | None = None) -> list[Path]:
+    """Train every fold of ``cfg`` as its own run in ``out/.folds/fold_<i>``, ``workers`` processes at a time; returns
+    the finished part folders in fold order. ``out`` is claimed and locked by the caller; a part that already holds a
+    finished run (``summary.json``) is kept when ``cfg.resume``. InputError when a fold's process refuses (its line)."""
+    folds = folds_to_run(cfg)
+    parts = {f: out / PARTS / f"fold_{f}" for f in folds}
+    todo = [f for f in folds if not (cfg.resume and (parts[f] / "summary.json").is_file())]
+    name = f"run: {len(folds)} fold(s) x {cfg.epochs} epochs, {workers} side by side"
+    done_epochs = {f: (0 if f in todo else cfg.epochs) for f in folds}
+    progress.update(name, sum(done_epochs.values()), len(folds) * cfg.epochs)
+    events: queue.Queue = queue.Queue()
+    running: dict[int, subprocess.Popen] = {}
+    try:
+        while todo or running:
+            while todo and len(running) < workers:
+                f = todo.pop(0)
+                running[f] = _start(cache_path, parts[f], fold_config(cfg, f, workers), events)
+            kind, f, payload = events.get()
+            if kind == "epoch":
+                done_epochs[f] = max(done_epochs[f], int(payload["epoch"]))
+                progress.update(name, sum(done_epochs.values()), len(folds) * cfg.epochs)
+                if on_epoch_end is not None:
+                    on_epoch_end(f, int(payload["epoch"]), payload.get("row", {}))
+            elif kind == "error":
+                raise InputError(payload)
+            elif kind == "exit":
+                code = running.pop(f).wait()
+                if code != 0:
+                    log = _log(parts[f]).read_text(errors="replace").strip().splitlines()[-5:]
+                    raise RuntimeError(f"fold {f}'s training process failed (exit {code}): " + " | ".join(log))
+                done_epochs[f] = cfg.epochs
+                progress.update(name, sum(done_epochs.values()), len(folds) * cfg.epochs)
+    finally:
+        for p in running.values():  # one fold failed, or Ctrl-C: the others stop (their state.pt resumes them)
+            p.terminate()
+        for p in running.values():
+            p.wait()
+    return [parts[f] for f in folds]
+
+
+def _log(part: Path) -> Path:
+    """Where a fold's process writes its stderr: beside its part folder."""
+    return part.with_name(part.name + ".stderr.log")
+
+
+def _start(cache_path: Path, part: Path, cfg: TrainConfig, events: queue.Queue) -> subprocess.Popen:
+    """One fold's process; a thread passes its lines on to ``events`` as ("epoch" | "error" | "exit", fold, payload)."""
+    part.parent.mkdir(parents=True, exist_ok=True)  # the part itself is the child's to claim (it must be new or a run)
+    job = part.parent / f"job_{cfg.fold}.json"
+    job.write_text(json.dumps({"cache": str(cache_path), "out": str(part), "config": asdict(cfg)}, default=list))
+    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "PYTHONUNBUFFERED": "1"}
+    with open(_log(part), "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", WORKER, str(job)], stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL, env=env, text=True)
+
+    def relay(f: int = int(cfg.fold)) -> None:
+        for line in proc.stdout:
+            try:
+                said = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            events.put(("error", f, said["error"]) if "error" in said else ("epoch", f, said))
+        events.put(("exit", f, None))
+
+    threading.Thread(target=relay, daemon=True).start()
+    return proc
+
+
+def join_parts(out: Path, parts: list[Path]) -> tuple[dict, pd.DataFrame, pd.DataFrame, list[dict], list]:
+    """Move each part's fold folder and TensorBoard logs into ``out``; returns (part 0's config, the out-of-fold table,
+    the metric history, the per-fold summaries, the extra data's records), every table in fold order."""
+    oof, history, summaries = [], [], []
+    for part in parts:
+        for fold_dir in sorted(part.glob("fold_*")):
+            target = out / fold_dir.name
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(fold_dir, target)
+        for logs in sorted((part / "tensorboard").glob("fold_*")) if (part / "tensorboard").is_dir() else []:
+            (out / "tensorboard").mkdir(exist_ok=True)
+            if (out / "tensorboard" / logs.name).exists():
+                shutil.rmtree(out / "tensorboard" / logs.name)
+            os.replace(logs, out / "tensorboard" / logs.name)
+        oof.append(pd.read_parquet(part / "oof.parquet"))
+        if (part / "metrics.csv").is_file():
+            history.append(pd.read_csv(part / "metrics.csv"))
+        summaries += json.loads((part / "summary.json").read_text())["per_fold"]
+    first = json.loads((parts[0] / "config.json").read_text())
+    extra = json.loads((parts[0] / "summary.json").read_text()).get("extra", [])
+    return first, pd.concat(oof, ignore_index=True), pd.concat(history, ignore_index=True) if history else pd.DataFrame(), summaries, extra
+
+
+def write_joined(out: Path, oof: pd.DataFrame, history: pd.DataFrame) -> None:
+    """The joined run's out-of-fold table and metric history, as the sequential loop leaves them before ``_finish``."""
+    from .checkpoint import write_atomic
+
+    write_parquet(out / "oof.parquet", oof)
+    if len(history):
+        write_atomic(out / "metrics.csv", history.to_csv(index=False).encode())
