@@ -9,7 +9,8 @@
 Started by torchrun (``WORLD_SIZE`` > 1), ``train`` runs the same on every rank with DistributedDataParallel
 (``distributed``): the folds are computed on every rank and checked equal, rank 0 alone claims, locks and
 writes the run folder, and ``check_distributed`` is what ``train --ddp N`` checks before it starts torchrun.
-One process runs the same code with ``distributed.OneProcess``.
+One process runs the same code with ``distributed.OneProcess``. With ``cfg.fold_workers`` above 1 on the CPU the folds
+train side by side, each a one-fold run in its own process (``fold_pool``), joined into the same run folder.
 """
 from __future__ import annotations
 
