@@ -381,3 +381,51 @@ def test_folds_side_by_side_give_the_loops_numbers_and_one_run_folder(work, cach
     assert not (pool / ".folds").exists() and (pool / "per_class.csv").is_file()
     with pytest.raises(InputError, match="holds a finished run"):  # the joined folder is a run like any other
         train(cache, pool, replace(cfg, fold_workers=2))
+
+
+def test_a_killed_side_by_side_run_leaves_no_fold_training_and_resumes_to_the_loops_numbers(work, cache):
+    """kill -9 of `train --fold-workers 2` once both folds have saved an epoch: its fold processes stop with it (none
+    trains on alone), and `--resume` with the same options finishes each fold's own run to the loop's numbers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = TrainConfig(**TINY, epochs=4, folds=2)
+    out = work / "folds_killed"
+    args = [sys.executable, "-m", "facecurate", "train", str(cache.path), "--out", str(out), "--model", cfg.model,
+            "--epochs", "4", "--folds", "2", "--batch-size", "8", "--ema", "0", "--patience", "0", "--lr", "0.003",
+            "--drop-rate", "0", "--threads", "2", "--fold-workers", "2", "--no-plots", "--img-size", "32", "--quiet"]
+    parent = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1])
+    states = [out / ".folds" / f"fold_{f}" / f"fold_{f}" / "state.pt" for f in (0, 1)]
+    deadline = time.time() + 240
+    while not all(s.is_file() for s in states) and parent.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert parent.poll() is None, "the run finished before it could be killed"
+    jobs = [str(out / ".folds" / f"job_{f}.json") for f in (0, 1)]
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    left = jobs
+    for _ in range(100):  # the fold processes get SIGTERM with their parent's death
+        left = [j for j in jobs if any(j in cmd for cmd in _cmdlines())]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, f"fold processes still running: {left}"
+    # stopped, not finished: no fold wrote its summary (a fold left running would have)
+    assert not any((out / ".folds" / f"fold_{f}" / "summary.json").exists() for f in (0, 1))
+    assert not (out / "summary.json").exists()
+    resumed = train(cache, out, replace(cfg, threads=2, fold_workers=2, resume=True))
+    loop = train(cache, work / "folds_killed_loop", replace(cfg, threads=1))
+    pd.testing.assert_frame_equal(pd.read_parquet(loop / "oof.parquet"), pd.read_parquet(resumed / "oof.parquet"))
+    assert not (resumed / ".folds").exists()
+
+
+def _cmdlines():
+    """Every running process's command line (Linux /proc), as text."""
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            yield p.read_bytes().decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue

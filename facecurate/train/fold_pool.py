@@ -112,7 +112,8 @@ def _start(cache_path: Path, part: Path, cfg: TrainConfig, events: queue.Queue) 
     """One fold's process; a thread passes its lines on to ``events`` as ("epoch" | "error" | "exit", fold, payload)."""
     part.parent.mkdir(parents=True, exist_ok=True)  # the part itself is the child's to claim (it must be new or a run)
     job = part.parent / f"job_{cfg.fold}.json"
-    job.write_text(json.dumps({"cache": str(cache_path), "out": str(part), "config": asdict(cfg)}, default=list))
+    job.write_text(json.dumps({"cache": str(cache_path), "out": str(part), "config": asdict(cfg), "parent": os.getpid()},
+                              default=list))
     env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "PYTHONUNBUFFERED": "1"}
     with open(_log(part), "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", WORKER, str(job)], stdout=subprocess.PIPE, stderr=err,
