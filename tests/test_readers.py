@@ -104,6 +104,28 @@ def test_every_kept_photo_decodes_to_rgb_uint8(quirky):
     assert np.array_equal(gray[..., 0], gray[..., 2])
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_colour_jpegs_decode_to_pils_pixels_in_every_orientation(tmp_path, orientation):
+    """read_rgb decodes a colour JPEG with OpenCV; the pixels are exactly what PIL's path (open, EXIF transpose) gives,
+    and a cut one is still refused."""
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(orientation)
+    im = Image.fromarray((rng.random((60, 80, 3)) * 255).astype(np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.jpg"
+    im.save(path, exif=exif, quality=90)
+    with Image.open(path) as raw:
+        want = np.asarray(ImageOps.exif_transpose(raw).convert("RGB"))
+    got = read_rgb(path)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    with pytest.raises(BadImage):
+        read_rgb(cut)
+
+
 def test_read_rgb_rejects_broken_files(quirky):
     root, expect = quirky
     for rel in expect["bad_files"]:
