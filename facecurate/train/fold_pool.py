@@ -52,14 +52,16 @@ def pool_size(cfg: TrainConfig, device_type: str) -> int:
     return max(1, min(int(wanted), folds))
 
 
-def thread_share(cfg: TrainConfig, workers: int) -> int:
-    """Torch threads per fold process: the thread budget (``cfg.threads``, else the cores) split evenly, at least 1."""
-    return max(1, int(cfg.threads or cpu_cores()) // workers)
+def thread_share(cfg: TrainConfig, side_by_side: int) -> int:
+    """Torch threads of a fold process that will run beside ``side_by_side - 1`` others: the thread budget
+    (``cfg.threads``, else the cores) split evenly, at least 1. The last fold of an uneven split runs alone and gets
+    the whole budget."""
+    return max(1, int(cfg.threads or cpu_cores()) // max(1, side_by_side))
 
 
-def fold_config(cfg: TrainConfig, fold: int, workers: int) -> TrainConfig:
+def fold_config(cfg: TrainConfig, fold: int, side_by_side: int) -> TrainConfig:
     """The one-fold run one process trains: fold ``fold`` of ``cfg``, its thread share, no plots (the joined run draws them)."""
-    return replace(cfg, fold=fold, threads=thread_share(cfg, workers), fold_workers=1, plots=False)
+    return replace(cfg, fold=fold, threads=thread_share(cfg, side_by_side), fold_workers=1, plots=False)
 
 
 def train_side_by_side(cache_path: Path, out: Path, cfg: TrainConfig, workers: int, progress: Progress,
@@ -79,7 +81,8 @@ def train_side_by_side(cache_path: Path, out: Path, cfg: TrainConfig, workers: i
         while todo or running:
             while todo and len(running) < workers:
                 f = todo.pop(0)
-                running[f] = _start(cache_path, parts[f], fold_config(cfg, f, workers), events)
+                beside = min(workers, len(running) + 1 + len(todo))  # fewer when the last folds are left
+                running[f] = _start(cache_path, parts[f], fold_config(cfg, f, beside), events)
             kind, f, payload = events.get()
             if kind == "epoch":
                 done_epochs[f] = max(done_epochs[f], int(payload["epoch"]))
