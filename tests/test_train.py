@@ -381,6 +381,10 @@ def test_folds_side_by_side_give_the_loops_numbers_and_one_run_folder(work, cach
     assert not (pool / ".folds").exists() and (pool / "per_class.csv").is_file()
     with pytest.raises(InputError, match="holds a finished run"):  # the joined folder is a run like any other
         train(cache, pool, replace(cfg, fold_workers=2))
+    before = pd.read_parquet(pool / "oof.parquet")  # resumed, its folds (in the run folder) are not trained again
+    train(cache, pool, replace(cfg, fold_workers=2, resume=True), on_epoch_end=lambda f, e, row: seen.append(("again", f)))
+    pd.testing.assert_frame_equal(before, pd.read_parquet(pool / "oof.parquet"))
+    assert not [x for x in seen if x[0] == "again"] and not (pool / ".folds").exists()
 
 
 def test_a_killed_side_by_side_run_leaves_no_fold_training_and_resumes_to_the_loops_numbers(work, cache):

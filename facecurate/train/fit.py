@@ -146,7 +146,7 @@ def train(cache: str | Path | Cache, out: str | Path, cfg: TrainConfig = TrainCo
         check_probe(cfg, cache)  # before the data is read: the options a probe cannot take, the embeddings it needs
         writers = RunWriters(_write_config, _oof_part, _finish, _is_run)
         return train_probe(cache, Path(out), cfg, plan_run(cache, cfg, progress), writers, progress, replace)
-    workers = fold_pool.pool_size(cfg, pick_device(cfg.device).type)
+    workers = fold_pool.pool_size(cfg, pick_device(cfg.device).type, Path(out))
     if workers > 1 and distributed.env_world() == 1 and on_save is None:
         return _train_side_by_side(cache, Path(out), cfg, workers, progress, on_epoch_end, replace)
     dist = distributed.setup(cfg.device)  # OneProcess unless started by torchrun with more than one process

@@ -41,11 +41,14 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def pool_size(cfg: TrainConfig, device_type: str) -> int:
+def pool_size(cfg: TrainConfig, device_type: str, out: Path | None = None) -> int:
     """How many folds train at once: ``cfg.fold_workers`` (0 = one per core of the thread budget, up to the folds);
-    1 off the CPU (a GPU runs one fold at a time) or for a single fold."""
+    1 off the CPU (a GPU runs one fold at a time), for a single fold, or to ``--resume`` a run in ``out`` whose folds
+    were trained one after another (their state is in ``out/fold_<i>``, which the loop resumes)."""
     folds = len(folds_to_run(cfg))
     if device_type != "cpu" or folds < 2:
+        return 1
+    if cfg.resume and out is not None and not (out / PARTS).is_dir() and any(out.glob("fold_*")):
         return 1
     budget = int(cfg.threads or cpu_cores())
     wanted = cfg.fold_workers or budget
@@ -127,6 +130,8 @@ def _start(cache_path: Path, part: Path, cfg: TrainConfig, events: queue.Queue) 
             try:
                 said = json.loads(line)
             except json.JSONDecodeError:
+                continue
+            if not isinstance(said, dict):  # a line some library printed, not the worker's
                 continue
             events.put(("error", f, said["error"]) if "error" in said else ("epoch", f, said))
         events.put(("exit", f, None))
