@@ -97,9 +97,10 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
 
 def _plain_jpeg(path: str | Path, size: tuple[int, int]) -> np.ndarray | None:
     """A whole colour JPEG decoded by OpenCV: the same pixels as PIL's path below (both are libjpeg-turbo with EXIF
-    orientation applied; tested on real and synthesised photos and all eight orientations) at ~1/3 of its time on
-    this CPU (no PIL image, no copies: BENCHMARKS.md, "Crowded backdrops: speed"). None (then PIL decodes, and says
-    what is wrong) for a file that does not end with the JPEG end marker, or that OpenCV cannot decode."""
+    orientation applied; tested on real and synthesised photos and all eight orientations): ``read_rgb`` takes about
+    half its time per photo on this CPU (no PIL image, no copies; BENCHMARKS.md, "Crowded backdrops: speed").
+    None (then PIL decodes, and says what is wrong) for a file that does not end with the JPEG end marker, or that
+    OpenCV cannot decode."""
     import cv2
 
     buf = np.fromfile(str(path), dtype=np.uint8)
