@@ -120,7 +120,10 @@ def _start(cache_path: Path, part: Path, cfg: TrainConfig, events: queue.Queue) 
     job = part.parent / f"job_{cfg.fold}.json"
     job.write_text(json.dumps({"cache": str(cache_path), "out": str(part), "config": asdict(cfg), "parent": os.getpid()},
                               default=list))
-    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "PYTHONUNBUFFERED": "1"}
+    # the same facecurate as this process, however it was found (an installed package, PYTHONPATH, a sys.path entry)
+    package_root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     with open(_log(part), "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", WORKER, str(job)], stdout=subprocess.PIPE, stderr=err,
                                 stdin=subprocess.DEVNULL, env=env, text=True)
