@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from _layout_data import photo, quirky_train_layout, write_person
-from facecurate.curate.decode import BadImage, read_rgb
+from facecurate.curate.decode import BadImage, _plain_jpeg, read_rgb
 from facecurate.curate.errors import InputError
 from facecurate.curate.labels import encode
 from facecurate.curate.readers import MANIFEST_COLUMNS, detect_layout, read_dataset, read_eval, read_folder, read_plain_csv, read_train
@@ -118,10 +118,12 @@ def test_colour_jpegs_decode_to_pils_pixels_in_every_orientation(tmp_path, orien
     im.save(path, exif=exif, quality=90)
     with Image.open(path) as raw:
         want = np.asarray(ImageOps.exif_transpose(raw).convert("RGB"))
-    got = read_rgb(path)
-    assert got.shape == want.shape and np.array_equal(got, want)
+    fast = _plain_jpeg(path, want.shape[:2])  # the OpenCV path itself, not PIL's fallback
+    assert fast is not None and fast.shape == want.shape and np.array_equal(fast, want)
+    assert np.array_equal(read_rgb(path), want)
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    assert _plain_jpeg(cut, want.shape[:2]) is None  # no end marker: left to PIL, which refuses it
     with pytest.raises(BadImage):
         read_rgb(cut)
 
