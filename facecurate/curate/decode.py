@@ -124,21 +124,18 @@ def read_rgb(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
     within ``max_side`` is decoded by OpenCV (``_plain_jpeg``: the same pixels, faster).
     """
     try:
-        with open_image(path) as im:
-            plain = im.format == "JPEG" and im.mode == "RGB" and max(im.size) <= max_side
-            size = (im.height, im.width)
-        if plain:
-            arr = _plain_jpeg(path, size)
-            if arr is not None:
-                return arr
-        with open_image(path) as im:
-            if max(im.size) > max_side and im.format == "JPEG":
-                im.draft("RGB", (max_side, max_side))  # decodes at the smallest DCT scale still >= max_side
-            im.load()
-            if max(im.size) > max_side:
-                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
-            im = ImageOps.exif_transpose(im)
-            arr = _to_rgb(im)
+        with open_image(path) as im:  # the header, read once for both paths
+            arr = None
+            if im.format == "JPEG" and im.mode == "RGB" and max(im.size) <= max_side:
+                arr = _plain_jpeg(path, (im.height, im.width))
+            if arr is None:
+                if max(im.size) > max_side and im.format == "JPEG":
+                    im.draft("RGB", (max_side, max_side))  # decodes at the smallest DCT scale still >= max_side
+                im.load()
+                if max(im.size) > max_side:
+                    im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+                im = ImageOps.exif_transpose(im)
+                arr = _to_rgb(im)
     except FileNotFoundError as e:
         raise BadImage("file not found") from e
     except UnidentifiedImageError as e:
