@@ -148,8 +148,8 @@ def _setup(f: int, cfg: TrainConfig, device: torch.device, n_steps: int,
     model = new_model(cfg, device)
     ema = ModelEmaV3(model, decay=cfg.ema, use_warmup=True, warmup_gamma=EMA_WARMUP_GAMMA,
                      warmup_power=EMA_WARMUP_POWER) if cfg.ema else None
-    # fused: one kernel over every parameter instead of a Python loop per tensor (CPU and CUDA): on the CPU the
-    # quick model's optimiser step falls from ~24 ms to ~2 ms (BENCHMARKS.md, "relabel-report: time")
+    # fused: one kernel over every parameter instead of a loop per tensor (CPU and CUDA): on the CPU it saves 7-14 ms
+    # of the quick model's ~130-150 ms step (bench/quick_step.py; BENCHMARKS.md, "relabel-report: time")
     opt = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(
         cfg.epochs * n_steps, max(1, int(cfg.warmup_epochs * n_steps)), cfg.min_lr_ratio))
