@@ -399,3 +399,24 @@ def test_old_caches_load_with_the_subject_columns_blank(tmp_path):
     cache.manifest.drop(columns=SUBJECT_COLUMNS).to_parquet(tmp_path / "cache" / "manifest.parquet")
     old = load_cache(tmp_path / "cache", verify="off").manifest
     assert set(SUBJECT_COLUMNS) <= set(old.columns) and old[SUBJECT_COLUMNS].isna().all().all()
+
+
+def test_the_forecast_loads_the_full_look_only_when_a_photo_is_in_doubt():
+    """Pass 1's forecast (``FullLookForecast``): photos framed alike and clear are never in doubt; the first winner far
+    off the framing of the picks seen so far is (as pass 2's ``in_doubt`` would say), and after it nothing is; a photo
+    without a face is in doubt from the start."""
+    from facecurate.curate.crop.first_look import FullLookForecast
+    from facecurate.curate.crop.subject import choose, own_evidence
+
+    def look(forecast, box, w=384, h=512):
+        boxes = np.array([box], float)
+        return forecast.in_doubt(choose(own_evidence(boxes, [0.9], w, h), boxes), boxes, [0.9], w, h)
+
+    rng = np.random.default_rng(0)
+    framed = FullLookForecast(min_picks=8, every=4)
+    assert not any(look(framed, np.array([140, 150, 240, 270]) + rng.normal(0, 3, 4)) for _ in range(40))
+    assert framed.prior is not None and not framed.done
+    assert look(framed, [10, 380, 60, 440])  # a face a whole face width off the framing: pass 2 will look again
+    assert not look(framed, [10, 380, 60, 440]) and framed.done  # told once
+    empty = FullLookForecast()
+    assert empty.in_doubt(choose(np.zeros(0), np.zeros((0, 4))), np.zeros((0, 4)), [], 384, 512)

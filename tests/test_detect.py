@@ -162,6 +162,23 @@ def test_adaptive_routes_only_unclear_photos_to_the_extra_detectors() -> None:
         assert (det.n_photos, det.n_extra) == (2, 1)
 
 
+def test_threaded_copies_share_one_mtcnn_and_find_what_one_copy_finds(scenes) -> None:
+    """Two threaded copies of "adaptive" use one MTCNN (built once, by ``prepare`` in the background) and find the
+    same faces as a single copy given each half of the photos."""
+    blank = np.full((512, 384, 3), 90, np.uint8)  # no face: every photo goes to the extra detectors
+    photos = [img for img, _ in scenes] + [blank]
+    with make_detector("adaptive", threads=2) as two, make_detector("adaptive") as one:
+        shared = [d.extra[-1] for d in two.copies]  # forcing each copy's extra list does not build MTCNN itself
+        assert shared[0] is shared[1] and shared[0]._detector is None
+        two.prepare()
+        for d in two.copies:
+            d._preparing.join(timeout=120)
+        assert isinstance(shared[0]._detector, MTCNNDetector)
+        half = len(photos) // 2
+        assert two.detect(photos) == one.detect(photos[:half]) + one.detect(photos[half:])
+        assert two.n_extra == 4 and two.n_photos == 4
+
+
 def test_calibration_moves_boxes_onto_one_convention() -> None:
     assert calibrate_box((0, 0, 100, 100), "unknown") == (0, 0, 100, 100)
     x1, y1, x2, y2 = calibrate_box((0, 0, 100, 100), "mtcnn")

@@ -84,7 +84,7 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], out_png
     out_png.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_png.with_name(out_png.name + ".tmp")  # never half a sheet under the real name (a full disk)
     try:
-        sheet.save(tmp, format="PNG", optimize=False)
+        sheet.save(tmp, format="PNG", compress_level=3)  # ~3x faster than PIL's default 6, ~8% larger
         os.replace(tmp, out_png)
     except BaseException:
         tmp.unlink(missing_ok=True)

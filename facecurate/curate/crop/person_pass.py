@@ -10,6 +10,7 @@ with it at all, the photo gets the person box (the rejected box kept for review)
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 
@@ -53,16 +54,28 @@ def parse_cues(text: str) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([get(c, 6) for c in items], dtype=np.float64), np.array([get(c, 7) for c in items], dtype=np.float64))
 
 
+@functools.lru_cache(maxsize=8192)
+def _own_choice(text: str, width: int, height: int, weights: SubjectWeights) -> tuple:
+    """``photo_choice`` without a consensus, remembered: pass 2 asks it of every photo two or three times (in doubt?
+    its vote? its subject?), and parsing and scoring thousands of small arrays is most of pass 2's own time. Pure
+    (its arrays are read-only), so the cache cannot go stale."""
+    boxes, scores, names = parse_candidates(text)
+    focus, below = parse_cues(text)
+    evidence = own_evidence(boxes, scores, width, height, focus, below, weights)
+    for a in (boxes, scores, focus, evidence):
+        a.setflags(write=False)
+    return choose(evidence, boxes), boxes, scores, names, focus, evidence
+
+
 def photo_choice(text: str, width: int, height: int, consensus: np.ndarray | None = None, vote: float = 1.0,
                  weights: SubjectWeights = WEIGHTS) -> tuple[Choice, np.ndarray, np.ndarray, list[str], np.ndarray]:
     """The subject rule on one photo's stored candidates: (``Choice``, boxes, scores, detector names, focus); with a
     ``consensus`` (the person's, or the data set's framing) its closeness is one more vote, ``vote`` x ``weights.person``."""
-    boxes, scores, names = parse_candidates(text)
-    focus, below = parse_cues(text)
-    evidence = own_evidence(boxes, scores, width, height, focus, below, weights)
-    if consensus is not None and len(boxes):
-        evidence = evidence + vote * weights.person * closeness(boxes, width, height, consensus)
-    return choose(evidence, boxes), boxes, scores, names, focus
+    own, boxes, scores, names, focus, evidence = _own_choice(text, int(width), int(height), weights)
+    if consensus is None or not len(boxes):
+        return own, boxes, scores, list(names), focus
+    evidence = evidence + vote * weights.person * closeness(boxes, width, height, consensus)
+    return choose(evidence, boxes), boxes, scores, list(names), focus
 
 
 def doubtful(rows: pd.DataFrame, prior: np.ndarray | None, weights: SubjectWeights = WEIGHTS) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..versions import package_versions
 from .background import find_rembg_model, make_remover
 from .contact import crop_contact_sheet
 from .fallback import DETECTED, PERSON, PRIOR, assign_boxes
-from .first_look import CROP_COLS, OnDemandDetector, crop_chunk, decoded, read_photo, render_crop
+from .first_look import CROP_COLS, FullLookForecast, OnDemandDetector, crop_chunk, decoded, read_photo, render_crop
 from .geometry import crop_region, cut, output_shape
 from .params import VERSION_PACKAGES, CropParams
 from .subject import WEIGHTS
@@ -175,8 +175,9 @@ def _crop_locked(ds: Dataset, out: Path, params: CropParams, dev: str, device: s
         elif pending:
             order = [i for c in pending for i in writer.chunk_range(c)]
             stream = decoded(pool, order, paths, ahead=max(2 * params.batch, 2 * params.workers), min_side=params.min_photo_size)
+            forecast = FullLookForecast()  # loads the full look's detectors during pass 1 when pass 2 will need them
             for done_now, c in enumerate(pending, start=1):
-                writer.finish_chunk(c, crop_chunk(writer, c, stream, detector, background, params, out_hw, steps))
+                writer.finish_chunk(c, crop_chunk(writer, c, stream, detector, background, params, out_hw, steps, forecast))
                 if stop_after_chunks is not None and done_now >= stop_after_chunks and c != pending[-1]:
                     raise CropStopped(f"stopped after {done_now} chunk(s) as asked; run again to resume")
         rows, second_look = _second_pass(writer, writer.finished_rows(), manifest, ds.layout, pool, detector, background,

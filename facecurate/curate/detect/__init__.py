@@ -11,7 +11,7 @@ import os
 
 from ..devices import resolve_device
 from ..errors import InputError
-from .combine import AdaptiveDetector, FusedDetector, ThreadedDetector
+from .combine import AdaptiveDetector, FusedDetector, SharedDetector, ThreadedDetector
 from .faces import (
     BOX_CALIBRATION,
     Detector,
@@ -28,7 +28,7 @@ DETECTOR_NAMES = ("auto", "mtcnn", "mediapipe", "mp-full", "mp-short", "fused", 
 RECALL_THRESHOLDS = (0.5, 0.5, 0.5)  # MTCNN stage thresholds inside the combinations (facenet: 0.6, 0.7, 0.7)
 
 __all__ = ["DETECTOR_NAMES", "RECALL_THRESHOLDS", "AdaptiveDetector", "BOX_CALIBRATION", "Detector", "Face", "FusedDetector",
-           "ThreadedDetector", "box_iou", "calibrate_box", "default_min_face", "default_threads", "fuse_faces",
+           "SharedDetector", "ThreadedDetector", "box_iou", "calibrate_box", "default_min_face", "default_threads", "fuse_faces",
            "make_detector", "make_face", "nms_faces", "on_cuda", "MediaPipeDetector", "MTCNNDetector"]
 
 
@@ -56,23 +56,32 @@ def default_threads(name: str, device: str | None = None) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _mtcnn(device: str | None, min_face: int | None, thresholds: tuple[float, float, float] | None = None) -> Detector:
+    """MTCNN; torch and facenet's weights load here, only for the detectors that use it."""
+    from .mtcnn import MTCNNDetector
+
+    return MTCNNDetector(device=device, min_face=min_face, **({"thresholds": thresholds} if thresholds else {}))
+
+
 def make_detector(name: str = "auto", device: str | None = None, min_face: int | None = None,
-                  threads: int = 1) -> Detector:
+                  threads: int = 1, shared_mtcnn: Detector | None = None) -> Detector:
     """Build a detector by name (see DETECTOR_NAMES and the module doc): "auto" is "adaptive" on the CPU
     and "mtcnn-first" on CUDA; ``min_face`` (px, None = 10% of the shorter side) bounds MTCNN's pyramid;
-    ``threads`` > 1 runs that many copies side by side (``ThreadedDetector``; see ``default_threads``)."""
+    ``threads`` > 1 runs that many copies side by side (``ThreadedDetector``; see ``default_threads``), the
+    combinations' MTCNN one model for all of them (``shared_mtcnn``, a ``SharedDetector``)."""
     if threads > 1:
-        return ThreadedDetector([make_detector(name, device, min_face) for _ in range(threads)])
+        shared = SharedDetector(lambda: _mtcnn(device, min_face, RECALL_THRESHOLDS), name="mtcnn")
+        return ThreadedDetector([make_detector(name, device, min_face, shared_mtcnn=shared) for _ in range(threads)])
     if name not in DETECTOR_NAMES:
         raise InputError(f"detector {name!r}: expected one of {', '.join(DETECTOR_NAMES)}")
     if name == "auto":
         name = "mtcnn-first" if on_cuda(device) else "adaptive"
     from .blazeface import MediaPipeDetector
 
-    def mtcnn(thresholds=None):  # torch and facenet's weights load here, only for the detectors that use MTCNN
-        from .mtcnn import MTCNNDetector
-
-        return MTCNNDetector(device=device, min_face=min_face, **({"thresholds": thresholds} if thresholds else {}))
+    def mtcnn(thresholds=None):
+        if shared_mtcnn is not None and thresholds == RECALL_THRESHOLDS:
+            return shared_mtcnn
+        return _mtcnn(device, min_face, thresholds)
 
     if name == "mtcnn":
         return mtcnn()

@@ -1,7 +1,9 @@
 """Detectors made of detectors: fused (every photo through all), adaptive (the slow ones only where the quick
-ones are unsure) and threaded (copies side by side, for MediaPipe's GIL-free graphs)."""
+ones are unsure), threaded (copies side by side, for MediaPipe's GIL-free graphs) and shared (one model for every
+copy, for torch's MTCNN)."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -35,8 +37,9 @@ class AdaptiveDetector(Detector):
     only; a crowd, a small, a hard (masked, turned) or no face gets the full fusion.
 
     ``extra`` may be a callable that builds the extra detectors on first need: MTCNN then costs its
-    torch import only in runs that use it. ``n_photos`` / ``n_extra`` count photos seen / sent to the
-    extra detectors."""
+    torch import only in runs that use it; ``prepare`` builds them in a background thread (torch's import and
+    the weights' load, ~3 s here, then overlap the quick look). ``n_photos`` / ``n_extra`` count photos seen /
+    sent to the extra detectors."""
 
     def __init__(self, quick: Sequence[Detector], extra: Sequence[Detector] | Callable[[], Sequence[Detector]],
                  confident: float = 0.8, large: float = 0.2, iou: float = 0.4, min_score: float = 0.5,
@@ -45,12 +48,21 @@ class AdaptiveDetector(Detector):
         self._extra, self._make_extra = (None, extra) if callable(extra) else (list(extra), None)
         self.confident, self.large, self.iou, self.min_score, self.name = confident, large, iou, min_score, name
         self.n_photos = self.n_extra = 0
+        self._building = threading.Lock()
+        self._preparing: threading.Thread | None = None
 
     @property
     def extra(self) -> list[Detector]:
-        if self._extra is None:
-            self._extra = list(self._make_extra())
+        with self._building:
+            if self._extra is None:
+                self._extra = list(self._make_extra())
         return self._extra
+
+    def prepare(self) -> None:
+        if self._preparing is None:
+            self._preparing = threading.Thread(target=lambda: [d.prepare() for d in self.extra], name="prepare-detectors",
+                                               daemon=True)
+            self._preparing.start()
 
     def needs_extra(self, faces: Sequence[Face], height: int, width: int) -> bool:
         """False only for a clear portrait: one face, confident and large."""
@@ -81,6 +93,8 @@ class AdaptiveDetector(Detector):
         return [[f for f in faces if f.score >= self.min_score] for faces in out]
 
     def close(self) -> None:
+        if self._preparing is not None:
+            self._preparing.join()
         for d in self.quick + (self._extra or []):
             d.close()
 
@@ -117,6 +131,10 @@ class ThreadedDetector(Detector):
     def is_clear(self, faces: Sequence[Face], height: int, width: int) -> bool:
         return self.copies[0].is_clear(faces, height, width)
 
+    def prepare(self) -> None:
+        for d in self.copies:
+            d.prepare()
+
     @property
     def n_photos(self) -> int:
         return sum(getattr(d, "n_photos", 0) for d in self.copies)
@@ -129,3 +147,36 @@ class ThreadedDetector(Detector):
         self._pool.shutdown(wait=True)
         for d in self.copies:
             d.close()
+
+
+class SharedDetector(Detector):
+    """One detector behind several ``ThreadedDetector`` copies: built on first use, one call at a time.
+
+    For MTCNN: torch's operators already use every core, so a second model would cost its load (~1.4 s here) and
+    oversubscribe the cores for nothing. Each copy calls it with its own share of the photos, as it would its own.
+    """
+
+    def __init__(self, make: Callable[[], Detector], name: str = "shared") -> None:
+        self._make, self._detector, self._lock, self._name = make, None, threading.Lock(), name
+
+    def _get(self) -> Detector:
+        if self._detector is None:
+            self._detector = self._make()
+        return self._detector
+
+    @property
+    def name(self) -> str:
+        return self._detector.name if self._detector is not None else self._name
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        with self._lock:
+            return self._get().detect(images)
+
+    def prepare(self) -> None:
+        with self._lock:
+            self._get()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._detector is not None:
+                self._detector.close()

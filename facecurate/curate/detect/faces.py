@@ -158,6 +158,10 @@ class Detector(ABC):
         """Whether ``detect`` would add nothing to these ``detect_quick`` faces of a ``height`` x ``width`` photo."""
         return True
 
+    def prepare(self) -> None:
+        """Start loading what ``detect`` needs beyond ``detect_quick`` (in the background; a no-op by default): a caller
+        that sees a photo in doubt calls it, so the slower detectors are ready when the full look comes."""
+
     def close(self) -> None:
         """Release native resources (MediaPipe graphs); idempotent."""
 
