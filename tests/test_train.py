@@ -361,14 +361,23 @@ def test_predict_warns_when_predictions_collapse_or_land_in_untrained_classes():
 
 
 def test_folds_side_by_side_give_the_loops_numbers_and_one_run_folder(work, cache):
-    """fold_workers=2: each fold in its own process, joined into one run folder; with one thread per fold the
-    out-of-fold table, the per-fold summaries and the weights equal the sequential loop's, and no part is left."""
+    """fold_workers=2: each fold its own run, two worker processes taking the three folds in turn (one process trains
+    two), joined into one run folder; with one thread per fold the out-of-fold table, the per-fold summaries and the
+    weights equal the sequential loop's, and no part is left."""
+    from facecurate.train.fold_pool import worker_plan
+
+    assert worker_plan([0, 1, 2], 2) == [[0, 2], [1]] and worker_plan([3], 2) == [[3]]
     cfg = TrainConfig(**TINY, epochs=2, folds=3)
-    seen = []
+    seen, workers = [], set()
     loop = train(cache, work / "folds_loop", cfg)
     parts = work / "folds_pool" / ".folds"  # where the folds' own runs are while their processes train them
-    pool = train(cache, work / "folds_pool", replace(cfg, fold_workers=2),
-                 on_epoch_end=lambda f, e, row: seen.append((f, e, (parts / f"fold_{f}").is_dir())))
+
+    def hook(f, e, row):
+        seen.append((f, e, (parts / f"fold_{f}").is_dir()))
+        workers.update(p.name for p in parts.glob("worker_*.stderr.log"))
+
+    pool = train(cache, work / "folds_pool", replace(cfg, fold_workers=2), on_epoch_end=hook)
+    assert workers == {"worker_0.stderr.log", "worker_1.stderr.log"}  # two processes for three folds
     pd.testing.assert_frame_equal(pd.read_parquet(loop / "oof.parquet"), pd.read_parquet(pool / "oof.parquet"))
     drop = lambda s: [{k: v for k, v in f.items() if k not in TIMING} for f in s["per_fold"]]  # noqa: E731
     a, b = (json.loads((r / "summary.json").read_text()) for r in (loop, pool))

@@ -1,5 +1,7 @@
-"""One fold's process of a run whose folds train side by side (``fold_pool``): ``python -m facecurate.train.fold_worker JOB``
-trains the one-fold run the JSON job file names and says each finished epoch, or its refusal, as a JSON line on stdout."""
+"""A process of a run whose folds train side by side (``fold_pool``): ``python -m facecurate.train.fold_worker JOB...``
+trains the one-fold run each JSON job file names, one after another, and says each finished epoch, each finished
+fold, or a refusal, as a JSON line on stdout. One process takes several folds so that each start (~6 s of imports
+here) is paid once per worker, not once per fold."""
 from __future__ import annotations
 
 import ctypes
@@ -30,20 +32,22 @@ def die_with_parent(parent: int) -> None:
 
 
 def _main(argv: list[str]) -> int:
-    """A fold's process: train the one-fold run the job file names; its epochs and a refusal as JSON lines on stdout."""
-    job = json.loads(Path(argv[0]).read_text())
-    if sys.platform.startswith("linux") and job.get("parent"):
-        die_with_parent(int(job["parent"]))
-    cfg = TrainConfig.from_dict(job["config"])
+    """Train the one-fold run of each job file in turn; epochs, finished folds and a refusal as JSON lines on stdout."""
+    for n, path in enumerate(argv):
+        job = json.loads(Path(path).read_text())
+        if n == 0 and sys.platform.startswith("linux") and job.get("parent"):
+            die_with_parent(int(job["parent"]))
+        cfg = TrainConfig.from_dict(job["config"])
 
-    def said(fold: int, epoch: int, row: dict) -> None:
-        print(json.dumps({"fold": fold, "epoch": epoch, "row": row}, default=float), flush=True)
+        def said(fold: int, epoch: int, row: dict) -> None:
+            print(json.dumps({"fold": fold, "epoch": epoch, "row": row}, default=float), flush=True)
 
-    try:  # the caller checked the cache; a part left by a killed run is redone unless this run resumes
-        train(load_cache(job["cache"], verify="off"), job["out"], cfg, on_epoch_end=said, replace=not cfg.resume)
-    except InputError as e:
-        print(json.dumps({"error": str(e)}), flush=True)
-        return 2
+        try:  # the caller checked the cache; a part left by a killed run is redone unless this run resumes
+            train(load_cache(job["cache"], verify="off"), job["out"], cfg, on_epoch_end=said, replace=not cfg.resume)
+        except InputError as e:
+            print(json.dumps({"error": str(e), "fold": cfg.fold}), flush=True)
+            return 2
+        print(json.dumps({"done": cfg.fold}), flush=True)
     return 0
 
 
