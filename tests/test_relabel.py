@@ -18,7 +18,7 @@ from facecurate.curate.overrides import apply_overrides, read_overrides
 from facecurate.curate.audit import relabel_report
 from facecurate.curate.audit import QuickModel
 from facecurate.train import quick_oof, quick_plan
-from facecurate.train.config import QUICK_FOLDS, QUICK_STEPS
+from facecurate.train.config import QUICK_FOLDS, QUICK_MODEL, QUICK_STEPS
 from facecurate.cli import app
 from typer.testing import CliRunner
 
@@ -204,6 +204,7 @@ def test_the_quick_model_trains_its_step_budget(tmp_path):
     # epochs, when given, win over the budget; the CLI's --steps default is train's
     assert quick_plan(cache.path, folds=2, steps=7, epochs=3, image_size=32, batch_size=8).epochs == 3
     assert QuickModel().steps == QUICK_STEPS and QuickModel().epochs is None and QuickModel().folds == QUICK_FOLDS
+    assert QuickModel().model == QUICK_MODEL
 
 
 def test_quick_oof_is_person_grouped_and_complete(tmp_path):

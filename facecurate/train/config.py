@@ -180,12 +180,17 @@ def option_default(name: str):
 
 
 #: Optimiser steps per fold of the quick K-fold (``quick_plan``); ``QuickModel.steps`` holds the same default (tested).
-#: Chosen by measurement (BENCHMARKS.md "relabel-report: the quick CNN's step budget"): on 300 people the 6 epochs
-#: of 64-photo batches at 128 x 96 it replaced were 156 steps and read the mask at 56 % balanced accuracy (the gate
-#: wants 67 %); 400 steps of 32 at 64 x 48 read it at 79 % (600: 89 %, at half as much CPU time again) and found
-#: the planted swaps (held-out fold), for about the CPU time of the 156 steps it replaced (a 64 x 48 photo costs
-#: ~3/4 of a 128 x 96 one).
-QUICK_STEPS = 400
+#: Chosen by measurement (BENCHMARKS.md "relabel-report: the quick CNN's step budget" and "relabel-report: time"): on
+#: 300 people the 6 epochs of 64-photo batches at 128 x 96 it first had were 156 steps and read the mask at 56 %
+#: balanced accuracy (the gate wants 67 %); 400 steps of 32 at 64 x 48 of mobilenetv3_small_100 read it at 79-86 % and
+#: found the planted swaps in 212-230 s; ``QUICK_MODEL`` at 500 steps reads it as well (0.84-0.87) in 148-175 s.
+QUICK_STEPS = 500
+#: The quick K-fold's model; ``QuickModel.model`` holds the same default (tested). mobilenetv3_small_050: a step costs
+#: ~40 % less than the trainer's default mobilenetv3_small_100 at 64 x 48 on one thread (``bench/quick_step.py``), so
+#: 500 steps of it take less time than 400 of the default; on three 310-people sets it found 35 of 36 planted swaps
+#: over four runs (one run 8 of 9; 550-600 steps found 27 of 27 but took 175-192 s on this machine, over the 3 minutes
+#: asked; lcnet_050 at 600 steps 5 of 9; BENCHMARKS.md "relabel-report: time").
+QUICK_MODEL = "mobilenetv3_small_050"
 #: Folds of the quick K-fold; ``QuickModel.folds`` holds the same default (tested). Four, not five: with one fold per
 #: core side by side (``fold_pool``) four folds on 2 cores are two rounds where five are three, the last one half
 #: idle; on 310 people 4 x 400 steps found the 9 planted swaps as 5 x 400 did, in 230 s instead of 329 s
@@ -194,15 +199,17 @@ QUICK_FOLDS = 4
 
 
 def quick_config(**changes) -> TrainConfig:
-    """A short K-fold preset for out-of-fold probabilities (``relabel-report``): small input (64 x 48: a step costs
-    less, and the mask still reads), batches of 32 (more steps per photo seen), no EMA, no early stop, and photos drawn
+    """A short K-fold preset for out-of-fold probabilities (``relabel-report``): a narrow model (``QUICK_MODEL``), small
+    input (64 x 48: a step costs less, and the mask still reads), batches of 32 (more steps per photo seen), no EMA, no
+    early stop, no plots (the report shows how well it reads each head), and photos drawn
     balanced over the 18 classes (``sampler="class"``): five of a person's seven photos are masked, so a plain draw
     spends most steps on the easy class; balanced, the same 400 steps read the mask at 0.865 balanced accuracy
     instead of 0.755 on 310 people (BENCHMARKS.md, "relabel-report reads faces").
 
     ``quick_plan`` turns its step budget into ``epochs``; e.g. ``train(cache, out, quick_config(epochs=4))``.
     """
-    base = dict(epochs=8, img_size=(64, 48), folds=QUICK_FOLDS, patience=0, ema=0.0, lr=3e-3, batch_size=32, sampler="class")
+    base = dict(model=QUICK_MODEL, epochs=8, img_size=(64, 48), folds=QUICK_FOLDS, patience=0, ema=0.0, lr=3e-3, batch_size=32,
+                sampler="class", plots=False)
     base.update(changes)
     return TrainConfig(**base)
 

@@ -370,7 +370,7 @@ def quick_plan(cache: str | Path | Cache, folds: int = QUICK_FOLDS, steps: int =
     ``steps``: optimiser steps per fold whatever the cache's size, as whole epochs enough that the fold with the
     fewest photos reaches it; ``epochs`` (not None) sets the epochs instead. ``image_size``: the input height (the
     width keeps the cache's aspect) or "HEIGHT,WIDTH", as `train --img-size` reads it; ``model`` None = the
-    trainer's default; ``groups``: a person,group CSV (relabel-report's identity_groups.csv): one person's ids share a
+    quick model (``QUICK_MODEL``); ``groups``: a person,group CSV (relabel-report's identity_groups.csv): one person's ids share a
     fold; ``fold_workers``: folds trained side by side on the CPU (``fold_pool``; 0 = one per core).
     """
     cache = cache if isinstance(cache, Cache) else load_cache(cache, verify="off")

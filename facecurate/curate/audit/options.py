@@ -22,13 +22,14 @@ class QuickModel:
 
     Its length is a budget of optimiser steps per fold (``steps``, whole epochs reaching it), so a small cache
     trains as long as a large one; ``epochs`` (not None) sets epochs per fold instead. ``steps``' default is
-    ``facecurate.train.config.QUICK_STEPS`` and ``folds``' ``QUICK_FOLDS`` (equal by test: curate does not import train).
+    ``facecurate.train.config.QUICK_STEPS``, ``folds``' ``QUICK_FOLDS`` and ``model``'s ``QUICK_MODEL`` (equal by test:
+    curate does not import train).
     """
 
     folds: int = 4                    # facecurate.train.config.QUICK_FOLDS (equal by test)
-    steps: int = 400
+    steps: int = 500                  # facecurate.train.config.QUICK_STEPS (equal by test)
     epochs: int | None = None         # epochs per fold instead of the step budget
-    model: str | None = None          # timm model name; None = the trainer's default
+    model: str = "mobilenetv3_small_050"  # timm model name: facecurate.train.config.QUICK_MODEL (equal by test)
     img_size: str = "64"              # input "HEIGHT" (the width keeps the cache's aspect) or "HEIGHT,WIDTH", as train reads it
     batch_size: int = 32
     device: str | None = None         # cpu, cuda, cuda:N; None = cuda when present
