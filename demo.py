@@ -64,8 +64,9 @@ def main() -> None:
     report, submission = out / "report", out / "predict" / "submission.csv"
     run("inspect", "inspect", data, "--out", out / "inspect")
     run("crop", "crop", data, "--out", cache)
+    again = ["--resume"] if (run_dir / "config.json").is_file() else []  # a second `make demo`: the run is reused
     run("train", "train", cache, "--out", run_dir, "--epochs", a.epochs, "--folds", a.folds, "--patience", 0,
-        "--img-size", a.img_size, "--class-weights")
+        "--img-size", a.img_size, "--class-weights", *again)
     run("relabel-report", "relabel-report", cache, "--oof", run_dir / "oof.parquet", "--out", report)
     run("predict", "predict", run_dir, eval_data, "--out", submission.parent, "--cache-root", out / "cache-predict")
     print(f"\n=== demo done in {time.perf_counter() - t0:.0f} s. Where to look:")
