@@ -420,3 +420,31 @@ def test_the_forecast_loads_the_full_look_only_when_a_photo_is_in_doubt():
     assert not look(framed, [10, 380, 60, 440]) and framed.done  # told once
     empty = FullLookForecast()
     assert empty.in_doubt(choose(np.zeros(0), np.zeros((0, 4))), np.zeros((0, 4)), [], 384, 512)
+
+
+def test_a_box_on_part_of_the_face_gives_the_person_box():
+    """The full look found only a box on the lower half of a masked face (inside the person's usual face box, a third
+    of its area) and a bystander beside it: the photo gets the person box, the partial box kept as rejected; the
+    person's other photos keep their own boxes (``subject.part_of`` in ``decide_subjects``)."""
+    from facecurate.curate.crop.fallback import DETECTED, PERSON
+    from facecurate.curate.crop.person_pass import FACE_COLS, REJECTED_COLS, candidates_json, decide_subjects
+    from facecurate.curate.crop.subject import part_of
+    from facecurate.curate.detect import Face
+
+    w, h = 384, 512
+    rel = lambda b: np.asarray(b, float) / np.array([w, h, w, h])  # noqa: E731
+    face, partial, bystander = (100, 160, 250, 330), (157, 194, 246, 285), (20, 60, 157, 214)
+    assert part_of(rel(partial), rel(face)) and not part_of(rel(face), rel(face)) and not part_of(rel(bystander), rel(face))
+    assert not part_of(rel((110, 170, 240, 320)), rel(face))  # a slightly smaller face is the face, not a part of it
+    kp = np.zeros((4, 2), np.float32)
+    photos = [[Face(face, 0.95, kp, "x"), Face(bystander, 0.6, kp, "x")] for _ in range(3)]
+    photos.append([Face(partial, 0.9, kp, "x"), Face(bystander, 0.6, kp, "x")])
+    rows = pd.DataFrame({"width": w, "height": h, "error": "", "clear": False, "score": np.nan,
+                         "candidates": [candidates_json(f) for f in photos]})
+    for c in FACE_COLS:
+        rows[c] = np.nan
+    out = decide_subjects(rows, ["p1"] * 4)
+    assert out["box_source"].tolist() == [DETECTED] * 3 + [PERSON]
+    np.testing.assert_allclose(out.loc[:2, FACE_COLS].to_numpy(), [face] * 3)
+    np.testing.assert_allclose(out.loc[3, REJECTED_COLS].to_numpy(np.float64), partial)
+    np.testing.assert_allclose(out.loc[3, FACE_COLS].to_numpy(np.float64), face, atol=1e-6)

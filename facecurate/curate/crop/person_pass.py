@@ -19,7 +19,7 @@ import pandas as pd
 
 from .fallback import DETECTED, PERSON
 from .subject import (CONSENSUS_MIN, REVIEW_AREA, REVIEW_CENTRE, WEIGHTS, Choice, SubjectWeights, agrees, choose, closeness,
-                      consensus_box, in_doubt, own_evidence)
+                      consensus_box, in_doubt, own_evidence, part_of)
 
 FACE_COLS = ["face_x1", "face_y1", "face_x2", "face_y2"]
 REJECTED_COLS = ["rejected_x1", "rejected_y1", "rejected_x2", "rejected_y2"]
@@ -131,8 +131,9 @@ def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: b
     Each candidate's evidence is its own photo's cues plus one vote for agreeing with the person's consensus (or, for
     a photo without one, a weaker vote, ``PRIOR_WEIGHT``, for the data set's framing ``prior``); the photos in doubt
     have had the detector's full look before (``doubtful``, in the stage). When the person has a consensus and no candidate
-    agrees with it (``subject.agrees``: the subject's own face was not found), the photo gets the person box and the
-    best candidate is kept as rejected; when one does, the winner stands even where it disagrees (outvoted).
+    agrees with it (``subject.agrees``: the subject's own face was not found), or the winner is only a part of the
+    consensus face (``subject.part_of``: a box on the mask's lower half), the photo gets the person box and the best
+    candidate is kept as rejected; otherwise the winner stands even where it disagrees (outvoted).
     ``rows`` are pass-1 rows (``width``, ``height``, ``error``, ``candidates``, ``clear`` and the provisional
     pick in ``FACE_COLS`` / ``score``); ``use_consensus=False`` is the plain-folder case (a folder is not a person);
     ``person_fallback`` is kept for callers: photos without any candidate are left to the fallback (``fallback.assign_boxes``).
@@ -158,12 +159,15 @@ def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: b
                                                    1.0 if c is not None else PRIOR_WEIGHT, weights)
         if ch.index is None:  # no face at all: the fallback (the person's median detected box, else the prior)
             continue
-        if c is None or agrees(boxes / np.array([w, h, w, h]), c, w / h).any():  # the vote may be outvoted
+        rel = boxes / np.array([w, h, w, h])
+        # the vote may be outvoted, unless the winner is only a part of the person's face (the face itself not found)
+        if c is None or (agrees(rel, c, w / h).any() and not part_of(rel[ch.index], c)):
             face[i], score[i], source[i], detector[i] = boxes[ch.index], scores[ch.index], DETECTED, names[ch.index]
             if ch.runner is not None:
                 runner[i], margin[i] = boxes[ch.runner], ch.margin
             continue
-        # every candidate disagrees with the person's other photos: their consensus box, the winner kept as rejected
+        # every candidate disagrees with the person's other photos, or the winner is a part of their face: their
+        # consensus box, the winner kept as rejected
         rejected[i] = boxes[ch.index]
         face[i], source[i], detector[i] = c * np.array([w, h, w, h]), PERSON, "person consensus"
     out[FACE_COLS], out[REJECTED_COLS], out[RUNNER_COLS] = face, rejected, runner

@@ -89,6 +89,20 @@ def agrees(rel_boxes: np.ndarray, consensus: np.ndarray, aspect: float = 1.0, ce
     return (d <= centre) & (ratio <= np.log2(area))
 
 
+PART_INSIDE = 0.8     # a box this much inside the consensus box, and smaller than it by more than AGREE_AREA, is a part of it
+
+
+def part_of(rel_box: np.ndarray, consensus: np.ndarray, inside: float = PART_INSIDE, area: float = AGREE_AREA) -> bool:
+    """Is this relative box a part of the person's face rather than the face: ``inside`` or more of it within the
+    consensus box while its area is under 1 / ``area`` of the consensus's (e.g. a detector's box on the lower half of a
+    masked face, when the whole face was not found)."""
+    b = np.asarray(rel_box, dtype=np.float64).reshape(4)
+    c = np.asarray(consensus, dtype=np.float64).reshape(4)
+    box_area = max((b[2] - b[0]) * (b[3] - b[1]), 1e-12)
+    overlap = (max(0.0, min(b[2], c[2]) - max(b[0], c[0])) * max(0.0, min(b[3], c[3]) - max(b[1], c[1]))) / box_area
+    return bool(overlap >= inside and box_area * area < (c[2] - c[0]) * (c[3] - c[1]))
+
+
 # ----------------------------------------------------------------------------- the subject rule: cues, one vote each
 # On a crowded backdrop position alone is not enough: a bystander may sit as central as the subject and be
 # detected more confidently. Each candidate's evidence is a sum of log-scale cues, so no single cue decides:
