@@ -187,9 +187,9 @@ def option_default(name: str):
 QUICK_STEPS = 500
 #: The quick K-fold's model; ``QuickModel.model`` holds the same default (tested). mobilenetv3_small_050: a step costs
 #: ~40 % less than the trainer's default mobilenetv3_small_100 at 64 x 48 on one thread (``bench/quick_step.py``), so
-#: 500 steps of it take less time than 400 of the default; on three 310-people sets it found 35 of 36 planted swaps
-#: over four runs (one run 8 of 9; 550-600 steps found 27 of 27 but took 175-192 s on this machine, over the 3 minutes
-#: asked; lcnet_050 at 600 steps 5 of 9; BENCHMARKS.md "relabel-report: time").
+#: 500 steps of it take less time than 400 of the default; on three 310-people sets it found 70 of 72 planted swaps
+#: over eight runs (seed 2 misses the same one each time; 550-600 steps found 27 of 27 but took 175-192 s on this
+#: machine, over the 3 minutes asked; lcnet_050 at 600 steps 5 of 9; BENCHMARKS.md "relabel-report: time").
 QUICK_MODEL = "mobilenetv3_small_050"
 #: Folds of the quick K-fold; ``QuickModel.folds`` holds the same default (tested). Four, not five: with one fold per
 #: core side by side (``fold_pool``) four folds on 2 cores are two rounds where five are three, the last one half
