@@ -60,9 +60,15 @@ class AdaptiveDetector(Detector):
 
     def prepare(self) -> None:
         if self._preparing is None:
-            self._preparing = threading.Thread(target=lambda: [d.prepare() for d in self.extra], name="prepare-detectors",
-                                               daemon=True)
+            self._preparing = threading.Thread(target=self._build_quietly, name="prepare-detectors", daemon=True)
             self._preparing.start()
+
+    def _build_quietly(self) -> None:
+        try:
+            for d in self.extra:
+                d.prepare()
+        except Exception:  # noqa: BLE001 - the full look builds them again and raises where the user sees it
+            pass
 
     def needs_extra(self, faces: Sequence[Face], height: int, width: int) -> bool:
         """False only for a clear portrait: one face, confident and large."""
