@@ -43,7 +43,7 @@ def relabel_report(
     img_size: str = typer.Option(_Q.img_size, metavar="HEIGHT[,WIDTH]", help="Quick training (no --oof): model input HEIGHT,WIDTH or HEIGHT (the width keeps the cache's aspect), as in train."),
     batch_size: int = typer.Option(_Q.batch_size, help="Quick training (no --oof): batch size."),
     device: Optional[str] = typer.Option(_Q.device, help="Quick training (no --oof): cpu, cuda or cuda:N.", show_default="cuda when present"),
-    fold_workers: int = typer.Option(_Q.fold_workers, help="Quick training (no --oof): folds trained side by side, each in its own process with its share of --threads (CPU only; 0 = one per core, up to --folds)."),
+    fold_workers: int = typer.Option(_Q.fold_workers, help="Quick training (no --oof): folds trained side by side in that many worker processes, each fold with its share of --threads (CPU only; 0 = one per core, up to --folds)."),
     seed: int = typer.Option(_R.seed, help="Quick training (no --oof) and the simulation: random seed."),
     threads: Optional[int] = typer.Option(_Q.threads, help=THREADS_HELP, show_default="torch's and OpenCV's choice"),
     verify: str = typer.Option(_R.verify, metavar=choices("quick", "full", "off"), help="Check the cache before use: quick (sizes and xxh3 checksums of every file), full (also labels and blank failed rows) or off."),

@@ -83,7 +83,7 @@ def train(
     channels_last: bool = flag(default("channels_last"), help="Channels-last memory on CUDA (the CPU path ignores it)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N.", show_default="cuda when present"),
     threads: Optional[int] = threads_option(),
-    fold_workers: int = typer.Option(default("fold_workers"), help="Folds trained side by side, each in its own process with its share of --threads (CPU only; 0 = one per core). On 2 cores small models train ~1.5x faster with 2; a GPU trains one fold at a time."),
+    fold_workers: int = typer.Option(default("fold_workers"), help="Folds trained side by side in that many worker processes, each fold with its share of --threads (CPU only; 0 = one per core). On 2 cores small models train ~1.5x faster with 2; a GPU trains one fold at a time."),
     pretrained: bool = flag(default("pretrained"), help="Start from timm's weights: the local Hugging Face cache first, else downloaded when online."),
     weights: Optional[Path] = typer.Option(None, help="Start from a run folder (its fold 0 best) or a weights file (.safetensors/.pth): the backbone loads, the heads adapt."),
     extra: Optional[str] = typer.Option(None, help="External caches CACHE[,CACHE...]: their photos join every training fold, never validation or oof.parquet; missing labels are left out of that head's loss."),

@@ -96,11 +96,10 @@ def part_of(rel_box: np.ndarray, consensus: np.ndarray, inside: float = PART_INS
     """Is this relative box a part of the person's face rather than the face: ``inside`` or more of it within the
     consensus box while its area is under 1 / ``area`` of the consensus's (e.g. a detector's box on the lower half of a
     masked face, when the whole face was not found)."""
-    b = np.asarray(rel_box, dtype=np.float64).reshape(4)
+    b = np.asarray(rel_box, dtype=np.float64).reshape(1, 4)
     c = np.asarray(consensus, dtype=np.float64).reshape(4)
-    box_area = max((b[2] - b[0]) * (b[3] - b[1]), 1e-12)
-    overlap = (max(0.0, min(b[2], c[2]) - max(b[0], c[0])) * max(0.0, min(b[3], c[3]) - max(b[1], c[1]))) / box_area
-    return bool(overlap >= inside and box_area * area < (c[2] - c[0]) * (c[3] - c[1]))
+    box_area = (b[0, 2] - b[0, 0]) * (b[0, 3] - b[0, 1])
+    return bool(inside_share(b, c)[0] >= inside and box_area * area < (c[2] - c[0]) * (c[3] - c[1]))
 
 
 # ----------------------------------------------------------------------------- the subject rule: cues, one vote each
@@ -190,6 +189,14 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(np.asarray(box, dtype=np.float64)) + area(boxes) - inter, 1e-9)
 
 
+def inside_share(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The share of each of ``boxes`` (k x 4) that lies inside ``box`` (4,): 1 for a box wholly inside it."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    inter = (np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+             * np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None))
+    return inter / np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+
+
 def choose(evidence: np.ndarray, boxes: np.ndarray | None = None, same: float = 0.3) -> Choice:
     """The best candidate by ``evidence`` and its runner-up: the best other face (a box overlapping the winner by
     IoU ``same`` or more, or lying half inside it, is the same face seen twice or a part of it, not a rival)."""
@@ -202,10 +209,8 @@ def choose(evidence: np.ndarray, boxes: np.ndarray | None = None, same: float = 
     if boxes is not None and len(rivals):
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         b = boxes[best]
-        inside = (np.clip(np.minimum(b[2], boxes[rivals, 2]) - np.maximum(b[0], boxes[rivals, 0]), 0, None)
-                  * np.clip(np.minimum(b[3], boxes[rivals, 3]) - np.maximum(b[1], boxes[rivals, 1]), 0, None)
-                  / np.maximum((boxes[rivals, 2] - boxes[rivals, 0]) * (boxes[rivals, 3] - boxes[rivals, 1]), 1e-9))
-        rivals = rivals[(iou(b, boxes[rivals]) < same) & (inside < 0.5)]  # half inside the winner: a part of it (a mask)
+        # half inside the winner: a part of it (a mask)
+        rivals = rivals[(iou(b, boxes[rivals]) < same) & (inside_share(boxes[rivals], b) < 0.5)]
     if not len(rivals):
         return Choice(best, None, float("inf"), evidence)
     runner = int(rivals[0])
