@@ -4,12 +4,14 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the age/gender network's files (@vladmandic/face-api from the npm registry, checked; curate/embed/agegender_models.py)
+FACE_API := $(VENV)/share/facecurate/face-api-1.7.15/age_gender_model.bin
 OPENCV := opencv-contrib-python-headless==5.0.0.93
 DATA ?=
 
 .PHONY: venv demo test bench browser clean-venv gpu-check gpu-check-dry
 
-venv: $(STAMP)
+venv: $(STAMP) $(FACE_API)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +22,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(FACE_API): $(STAMP) facecurate/curate/embed/agegender_models.py
+	$(BIN)/python -m facecurate.curate.embed.agegender_models
+	touch $(FACE_API)
+
+demo: $(STAMP) $(FACE_API)
 	$(BIN)/python demo.py $(if $(DATA),--data $(DATA),)
 
 # the report's browser test drives Debian's chromium with chromium-driver (selenium); installed once, when missing
@@ -30,15 +36,15 @@ browser:
 
 # the test files run on up to 2 processes (pytest-xdist, a file's tests together): ~2x on CI's 2 cores, as most tests wait on
 # subprocesses and imports; a plain `pytest tests/test_x.py` runs in one process
-test: $(STAMP) browser
+test: $(STAMP) $(FACE_API) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # make gpu-check: every CUDA path once on this machine's GPU, checked against the CPU; one JSON line (docs/scale-out.md)
 # make gpu-check-dry: the same code paths in miniature on the CPU (what tests/test_gpu_check.py runs); ARGS=... adds options
-gpu-check: $(STAMP)
+gpu-check: $(STAMP) $(FACE_API)
 	$(BIN)/python bench/gpu_check.py $(ARGS)
 
-gpu-check-dry: $(STAMP)
+gpu-check-dry: $(STAMP) $(FACE_API)
 	$(BIN)/python bench/gpu_check.py --dry-run $(ARGS)
 
 clean-venv:

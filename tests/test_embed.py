@@ -64,7 +64,10 @@ def test_pass_writes_vectors_for_usable_photos_and_reasons_for_the_others(cache_
     r = embed_cache(work, EmbedParams())
     c = load_cache(work)
     vec, why = c.embeddings, c.embed_errors
-    assert vec.shape == (7, 128) and vec.dtype == np.float32 and r.dim == 128 and r.backend == "dlib"
+    assert vec.shape == (7, 128) and vec.dtype == np.float32 and r.dim == 128 + 2 and r.backend == "dlib"
+    attrs = c.face_attributes  # the age/gender network's two columns, read from the same chip
+    assert list(attrs.columns) == ["age", "male_logit"] and len(attrs) == 7
+    assert (np.isfinite(attrs.to_numpy()).all(1) == np.isfinite(vec).all(1)).all()
     bad = c.manifest.index[c.manifest["error"] != ""]
     assert len(bad) == 1 and np.isnan(vec[bad]).all() and why[bad[0]].startswith("no crop")
     blank = c.manifest.index[c.manifest["image_id"] == f"{A}/mask3.jpg"][0]  # no face: crop gave it the person box
@@ -73,7 +76,8 @@ def test_pass_writes_vectors_for_usable_photos_and_reasons_for_the_others(cache_
     assert np.isfinite(vec[good]).all() and r.embedded == len(good) == 5 and r.failed == 2
     assert set(_rows(c, B)) | set(_rows(c, A)) == set(good) | {blank}
     meta = json.loads((work / "meta.json").read_text())["embeddings"]
-    assert meta["dim"] == 128 and len(meta["files"]) == 2 and all(len(h) == 64 for h in meta["files"].values())
+    assert meta["dim"] == 130 and meta["identity_dim"] == 128 and meta["attributes"] == ["age", "male_logit"]
+    assert len(meta["files"]) == 4 and all(len(h) == 64 for h in meta["files"].values())  # dlib's two, the network's two
     # the same face under a mask and other crops is closer to itself than to another face (dlib's 0.6 rule)
     a, b = [i for i in _rows(c, A) if i in good], _rows(c, B)
     def dist(i: int, j: int) -> float:

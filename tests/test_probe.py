@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from facecurate.cli import app
 from facecurate.curate.cache import load_cache
+from facecurate.curate.embed.head_features import head_features
 from facecurate.curate.synth import build_demo_sample
 from facecurate.train.probe import fit_head, head_probs, load_fold, probs_of
 
@@ -66,13 +67,17 @@ def test_probe_run_predict_and_ensemble_with_a_cnn_run(data, work, cache):
     assert list(po["image_id"]) == list(co["image_id"]) and (po["fold"] == co["fold"]).all()  # same seed: same folds
     config = json.loads((probe / "config.json").read_text())
     assert config["model"] == "probe-linear" and config["probe"]["embeddings"]["backend"] == "dlib"
+    # each head read its own columns: identity for the mask, the age/gender network's for gender, both for age
+    assert config["probe"]["features"] == {"mask": ["identity"], "gender": ["attributes"], "age": ["identity", "attributes"]}
     # the out-of-fold rows are the saved heads of their fold applied to the cache's vectors
     c = load_cache(emb_cache)
-    x = np.asarray(c.embeddings, np.float64)
+    x = head_features(c.embeddings, c.face_attributes)
+    assert x["mask"].shape[1] == 128 and x["gender"].shape[1] == 4 and x["age"].shape[1] == 132
     row = {i: k for k, i in enumerate(c.manifest["image_id"].astype(str))}
     for f in range(3):
         part = po[po["fold"] == f]
-        p = probs_of(load_fold(probe / f"fold_{f}" / "best.safetensors"), x[[row[i] for i in part["image_id"]]])
+        rows = [row[i] for i in part["image_id"]]
+        p = probs_of(load_fold(probe / f"fold_{f}" / "best.safetensors"), {h: v[rows] for h, v in x.items()})
         assert np.allclose(part[[f"p_class_{j}" for j in range(18)]].to_numpy(), p["class"], atol=1e-6)
     # predict: crop with the run's settings, embed the new cache, the fold heads
     r = _cli("predict", probe, demo, "--out", work / "pred" / "submission.csv")

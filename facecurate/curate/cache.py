@@ -7,7 +7,8 @@
   ``checksums`` of all three files (``checksums.py``), verified whenever a cache is opened.
 - optional, written by `embed` (``curate/embed``): ``embeddings.npy`` (float32 N x D, NaN rows for
   photos without a usable face) and ``embeddings.parquet`` (image_id, embed_error), described by
-  meta.json's ``embeddings`` entry and covered by its checksums.
+  meta.json's ``embeddings`` entry and covered by its checksums. A row is the identity embedding
+  (``identity_dim`` columns) and then the face attributes the backend reads (``attributes``: age, male_logit).
 
 ``cache_writer.CacheWriter`` fills a cache chunk by chunk; this module opens, checks and, for small
 caches, writes one.
@@ -54,12 +55,27 @@ class Cache:
         bins = self.meta.get("age_bins") or self.meta.get("params", {}).get("age_bins") or DEFAULT_AGE_BINS
         return tuple(int(b) for b in bins)  # type: ignore[return-value]
 
+    def _embedding_file(self) -> np.ndarray:
+        return np.load(self.path / EMBEDDINGS, mmap_mode="r")
+
     @property
     def embeddings(self) -> np.ndarray | None:
-        """float32 N x D face embeddings (memory-mapped; NaN rows: not embedded, see ``embed_errors``), or None."""
+        """float32 N x D identity embeddings (memory-mapped; NaN rows: not embedded, see ``embed_errors``), or None."""
         if "embeddings" not in self.meta:
             return None
-        return np.load(self.path / EMBEDDINGS, mmap_mode="r")
+        e = self.meta["embeddings"]
+        return self._embedding_file()[:, :int(e.get("identity_dim", e.get("dim", 0)) or 0) or None]
+
+    @property
+    def face_attributes(self) -> pd.DataFrame | None:
+        """Per photo, what the embedding pass read from the face besides identity (columns ``attributes``: ``age`` in
+        years, ``male_logit``; NaN where not embedded), or None when the cache's embeddings hold none."""
+        e = self.meta.get("embeddings") or {}
+        names = list(e.get("attributes") or [])
+        if not names:
+            return None
+        start = int(e.get("identity_dim", 0))
+        return pd.DataFrame(np.asarray(self._embedding_file()[:, start:start + len(names)], np.float64), columns=names)
 
     @property
     def embed_errors(self) -> pd.Series | None:

@@ -6,6 +6,10 @@ The heads are scikit-learn's (LogisticRegression on standardised embeddings; MLP
 their weights are saved as plain tensors (scaler, layers, classes, the training fold's class frequencies) with the
 xxh3 the other run files carry, and applied here with numpy (``head_probs``), so no pickle is ever loaded. Photos
 without an embedding get the prior: the training fold's class frequencies per head.
+
+Each head reads its own columns (``curate.embed.head_features``: identity for the mask, the face attributes for
+gender, both for age, when the cache has attributes); config.json's ``probe.features`` records that layout and
+predict builds new photos' features by it (runs without the record read identity for every head).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..curate.cache import Cache, load_cache
+from ..curate.embed.head_features import IDENTITY_ONLY, head_features, head_layout
 from ..curate.errors import InputError
 from ..curate.labels import joint_probs
 from ..curate.locks import folder_lock
@@ -96,9 +101,10 @@ def head_probs(t: dict[str, np.ndarray], x: np.ndarray, n_classes: int) -> np.nd
     return out
 
 
-def probs_of(fold: dict[str, dict[str, np.ndarray]], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-head and 18-class probabilities (the heads taken as independent, as a CNN's multi task) of one fold."""
-    probs = {h: head_probs(fold[h], x, OUTPUT_CLASSES[h]).astype(np.float32) for h in HEADS}
+def probs_of(fold: dict[str, dict[str, np.ndarray]], x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-head and 18-class probabilities (the heads taken as independent, as a CNN's multi task) of one fold, from
+    each head's features ``x[head]``."""
+    probs = {h: head_probs(fold[h], x[h], OUTPUT_CLASSES[h]).astype(np.float32) for h in HEADS}
     probs["class"] = joint_probs(probs["mask"], probs["gender"], probs["age"]).astype(np.float32)
     return probs
 
@@ -162,8 +168,11 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWri
     progress = progress or QUIET
     check_probe(cfg, cache)
     emb = needs_embeddings(cache)
-    x = np.asarray(emb[plan.rows], np.float64)
-    ok = np.isfinite(x).all(1)
+    attributes = cache.face_attributes
+    layout = head_layout(attributes)
+    feats = head_features(emb, attributes, layout)
+    x = {h: v[plan.rows] for h, v in feats.items()}
+    ok = np.logical_and.reduce([np.isfinite(v).all(1) for v in x.values()])
     labels = label_array(plan.manifest)
     kind = PROBE_MODELS[cfg.model]
     with claimed_output(out, "run", [cache.path], recognise=writers.is_run, what="run"), \
@@ -175,7 +184,8 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWri
             "overrides_changed": plan.changed, "overrides_excluded": plan.excluded, "n_photos": int(len(plan.rows)),
             "n_people": int(plan.manifest["person"].nunique()), "device": "cpu", "weights_file": None, "norm": None,
             "extra_data": [], **groups_record(cfg.groups, plan.groups),
-            "probe": {"kind": kind, "embeddings": _embedding_record(cache), "no_embedding": int((~ok).sum())}})
+            "probe": {"kind": kind, "embeddings": _embedding_record(cache), "no_embedding": int((~ok).sum()),
+                      "features": {h: list(p) for h, p in layout.items()}}})
         parts, history, summaries = [], [], []
         steps = Steps(progress, f"probe {kind}: {len(folds_to_run(cfg))} fold(s) on {int(ok.sum())} embeddings", len(folds_to_run(cfg)))
         for f in folds_to_run(cfg):
@@ -187,9 +197,9 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWri
             for h in HEADS:
                 y = labels[train_pos, LABEL_COLUMN[h]]
                 use = ok[train_pos] & (y >= 0)
-                fold[h] = fit_head(x[train_pos][use], y[use], OUTPUT_CLASSES[h], kind, cfg.seed)
+                fold[h] = fit_head(x[h][train_pos][use], y[use], OUTPUT_CLASSES[h], kind, cfg.seed)
             save_fold(fold, out / f"fold_{f}" / "best.safetensors")
-            probs = probs_of(fold, x[val_pos])
+            probs = probs_of(fold, {h: v[val_pos] for h, v in x.items()})
             parts.append(writers.oof_part(f, plan.manifest, labels, val_pos, probs))
             m = head_metrics(probs, labels[val_pos], prefix="val_")
             history.append({"fold": f, "epoch": 1, **m})
@@ -221,9 +231,16 @@ def predict_probe(config: dict, ckpts: list[Path], cache: Cache, device: str | N
         embed_cache(cache.path, EmbedParams(backend=rec.get("backend", "dlib"), min_face=int(params.get("min_face", 20)),
                                             boxes=params.get("boxes", "detected"), device=device), progress=progress)
         cache = load_cache(cache.path, verify="off")
-    x = np.asarray(needs_embeddings(cache), np.float64)
+    recorded = (config.get("probe") or {}).get("features")
+    layout = {h: tuple(p) for h, p in recorded.items()} if recorded else dict(IDENTITY_ONLY)
+    attributes = cache.face_attributes
+    if any("attributes" in p for p in layout.values()) and attributes is None:
+        raise InputError(f"{cache.path}: the probe run reads face attributes (age, gender) its embeddings lack; embed it "
+                         f"again with the run's backend: `facecurate embed {cache.path} --backend "
+                         f"{(config.get('probe') or {}).get('embeddings', {}).get('backend', 'dlib')}`")
+    x = head_features(needs_embeddings(cache), attributes, layout)
     total: dict[str, np.ndarray] = {}
     for ck in ckpts:
         for k, v in probs_of(load_fold(ck), x).items():
             total[k] = total.get(k, 0) + v / len(ckpts)
-    return total, ~np.isfinite(x).all(1)
+    return total, ~np.logical_and.reduce([np.isfinite(v).all(1) for v in x.values()])

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import Cache, load_cache
+from ..embed.head_features import head_features
 from ..errors import InputError
 from ..identity import IdentityAudit, IdentityOptions, audit_identity, identity_leak_flags
 from ..identity.records import empty_identity_flags
@@ -75,6 +76,12 @@ def ensure_embeddings(cache: Cache, options: ReportOptions, progress: Progress |
 def _labelled_embeddings(cache: Cache, manifest: pd.DataFrame) -> np.ndarray:
     """The embeddings of ``manifest``'s rows (a subset of the cache's manifest, its index the cache's row numbers)."""
     return np.asarray(cache.embeddings)[manifest.index.to_numpy()]
+
+
+def _labelled_attributes(cache: Cache, manifest: pd.DataFrame) -> pd.DataFrame | None:
+    """The face attributes (age, male_logit) of ``manifest``'s rows, or None when the embeddings hold none."""
+    a = cache.face_attributes
+    return None if a is None else a.iloc[manifest.index.to_numpy()].reset_index(drop=True)
 
 
 def labelled_rows(cache: Cache) -> pd.DataFrame:
@@ -145,8 +152,11 @@ def read_faces(cache: Cache, oof: pd.DataFrame, manifest: pd.DataFrame, options:
     if options.probe and ok.sum() >= 2 * options.quick.folds:
         units = people.map(groups).nunique() if groups else people.nunique()
         folds = max(2, min(options.quick.folds, int(units)))
-        progress.note(f"relabel-report: a linear probe on the face embeddings ({folds} person-grouped folds)")
-        ev.probe = probe_oof(emb, manifest, ProbeOptions(folds=folds, seed=options.seed), groups=groups)
+        attributes = _labelled_attributes(cache, manifest)
+        reads = "identity and age/gender" if attributes is not None else "identity"
+        progress.note(f"relabel-report: a linear probe on the face embeddings ({reads}; {folds} person-grouped folds)")
+        ev.probe = probe_oof(head_features(emb, attributes), manifest, ProbeOptions(folds=folds, seed=options.seed),
+                             groups=groups)
         if folder is not None:
             ev.probe.to_parquet(folder / PROBE_OOF, index=False)
         oof, ev.weights = combine_oof(ev.probe, oof)

@@ -8,6 +8,8 @@ people the CNN cannot read gender or age; a 128-d identity embedding with a line
   ``groups`` (``identity.identity_groups``) every identity's, stratified by the person's gender x age group.
   Deterministic for a seed and a scikit-learn version (``train/splits.py`` is the version-proof splitter; curate
   may not import train).
+- Features: per head, what ``embed.head_features`` gives (identity for the mask, the face attributes for gender,
+  both for age, when the cache holds attributes); one matrix for all heads is accepted too.
 - Photos without an embedding (NaN row) get uniform probabilities (1/k: no evidence either way in the report's
   two-hypothesis scores) and ``embedded`` = False.
 - ``combine_oof``: per head, log p = w log p_probe + (1 - w) log p_cnn, renormalised, with w on a 0.05 grid chosen
@@ -81,18 +83,21 @@ def _fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, k: int, o
     return p
 
 
-def probe_oof(embeddings: np.ndarray, manifest: pd.DataFrame, options: ProbeOptions | None = None,
+def probe_oof(features: np.ndarray | Mapping[str, np.ndarray], manifest: pd.DataFrame, options: ProbeOptions | None = None,
               groups: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """Out-of-fold probe probabilities per photo (rows of ``manifest``, aligned with ``embeddings``), oof.parquet's columns."""
+    """Out-of-fold probe probabilities per photo (rows of ``manifest``), oof.parquet's columns.
+
+    ``features``: one N x d matrix for every head (an embedding), or per head its own (``embed.head_features``)."""
     o = options or ProbeOptions()
     m = manifest.reset_index(drop=True)
-    e = np.asarray(embeddings, dtype=np.float64)
-    if e.ndim != 2 or len(e) != len(m):
-        raise InputError(f"embeddings: expected {len(m)} rows x D, got shape {e.shape}")
+    per_head = {h: np.asarray(features[h] if isinstance(features, Mapping) else features, dtype=np.float64) for h in HEADS}
+    for h, e in per_head.items():
+        if e.ndim != 2 or len(e) != len(m):
+            raise InputError(f"embeddings ({h}): expected {len(m)} rows x D, got shape {e.shape}")
     missing = [c for c in ("image_id", "person", *HEAD_FIELDS.values()) if c not in m]
     if missing:
         raise InputError(f"manifest: missing column(s) {', '.join(missing)}")
-    ok = np.all(np.isfinite(e), axis=1) & m[list(HEAD_FIELDS.values())].notna().all(axis=1).to_numpy()
+    labelled = m[list(HEAD_FIELDS.values())].notna().all(axis=1).to_numpy()
     fold = probe_folds(m, o.folds, o.seed, groups)
     out = pd.DataFrame({"image_id": m["image_id"].astype(str), "person": m["person"].astype(str),
                         "photo": m["photo"].fillna("").astype(str) if "photo" in m else "", "fold": fold})
@@ -100,7 +105,11 @@ def probe_oof(embeddings: np.ndarray, manifest: pd.DataFrame, options: ProbeOpti
         out[c] = pd.to_numeric(m[c], errors="coerce").astype("Int64")
     out["label"] = encode(out["mask"], out["gender"], out["age_group"])
     probs = {}
+    embedded = labelled.copy()
     for head, k in HEAD_CLASSES.items():
+        e = per_head[head]
+        ok = labelled & np.all(np.isfinite(e), axis=1)
+        embedded &= ok
         y = out[HEAD_FIELDS[head]].fillna(0).astype(int).to_numpy()
         p = np.full((len(m), k), 1.0 / k)
         for f in range(o.folds):
@@ -114,7 +123,7 @@ def probe_oof(embeddings: np.ndarray, manifest: pd.DataFrame, options: ProbeOpti
     for i in range(NUM_CLASSES):
         out[f"p_class_{i}"] = joint[:, i]
     out["pred"] = joint.argmax(axis=1)
-    out["embedded"] = ok
+    out["embedded"] = embedded
     return out
 
 

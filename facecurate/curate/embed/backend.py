@@ -13,10 +13,18 @@ WHY_SMALL = "face too small"  # the start of the reason every backend gives for 
 
 
 class EmbedBackend:
-    """``name``, ``dim``, ``provenance()`` (model file hashes and package versions for meta.json), ``embed``, ``close``."""
+    """``name``, ``dim``, ``provenance()`` (model file hashes and package versions for meta.json), ``embed``, ``close``.
+
+    A row is the identity embedding (its first ``identity_dim`` columns: what the identity checks compare), then
+    one column per name in ``attributes`` (read from the same face: ``age``, ``male_logit``), if any."""
 
     name = "base"
     dim = 0
+    attributes: tuple[str, ...] = ()
+
+    @property
+    def identity_dim(self) -> int:
+        return self.dim - len(self.attributes)
 
     def provenance(self) -> dict:
         """``{"files": {file: sha256}, "versions": {package: version}}``: what makes two runs' vectors comparable."""

@@ -185,7 +185,8 @@ def _embed_locked(c: Cache, backend, params: EmbedParams, device: str, progress:
     seconds = time.perf_counter() - t0
     errors = store.all_errors()
     counts = _reasons(errors)
-    entry = {"backend": backend.name, "dim": int(backend.dim), "key": key, **provenance,
+    entry = {"backend": backend.name, "dim": int(backend.dim), "identity_dim": int(backend.identity_dim),
+             "attributes": list(backend.attributes), "key": key, **provenance,
              "params": {"min_face": int(params.min_face), "boxes": params.boxes, "batch": store.batch, "chunk": store.chunk},
              "device": device, "embedded": int(sum(e == "" for e in errors)), "reasons": counts,
              "chunks": store.n_chunks, "seconds": round(seconds, 2)}
