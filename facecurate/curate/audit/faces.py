@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import Cache, load_cache
-from ..embed.head_features import head_features
+from ..embed.head_features import attribute_columns, head_features
 from ..errors import InputError
 from ..identity import IdentityAudit, IdentityOptions, audit_identity, identity_leak_flags
 from ..identity.records import empty_identity_flags
@@ -156,7 +156,7 @@ def read_faces(cache: Cache, oof: pd.DataFrame, manifest: pd.DataFrame, options:
         reads = "identity and age/gender" if attributes is not None else "identity"
         progress.note(f"relabel-report: a linear probe on the face embeddings ({reads}; {folds} person-grouped folds)")
         ev.probe = probe_oof(head_features(emb, attributes), manifest, ProbeOptions(folds=folds, seed=options.seed),
-                             groups=groups)
+                             groups=groups, person_features=None if attributes is None else attribute_columns(attributes))
         if folder is not None:
             ev.probe.to_parquet(folder / PROBE_OOF, index=False)
         oof, ev.weights = combine_oof(ev.probe, oof)

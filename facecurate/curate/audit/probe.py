@@ -10,6 +10,12 @@ people the CNN cannot read gender or age; a 128-d identity embedding with a line
   may not import train).
 - Features: per head, what ``embed.head_features`` gives (identity for the mask, the face attributes for gender,
   both for age, when the cache holds attributes); one matrix for all heads is accepted too.
+- Person heads (``person``: the face attributes, when there are any): gender and age belong to a person, not a
+  photo, so the probe reads them per person: the mean attribute columns of the person's unmasked photos beside
+  those of the masked ones, a logistic regression fitted on the training folds' people, its out-of-fold
+  probability given to each of the person's photos. The report's quality gate then sees how well the faces tell a
+  person's gender (0.84-0.90 balanced accuracy on the planted sets, against 0.75-0.79 a photo, where a masked
+  photo alone often cannot), and the two-hypothesis scores compare a person's label with one calibrated reading.
 - Photos without an embedding (NaN row) get uniform probabilities (1/k: no evidence either way in the report's
   two-hypothesis scores) and ``embedded`` = False.
 - ``combine_oof``: per head, log p = w log p_probe + (1 - w) log p_cnn, renormalised, with w on a 0.05 grid chosen
@@ -50,6 +56,43 @@ class ProbeOptions:
     C: float = 0.5          # inverse L2 strength of the logistic regression (on standardised embeddings)
     max_iter: int = 2000
     seed: int = 0
+    person_heads: tuple[str, ...] = ("gender", "age")  # read per person when ``probe_oof`` gets person features
+
+
+UNMASKED = 2  # the mask label of a photo without a mask
+
+
+def person_table(x: np.ndarray, manifest: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(person per row of the table, people x 2d features): the mean of ``x``'s finite rows over each person's
+    unmasked photos, then over the masked ones; a person without one kind gets that block's mean over people."""
+    person = manifest["person"].astype(str).to_numpy()
+    unmasked = pd.to_numeric(manifest["mask"], errors="coerce").to_numpy() == UNMASKED
+    names = pd.unique(person)
+    blocks = []
+    for kind in (unmasked, ~unmasked):
+        use = kind & np.all(np.isfinite(x), axis=1)
+        mean = pd.DataFrame(x[use]).groupby(person[use]).mean().reindex(names).to_numpy()
+        fill = np.nanmean(mean, axis=0) if np.isfinite(mean).any() else np.zeros(x.shape[1])
+        blocks.append(np.where(np.isfinite(mean), mean, np.nan_to_num(fill)))
+    return np.asarray(names, dtype=object), np.hstack(blocks)
+
+
+def _person_probs(x: np.ndarray, manifest: pd.DataFrame, y: np.ndarray, fold: np.ndarray, k: int,
+                  o: ProbeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Per photo, its person's out-of-fold probabilities from ``person_table`` features, and whether the person
+    had any finite row (the others keep 1/k)."""
+    names, table = person_table(x, manifest)
+    person = manifest["person"].astype(str).to_numpy()
+    first = pd.Series(np.arange(len(person))).groupby(person).first().reindex(names).to_numpy()
+    seen = pd.Series(np.all(np.isfinite(x), axis=1)).groupby(person).any().reindex(names).to_numpy()
+    py, pf = y[first], fold[first]
+    pp = np.full((len(names), k), 1.0 / k)
+    for f in range(o.folds):
+        tr, va = seen & (pf != f), seen & (pf == f)
+        if va.any() and tr.any():
+            pp[va] = _fit_predict(table[tr], py[tr], table[va], k, o)
+    row = pd.Series(np.arange(len(names)), index=names).reindex(person).to_numpy()
+    return pp[row], seen[row]
 
 
 def probe_folds(manifest: pd.DataFrame, folds: int = 5, seed: int = 0, groups: Mapping[str, int] | None = None) -> np.ndarray:
@@ -84,10 +127,12 @@ def _fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, k: int, o
 
 
 def probe_oof(features: np.ndarray | Mapping[str, np.ndarray], manifest: pd.DataFrame, options: ProbeOptions | None = None,
-              groups: Mapping[str, int] | None = None) -> pd.DataFrame:
+              groups: Mapping[str, int] | None = None, person_features: np.ndarray | None = None) -> pd.DataFrame:
     """Out-of-fold probe probabilities per photo (rows of ``manifest``), oof.parquet's columns.
 
-    ``features``: one N x d matrix for every head (an embedding), or per head its own (``embed.head_features``)."""
+    ``features``: one N x d matrix for every head (an embedding), or per head its own (``embed.head_features``).
+    ``person_features`` (N x d, e.g. ``embed.head_features.attribute_columns``): ``options.person_heads`` are read
+    per person from them (``person_table``) instead."""
     o = options or ProbeOptions()
     m = manifest.reset_index(drop=True)
     per_head = {h: np.asarray(features[h] if isinstance(features, Mapping) else features, dtype=np.float64) for h in HEADS}
@@ -112,10 +157,15 @@ def probe_oof(features: np.ndarray | Mapping[str, np.ndarray], manifest: pd.Data
         embedded &= ok
         y = out[HEAD_FIELDS[head]].fillna(0).astype(int).to_numpy()
         p = np.full((len(m), k), 1.0 / k)
-        for f in range(o.folds):
-            tr, va = ok & (fold != f), ok & (fold == f)
-            if va.any() and tr.any():
-                p[va] = _fit_predict(e[tr], y[tr], e[va], k, o)
+        if person_features is not None and head in o.person_heads:
+            pf = np.asarray(person_features, np.float64)
+            pf = np.where(labelled[:, None], pf, np.nan)
+            p, _ = _person_probs(pf, m, y, fold, k, o)
+        else:
+            for f in range(o.folds):
+                tr, va = ok & (fold != f), ok & (fold == f)
+                if va.any() and tr.any():
+                    p[va] = _fit_predict(e[tr], y[tr], e[va], k, o)
         probs[head] = p
         for i in range(k):
             out[f"p_{head}_{i}"] = p[:, i]
