@@ -203,3 +203,39 @@ def test_impostors_are_drawn_among_people_of_the_same_gender_when_there_are_enou
     assert len(few) == 15 and {gender[persons.index(p)] for p in few} == {0, 1}
     unlabelled = _same_gender(man.drop(columns="gender"), persons)
     assert (unlabelled == -1).all() and len(_impostors(0, persons, unlabelled, 8, rng)) == 8
+
+
+def test_the_probe_reads_gender_per_person_from_face_attributes():
+    """Attributes like the age/gender network's: a clear male logit on the unmasked photo, a faint one under a mask.
+    Read per person (unmasked and masked means), every photo of a person gets one reading and the people whose
+    gender label was flipped come first; read per photo, masked photos blur it."""
+    from facecurate.curate.audit.probe import person_table
+    from facecurate.curate.embed.head_features import attribute_columns, head_features
+
+    emb, man, _ = make_set(people=80, seed=9)
+    rng = np.random.default_rng(10)
+    truth = man["gender"].to_numpy()
+    sign = np.where(truth == 0, 1.0, -1.0)  # gender 0 (male) has a positive male logit
+    unmasked = (man["mask"] == 2).to_numpy()
+    z = np.where(unmasked, 3.0 * sign + rng.normal(0, 1.0, len(man)), 0.5 * sign + rng.normal(0, 1.0, len(man)))
+    attrs = pd.DataFrame({"age": 35 + rng.normal(0, 8, len(man)), "male_logit": z})
+    flipped = ["p004", "p021", "p046", "p063"]
+    man = man.copy()
+    man.loc[man["person"].isin(flipped), "gender"] = 1 - man.loc[man["person"].isin(flipped), "gender"]
+    attrs.loc[man.index[man["image_id"] == "p010/normal.jpg"], :] = np.nan  # no face on p010's unmasked photo
+    names, table = person_table(attribute_columns(attrs), man)
+    assert table.shape == (80, 8) and np.isfinite(table).all()
+    assert np.allclose(table[list(names).index("p010"), :4], np.nanmean(np.delete(table[:, :4], list(names).index("p010"), 0), 0))
+    features = head_features(emb, attrs)
+    per_person = probe_oof(features, man, ProbeOptions(folds=4), person_features=attribute_columns(attrs))
+    per_photo = probe_oof(features, man, ProbeOptions(folds=4))
+    assert (per_person.groupby("person")["p_gender_1"].nunique() == 1).all()
+    given = man["gender"].astype(int).to_numpy()
+    p_given = per_person[["p_gender_0", "p_gender_1"]].to_numpy()[np.arange(len(man)), given]
+    worst = pd.Series(p_given).groupby(man["person"].to_numpy()).first().nsmallest(4).index
+    assert set(worst) == set(flipped)
+    def balanced(oof):
+        from sklearn.metrics import balanced_accuracy_score
+
+        return balanced_accuracy_score(truth, oof[["p_gender_0", "p_gender_1"]].to_numpy().argmax(1))
+    assert balanced(per_person) > balanced(per_photo) + 0.1 and balanced(per_person) > 0.95
