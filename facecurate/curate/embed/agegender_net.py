@@ -7,7 +7,10 @@ TensorFlow's "same" padding is asymmetric on stride 2 (the extra row and column 
 padded op pads explicitly. Checked against the package's own tfjs code in Node.js (tests/test_agegender.py):
 ages within 1e-4 years, probabilities within 1e-5.
 
-Why a port: tfjs has no Python runtime; this is 60 lines of torch, batched, and on CUDA when present.
+Why a port: tfjs has no Python runtime; this is 60 lines of torch, batched, and on CUDA when present. The padding
+is only materialised where TensorFlow's is asymmetric (the stride-2 input convolution); stride-1 convolutions pad
+themselves and the max-pools use ``ceil_mode``, and ReLUs run in place where nothing else reads their input: 5.6
+instead of 9.0 ms a face on one CPU thread (batch 64), the same outputs.
 """
 from __future__ import annotations
 
@@ -51,6 +54,8 @@ def _same(x: torch.Tensor, k: int, s: int, value: float = 0.0) -> torch.Tensor:
     """TensorFlow's "same" padding for a k x k window at stride s (square inputs)."""
     h = x.shape[-1]
     total = max((-(-h // s) - 1) * s + k - h, 0)
+    if total == 0:
+        return x
     a = total // 2
     return F.pad(x, (a, total - a, a, total - a), value=value)
 
@@ -65,7 +70,8 @@ class SeparableConv(nn.Module):
         self.bias = nn.Parameter(w[f"{prefix}/bias"], requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(_same(x, 3, 1), self.depthwise, groups=x.shape[1])
+        # stride 1, 3 x 3: TensorFlow's "same" is the symmetric padding 1 (the convolution pads, no copy)
+        x = F.conv2d(x, self.depthwise, padding=1, groups=x.shape[1])
         return F.conv2d(x, self.pointwise, self.bias)
 
 
@@ -93,8 +99,11 @@ class ReductionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(x) if self.activate_input else x
-        out = self.sep1(F.relu(self.sep0(out)))
-        out = F.max_pool2d(_same(out, 3, 2, float("-inf")), 3, 2)
+        out = self.sep1(F.relu(self.sep0(out), inplace=True))
+        if out.shape[-1] % 2 == 0:  # "same" pads one row and column of -inf at the end: ceil_mode's partial last window
+            out = F.max_pool2d(out, 3, 2, ceil_mode=True)
+        else:
+            out = F.max_pool2d(_same(out, 3, 2, float("-inf")), 3, 2)
         return out + self.expand(x)
 
 
@@ -107,8 +116,8 @@ class MainBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
-        for sep in self.seps:
-            out = sep(F.relu(out))
+        for i, sep in enumerate(self.seps):
+            out = sep(F.relu(out, inplace=i > 0))  # not in place on x: the residual adds it
         return out + x
 
 
@@ -130,10 +139,10 @@ class AgeGenderNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The 512 pooled features."""
         x = (x.permute(0, 3, 1, 2).float() - self.mean) / 255.0
-        out = F.relu(self.conv_in(x))
+        out = F.relu(self.conv_in(x), inplace=True)
         for block in (*self.entry, *self.middle, self.exit_block):
             out = block(out)
-        out = F.relu(self.exit_sep(out))
+        out = F.relu(self.exit_sep(out), inplace=True)
         return F.avg_pool2d(out, 7, 2).flatten(1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

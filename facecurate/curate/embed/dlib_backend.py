@@ -188,7 +188,7 @@ def _torch_net(device: str, threads: int):
 
 def _agegender_net(device: str):
     """face-api.js's age/gender network (``agegender_net``) on ``device``, from its checked files; channels-last like
-    the ResNet (its input is a channels-last view of the chips; 8.3 against 9.0 ms a face, one thread, batch 64)."""
+    the ResNet (its input is a channels-last view of the chips; a few % less CPU, one thread, batch 64)."""
     import torch
 
     from .agegender_net import load_agegender
