@@ -191,3 +191,35 @@ def test_facenet_plumbing_with_random_weights_and_missing_weights_line(cache_dir
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache: nothing to load, nothing fetched
     with pytest.raises(InputError, match="20180402-114759-vggface2.pt: facenet's VGGFace2 weights are missing"):
         check_ready("facenet")
+
+
+def test_embeddings_from_before_the_age_gender_columns_are_computed_again_by_the_report(cache_dir, tmp_path):
+    """A cache embedded by the earlier dlib pass (128 columns, no attributes in meta.json): relabel-report computes the
+    pass again, once, so its probe reads gender from the faces; without attributes the probe would read identity."""
+    import shutil
+
+    from facecurate.curate.audit.faces import ensure_embeddings
+    from facecurate.curate.audit.options import ReportOptions
+    from facecurate.curate.cache import EMBEDDINGS, write_meta
+    from facecurate.curate.checksums import file_hash, meta_hash
+
+    work = shutil.copytree(cache_dir, tmp_path / "cache")
+    embed_cache(work, EmbedParams())
+    vec = np.load(work / EMBEDDINGS)
+    np.save(work / EMBEDDINGS, np.ascontiguousarray(vec[:, :128]))  # the older pass's file and meta.json entry
+    meta = json.loads((work / "meta.json").read_text())
+    for k in ("identity_dim", "attributes"):
+        meta["embeddings"].pop(k)
+    meta["embeddings"].update(dim=128, key="an older pass")
+    meta["checksums"]["embeddings"] = file_hash(work / EMBEDDINGS)
+    meta["checksums"]["meta"] = meta_hash(meta)
+    write_meta(work, meta)
+    old = load_cache(work)  # a sound cache: its checksums hold
+    assert old.embeddings.shape == (7, 128) and old.face_attributes is None
+    notes = _StopAt()
+    new = ensure_embeddings(old, ReportOptions(), notes)
+    assert any("from before the age/gender columns" in n for n in notes.notes)
+    assert new.face_attributes is not None and load_cache(work).face_attributes.shape == (7, 2)
+    assert np.allclose(np.asarray(new.embeddings), vec[:, :128], equal_nan=True)  # identity unchanged
+    again = _StopAt()
+    assert ensure_embeddings(load_cache(work), ReportOptions(), again) is not None and not again.notes  # once

@@ -222,19 +222,21 @@ def _embedding_record(cache: Cache) -> dict:
 def predict_probe(config: dict, ckpts: list[Path], cache: Cache, device: str | None = None,
                   progress: Progress | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Fold-averaged probabilities of a probe run for every row of ``cache`` (embedded first, the run's way, when it
-    holds no embeddings) and which rows had no embedding (they get the prior)."""
+    holds no embeddings or lacks the age/gender columns the run reads) and which rows had no embedding (they get the
+    prior)."""
     from ..curate.embed import EmbedParams, embed_cache
 
-    if cache.embeddings is None:
+    recorded = (config.get("probe") or {}).get("features")
+    layout = {h: tuple(p) for h, p in recorded.items()} if recorded else dict(IDENTITY_ONLY)
+    wants_attributes = any("attributes" in p for p in layout.values())
+    if cache.embeddings is None or (wants_attributes and cache.face_attributes is None):
         rec = (config.get("probe") or {}).get("embeddings", {})
         params = rec.get("params", {})
         embed_cache(cache.path, EmbedParams(backend=rec.get("backend", "dlib"), min_face=int(params.get("min_face", 20)),
                                             boxes=params.get("boxes", "detected"), device=device), progress=progress)
         cache = load_cache(cache.path, verify="off")
-    recorded = (config.get("probe") or {}).get("features")
-    layout = {h: tuple(p) for h, p in recorded.items()} if recorded else dict(IDENTITY_ONLY)
     attributes = cache.face_attributes
-    if any("attributes" in p for p in layout.values()) and attributes is None:
+    if wants_attributes and attributes is None:
         raise InputError(f"{cache.path}: the probe run reads face attributes (age, gender) its embeddings lack; embed it "
                          f"again with the run's backend: `facecurate embed {cache.path} --backend "
                          f"{(config.get('probe') or {}).get('embeddings', {}).get('backend', 'dlib')}`")

@@ -57,16 +57,26 @@ class FaceEvidence:
         return f
 
 
+def _predates_attributes(cache: Cache) -> bool:
+    """Embeddings from the default backend written before it read age and gender (no attribute columns)."""
+    e = (cache.meta or {}).get("embeddings") or {}
+    return cache.embeddings is not None and cache.face_attributes is None and e.get("backend") in ("dlib", "dlib-native")
+
+
 def ensure_embeddings(cache: Cache, options: ReportOptions, progress: Progress | None = None) -> Cache:
     """``cache`` with its face embeddings: computed now (``facecurate embed``'s pass, written into the cache) when it
-    has none, ``options.embed`` and face boxes (a cache from ``crop``); else as it is."""
-    if cache.embeddings is not None or not options.embed or not has_face_boxes(cache):
+    has none, or dlib's from before the age/gender columns, ``options.embed`` and face boxes (a cache from ``crop``);
+    else as it is."""
+    old = _predates_attributes(cache)
+    if (cache.embeddings is not None and not old) or not options.embed or not has_face_boxes(cache):
         return cache
     from ..embed import EmbedParams, check_ready, embed_cache
 
     params = EmbedParams(device=options.quick.device, threads=options.quick.threads or 0, verify=options.verify)
     check_ready(params.backend)  # a missing dlib is one line saying what to install, before anything runs
-    (progress or QUIET).note(f"relabel-report: {cache.path} has no face embeddings; computing them "
+    why = ("has face embeddings from before the age/gender columns; computing them again" if old else
+           "has no face embeddings; computing them")
+    (progress or QUIET).note(f"relabel-report: {cache.path} {why} "
                              "(once: they stay in the cache; --no-embed skips this and every check that reads faces)")
     # the pass checked the cache (``verify``) under its lock and returns it with the embeddings' meta.json entry:
     # no second checksum pass over images.npy
