@@ -1,4 +1,5 @@
-"""`embed`: one face embedding per cached photo (dlib's face-recognition ResNet), written beside the cache's images."""
+"""`embed`: one face embedding per cached photo (dlib's face-recognition ResNet, then age and gender from face-api.js's
+age/gender network), written beside the cache's images."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +11,10 @@ from ..curate.embed.params import BOXES, EmbedParams
 from .app import choices, command, config_option, quiet_option, stage, verbose_option
 from .summaries import embed_summary
 
-BACKEND_HELP = ("Embedding model: dlib (dlib's face-recognition ResNet, 128-D, our PyTorch port of it; the default), "
+BACKEND_HELP = ("Embedding model: dlib (dlib's face-recognition ResNet, 128-D, our PyTorch port of it, then age and a "
+                "male logit from face-api.js's age/gender network on the same face: 130 columns; the default), "
                 "dlib-native (the same through dlib's own slow network, for checking), facenet (InceptionResnetV1, "
-                "512-D; its VGGFace2 weights must already be in the torch hub cache).")
+                "512-D, no age/gender columns; its VGGFace2 weights must already be in the torch hub cache).")
 
 _E = EmbedParams()  # the defaults, written once: in the record
 
@@ -35,7 +37,8 @@ def embed(
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
-    """Compute one face embedding per cached photo from the crop (dlib landmarks, aligned chip, ResNet descriptor)."""
+    """Compute one face embedding per cached photo from the crop (dlib landmarks, aligned chip, ResNet descriptor; age and
+    gender from the same chip)."""
     from ..curate.embed import embed_cache
 
     with stage(f"interrupted; finished chunks are kept in {cache}: run the same command again to resume",

@@ -143,7 +143,10 @@ def crop_summary(console: Console, r: CropResult, quiet: bool = False) -> None:
 
 def embed_summary(console: Console, r: EmbedResult, quiet: bool = False) -> None:
     """Photos embedded and why the others were not, speed, and where the vectors are (``quiet``: that line only)."""
-    where = f"embeddings: {r.cache.path / 'embeddings.npy'} ({r.embedded} x {r.dim}, {r.backend})"
+    e = (r.cache.meta or {}).get("embeddings") or {}
+    names = list(e.get("attributes") or [])
+    cols = f"{e.get('identity_dim', r.dim)} identity + {', '.join(names)}" if names else f"{r.dim}"
+    where = f"embeddings: {r.cache.path / 'embeddings.npy'} ({r.embedded} x {cols}, {r.backend})"
     if not quiet and r.state != "complete":
         t = Table(title=f"embed -> {r.cache.path}")
         for col in ("photos", "embedded", "no embedding", "seconds", "photos/s", "device"):
