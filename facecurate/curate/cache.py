@@ -64,7 +64,9 @@ class Cache:
         if "embeddings" not in self.meta:
             return None
         e = self.meta["embeddings"]
-        return self._embedding_file()[:, :int(e.get("identity_dim", e.get("dim", 0)) or 0) or None]
+        dim = e.get("identity_dim") or e.get("dim")  # caches embedded before the attribute columns: dim only
+        vectors = self._embedding_file()
+        return vectors[:, :int(dim)] if dim else vectors
 
     @property
     def face_attributes(self) -> pd.DataFrame | None:

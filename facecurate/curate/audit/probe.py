@@ -10,9 +10,9 @@ people the CNN cannot read gender or age; a 128-d identity embedding with a line
   may not import train).
 - Features: per head, what ``embed.head_features`` gives (identity for the mask, the face attributes for gender,
   both for age, when the cache holds attributes); one matrix for all heads is accepted too.
-- Person heads (``person``: the face attributes, when there are any): gender and age belong to a person, not a
-  photo, so the probe reads them per person: the mean attribute columns of the person's unmasked photos beside
-  those of the masked ones, a logistic regression fitted on the training folds' people, its out-of-fold
+- Person heads (``person_features``: the face attributes, when the cache has them): gender and age belong to a
+  person, not a photo, so the probe reads them per person: the mean attribute columns of the person's unmasked
+  photos beside those of the masked ones (by the given mask label), a logistic regression fitted on the training folds' people, its out-of-fold
   probability given to each of the person's photos. The report's quality gate then sees how well the faces tell a
   person's gender (0.84-0.90 balanced accuracy on the planted sets, against 0.75-0.79 a photo, where a masked
   photo alone often cannot), and the two-hypothesis scores compare a person's label with one calibrated reading.
@@ -78,9 +78,9 @@ def person_table(x: np.ndarray, manifest: pd.DataFrame) -> tuple[np.ndarray, np.
 
 
 def _person_probs(x: np.ndarray, manifest: pd.DataFrame, y: np.ndarray, fold: np.ndarray, k: int,
-                  o: ProbeOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Per photo, its person's out-of-fold probabilities from ``person_table`` features, and whether the person
-    had any finite row (the others keep 1/k)."""
+                  o: ProbeOptions) -> np.ndarray:
+    """Per photo, its person's out-of-fold probabilities from ``person_table`` features (1/k for a person without
+    any finite row). A person's label and fold are their first photo's (a person's photos share both)."""
     names, table = person_table(x, manifest)
     person = manifest["person"].astype(str).to_numpy()
     first = pd.Series(np.arange(len(person))).groupby(person).first().reindex(names).to_numpy()
@@ -92,7 +92,7 @@ def _person_probs(x: np.ndarray, manifest: pd.DataFrame, y: np.ndarray, fold: np
         if va.any() and tr.any():
             pp[va] = _fit_predict(table[tr], py[tr], table[va], k, o)
     row = pd.Series(np.arange(len(names)), index=names).reindex(person).to_numpy()
-    return pp[row], seen[row]
+    return pp[row]
 
 
 def probe_folds(manifest: pd.DataFrame, folds: int = 5, seed: int = 0, groups: Mapping[str, int] | None = None) -> np.ndarray:
@@ -160,7 +160,7 @@ def probe_oof(features: np.ndarray | Mapping[str, np.ndarray], manifest: pd.Data
         if person_features is not None and head in o.person_heads:
             pf = np.asarray(person_features, np.float64)
             pf = np.where(labelled[:, None], pf, np.nan)
-            p, _ = _person_probs(pf, m, y, fold, k, o)
+            p = _person_probs(pf, m, y, fold, k, o)
         else:
             for f in range(o.folds):
                 tr, va = ok & (fold != f), ok & (fold == f)

@@ -5,11 +5,11 @@ Landmarks and chips come from dlib itself (``shape_predictor``, ``get_face_chip`
 the ResNet runs as our PyTorch port (``dlib_resnet``: batched, on CUDA when present), because dlib's prebuilt wheel runs it without BLAS at ~300 ms a face. ``dlib-native``
 runs dlib's own network instead: the reference the port is checked against (bench/embed_speed.py).
 
-The age/gender network (``agegender_net``) reads the chip shrunk to 112 px: the same framing (padding 0.25 around
-the landmarks) at which it read gender best on UTKFace's aligned faces (0.97 of 385 adults; 0.94 at padding 0, 0.90
-at 0.6). Identity says who, not whether a face is male or old: on a few hundred people a linear probe on
-identity alone read gender at 0.82 a photo, and person-level gender flips 0.4-0.6 deep in its top 15; with these
-two columns 0.67-0.8 (docs/embeddings.md).
+The age/gender network (``agegender_net``) reads the chip shrunk to 112 px: the framing (padding 0.25 around the
+landmarks) at which it read gender best on UTKFace's aligned faces (0.97 of 385 adults at padding 0.2-0.4; 0.94 at
+0, 0.90 at 0.6). Identity says who, not whether a face is male or old: on a few hundred people a linear probe on
+identity alone read gender at ~0.8 a photo, and 0.4-0.53 of its 15 most suspect people were planted gender flips;
+with these two columns 0.6-0.8 (docs/embeddings.md).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from ..versions import installed_versions
-from .backend import WHY_SMALL, EmbedBackend, register
 from . import agegender_models
+from .backend import WHY_SMALL, EmbedBackend, register
 from .dlib_models import EXPECTED, LANDMARKS, RESNET, import_dlib, model_file
 
 CHIP, PADDING = 150, 0.25  # dlib's own defaults for compute_face_descriptor
