@@ -83,7 +83,7 @@ def run_seed(seed: int, work: Path, people: int, faces: Path, cnn: bool, epochs:
     from facecurate.curate.audit.probe import combine_oof, probe_oof
     from facecurate.curate.cache import load_cache
     from facecurate.curate.embed import EmbedParams, embed_cache
-    from facecurate.curate.embed.head_features import head_features
+    from facecurate.curate.embed.head_features import attribute_columns, head_features
     from facecurate.curate.identity import audit_identity
 
     w = work / f"s{seed}"
@@ -116,7 +116,9 @@ def run_seed(seed: int, work: Path, people: int, faces: Path, cnn: bool, epochs:
     masked_in_off = sorted(ts.loc[ts["photo"].map(lambda s: not audit.comparisons.get(f"{s}~masked", None) or
                                                    not audit.comparisons[f"{s}~masked"].on) & (ts["condition"] == "masked"), "photo"])
     t2 = time.perf_counter()
-    probe = probe_oof(head_features(e, cache.face_attributes), m, groups=audit.groups)
+    attrs = cache.face_attributes  # as the report's probe reads them: gender and age per person when there are attributes
+    probe = probe_oof(head_features(e, attrs), m, groups=audit.groups,
+                      person_features=None if attrs is None else attribute_columns(attrs))
     t_probe = time.perf_counter() - t2
     tl = true_labels(m, injected[injected["kind"].isin(["gender", "age"])], cache.age_bins)
     flipped = set(injected.loc[injected["kind"] == "gender", "person"])
