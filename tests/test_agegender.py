@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -110,3 +111,8 @@ def test_install_refuses_a_tarball_that_is_not_the_registrys(tmp_path):
     with pytest.raises(InputError, match="sha512 is not the registry's"):
         agm.install(tmp_path / "dest", tarball=tmp_path / "fake.tgz")
     assert not (tmp_path / "dest").exists()
+    with pytest.raises(InputError, match="missing.tgz: cannot read it"):
+        agm.install(tmp_path / "dest", tarball=tmp_path / "missing.tgz")
+    r = subprocess.run([sys.executable, "-m", "facecurate.curate.embed.agegender_models", "--dest", str(tmp_path / "dest"),
+                        "--tarball", str(tmp_path / "missing.tgz")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: ") and len(r.stderr.strip().splitlines()) == 1

@@ -33,15 +33,14 @@ def die_with_parent(parent: int) -> None:
 
 def _main(argv: list[str]) -> int:
     """Train the one-fold run of each job file in turn; epochs, finished folds and a refusal as JSON lines on stdout."""
+    def said(fold: int, epoch: int, row: dict) -> None:
+        print(json.dumps({"fold": fold, "epoch": epoch, "row": row}, default=float), flush=True)
+
     for n, path in enumerate(argv):
         job = json.loads(Path(path).read_text())
         if n == 0 and sys.platform.startswith("linux") and job.get("parent"):
             die_with_parent(int(job["parent"]))
         cfg = TrainConfig.from_dict(job["config"])
-
-        def said(fold: int, epoch: int, row: dict) -> None:
-            print(json.dumps({"fold": fold, "epoch": epoch, "row": row}, default=float), flush=True)
-
         try:  # the caller checked the cache; a part left by a killed run is redone unless this run resumes
             train(load_cache(job["cache"], verify="off"), job["out"], cfg, on_epoch_end=said, replace=not cfg.resume)
         except InputError as e:

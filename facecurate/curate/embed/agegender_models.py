@@ -91,7 +91,10 @@ def install(dest: Path | None = None, tarball: Path | None = None, timeout: floa
     if all((dest / n).is_file() and sha256_file(dest / n) == sha for n, (_, sha) in FILES.items()):
         return dest
     if tarball is not None:
-        data = Path(tarball).read_bytes()
+        try:
+            data = Path(tarball).read_bytes()
+        except OSError as e:
+            raise InputError(f"{tarball}: cannot read it ({e.strerror or e}); pass npm pack's .tgz of {PACKAGE} {VERSION}") from None
     else:
         try:
             with urllib.request.urlopen(TARBALL_URL, timeout=timeout) as r:
