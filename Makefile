@@ -13,12 +13,14 @@ DATA ?=
 
 venv: $(STAMP) $(FACE_API)
 
+# --no-cache-dir: pip keeps no second copy of the ~4 GB of torch and CUDA wheels it downloads (one CI run failed on a
+# full disk during this install)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-cache-dir -r requirements.txt
 	@# one cv2: drop the two OpenCV builds the dependencies pull, keep one headless build with contrib
 	$(BIN)/pip uninstall -q -y opencv-python-headless opencv-contrib-python opencv-python
-	$(BIN)/pip install -q --no-deps --force-reinstall $(OPENCV)
+	$(BIN)/pip install -q --no-cache-dir --no-deps --force-reinstall $(OPENCV)
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

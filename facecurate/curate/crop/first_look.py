@@ -40,7 +40,7 @@ class OnDemandDetector:
 
     def _open(self):
         if self._detector is None:
-            from ..detect import default_threads, make_detector  # MediaPipe graphs; torch only for MTCNN
+            from ..detect import default_threads, make_detector  # LiteRT interpreters; torch only for MTCNN
 
             threads = self.params.detect_threads or default_threads(self.params.detector, self.device)
             self._detector = make_detector(self.params.detector, device=self.device, min_face=self.params.min_face,

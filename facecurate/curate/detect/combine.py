@@ -108,7 +108,7 @@ class AdaptiveDetector(Detector):
 class ThreadedDetector(Detector):
     """Several copies of one detector, each batch split between them and run in threads.
 
-    MediaPipe's graphs run native code without the GIL, so on a 2-core CPU two copies detect a batch
+    LiteRT's interpreters run native code without the GIL, so on a 2-core CPU two copies detect a batch
     about 1.8x faster than one; one copy per thread, since a Tasks graph is not re-entrant.
     """
 

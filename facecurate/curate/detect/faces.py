@@ -163,7 +163,7 @@ class Detector(ABC):
         that sees a photo in doubt calls it, so the slower detectors are ready when the full look comes."""
 
     def close(self) -> None:
-        """Release native resources (MediaPipe graphs); idempotent."""
+        """Release native resources (LiteRT interpreters, MediaPipe graphs); idempotent."""
 
     def __enter__(self) -> "Detector":
         return self
