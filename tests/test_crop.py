@@ -448,3 +448,35 @@ def test_a_box_on_part_of_the_face_gives_the_person_box():
     np.testing.assert_allclose(out.loc[:2, FACE_COLS].to_numpy(), [face] * 3)
     np.testing.assert_allclose(out.loc[3, REJECTED_COLS].to_numpy(np.float64), partial)
     np.testing.assert_allclose(out.loc[3, FACE_COLS].to_numpy(np.float64), face, atol=1e-6)
+
+
+def test_a_lone_bystander_beside_the_person_gives_the_person_box():
+    """000041's case on the crowded bench set: in one photo no detector found the subject, only a bystander whose
+    centre lies 0.9 face widths from the person's consensus: it is not taken for the subject (``subject.agrees``
+    within 3/4 of a face width), the photo gets the person box and the bystander is kept as rejected; a photo where
+    the subject sits 0.4 face widths off keeps its own face."""
+    from facecurate.curate.crop.fallback import DETECTED, PERSON
+    from facecurate.curate.crop.person_pass import FACE_COLS, REJECTED_COLS, candidates_json, decide_subjects
+    from facecurate.curate.crop.subject import disagreement
+    from facecurate.curate.detect import Face
+
+    w, h = 384, 512
+    face = np.array([60.0, 130.0, 210.0, 300.0])  # 150 px wide
+    beside = face + [135, -20, 135, -20]            # 0.9 face widths to the right, a little higher
+    moved = face + [60, 0, 60, 0]                   # the subject 0.4 face widths off
+    rel = lambda b: np.asarray(b, float).reshape(-1, 4) / np.array([w, h, w, h])  # noqa: E731
+    d, _ = disagreement(rel([beside, moved]), rel(face)[0], w / h)
+    np.testing.assert_allclose(d, [np.hypot(135, 20) / 150, 0.4], atol=1e-9)
+    kp = np.zeros((4, 2), np.float32)
+    photos = [[Face(tuple(face), 0.95, kp, "x"), Face(tuple(beside), 0.7, kp, "x")] for _ in range(4)]
+    photos.append([Face(tuple(beside), 0.9, kp, "x")])                               # only the bystander found
+    photos.append([Face(tuple(moved), 0.9, kp, "x"), Face(tuple(beside), 0.7, kp, "x")])
+    rows = pd.DataFrame({"width": w, "height": h, "error": "", "clear": False, "score": np.nan,
+                         "candidates": [candidates_json(f) for f in photos]})
+    for c in FACE_COLS:
+        rows[c] = np.nan
+    out = decide_subjects(rows, ["p1"] * 6)
+    assert out["box_source"].tolist() == [DETECTED] * 4 + [PERSON, DETECTED]
+    np.testing.assert_allclose(out.loc[4, REJECTED_COLS].to_numpy(np.float64), beside)
+    np.testing.assert_allclose(out.loc[4, FACE_COLS].to_numpy(np.float64), face, atol=1e-6)
+    np.testing.assert_allclose(out.loc[5, FACE_COLS].to_numpy(np.float64), moved)
