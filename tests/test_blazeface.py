@@ -9,7 +9,13 @@ from matplotlib import cbook
 from PIL import Image
 from skimage import data as skdata
 
-from facecurate.curate.detect.blazeface import MODELS, MediaPipeDetector, pixel_box, ssd_anchors, weighted_nms
+from facecurate.curate.detect.blazeface import (
+    MODELS,
+    MediaPipeDetector,
+    pixel_box,
+    ssd_anchors,
+    weighted_nms,
+)
 from facecurate.curate.models import model_path
 
 # model -> (box px, keypoint px, score): the short-range model gives MediaPipe's numbers exactly; the full-range

@@ -46,9 +46,9 @@ def pick_subject(boxes: np.ndarray, scores: Sequence[float], width: int, height:
 
 AGREE_CENTRE = 0.75   # a candidate's centre within 3/4 of a consensus face width of the consensus centre ...
 AGREE_AREA = 2.5      # ... and its area within a factor 2.5 of the consensus area: it may be the subject
-# (on both crowded bench sets a subject's face, its best box, sits within 0.62 face widths of its person's consensus in pass 1,
-# while 98 % of the bystanders within one face width sit beyond 0.5: 1.0 let a lone bystander stand beside a subject no
-# detector found)
+# (on both crowded bench sets a subject's best box sits within 0.62 face widths of its person's consensus in pass 1,
+# while 98 % of the bystanders within one face width sit beyond 0.5: at 1.0 a lone bystander stood beside a subject
+# no detector found)
 CLOSE_CENTRE = 1.0    # the person vote (``closeness``) falls off over one consensus face width
 REVIEW_CENTRE = 0.5   # a final crop off by half a face ...
 REVIEW_AREA = 2.0     # ... or by a factor 2 in area from the person's other photos is shown for review
