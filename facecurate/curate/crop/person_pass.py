@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .fallback import DETECTED, PERSON
-from .subject import (CONSENSUS_MIN, REVIEW_AREA, REVIEW_CENTRE, WEIGHTS, Choice, SubjectWeights, agrees, choose, closeness,
-                      consensus_box, in_doubt, own_evidence, part_of)
+from .subject import (AGREE_CENTRE, CONSENSUS_MIN, CONSENSUS_SCORE, REVIEW_AREA, REVIEW_CENTRE, STEADY, STEADY_CENTRE, WEIGHTS, Choice,
+                      SubjectWeights, agrees, choose, closeness, consensus_box, disagreement, in_doubt, own_evidence, part_of)
 
 FACE_COLS = ["face_x1", "face_y1", "face_x2", "face_y2"]
 REJECTED_COLS = ["rejected_x1", "rejected_y1", "rejected_x2", "rejected_y2"]
@@ -93,10 +93,13 @@ def doubtful(rows: pd.DataFrame, prior: np.ndarray | None, weights: SubjectWeigh
 
 
 def person_consensus(rows: pd.DataFrame, persons: Sequence[str], weights: SubjectWeights = WEIGHTS,
-                     prior: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Relative consensus box per person: the median of the faces each photo's own cues pick (``subject.consensus_box``
-    over picks scoring ``CONSENSUS_SCORE`` or more); the picks not in doubt (``subject.in_doubt`` against the data
-    set's framing ``prior``) vote when there are enough of them, else all confident picks do."""
+                     prior: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, float]]:
+    """Per person: (relative consensus box, how far a candidate may lie from it and still be the subject, in face
+    widths). The box is the median of the faces each photo's own cues pick (``subject.consensus_box`` over picks
+    scoring ``CONSENSUS_SCORE`` or more); the picks not in doubt (``subject.in_doubt`` against the data set's framing
+    ``prior``) vote when there are enough of them, else all confident picks do. The distance is ``STEADY_CENTRE`` for
+    a person framed steadily (``_reach``: their confident picks, by the median, within ``STEADY`` of the box), else
+    ``AGREE_CENTRE``."""
     n = len(rows)
     size = rows[["width", "height"]].to_numpy(np.float64).clip(1)
     usable = (rows["error"].fillna("").astype(str) == "").to_numpy()
@@ -113,12 +116,24 @@ def person_consensus(rows: pd.DataFrame, persons: Sequence[str], weights: Subjec
     for person, g in frame.groupby("person", sort=False):
         idx = g["row"].to_numpy()
         clear = idx[sure[idx]]
-        box = consensus_box(picks[clear], scores[clear]) if len(clear) >= CONSENSUS_MIN else None
-        if box is None:
-            box = consensus_box(picks[idx], scores[idx])
+        voters = clear if len(clear) >= CONSENSUS_MIN else idx
+        box = consensus_box(picks[voters], scores[voters])
+        if box is None and voters is clear:
+            voters = idx
+            box = consensus_box(picks[voters], scores[voters])
         if box is not None:
-            out[str(person)] = box
+            out[str(person)] = (box, _reach(picks[idx], scores[idx], box, size[idx[0], 0] / size[idx[0], 1]))
     return out
+
+
+def _reach(picks: np.ndarray, scores: np.ndarray, box: np.ndarray, aspect: float) -> float:
+    """How far from ``box`` a candidate may be the subject: ``STEADY_CENTRE`` when three or more of the person's
+    confident picks (each photo's own choice, in doubt or not) lie, by their median, within ``STEADY`` face widths of
+    it, else ``AGREE_CENTRE``."""
+    ok = np.isfinite(picks).all(axis=1) & (np.nan_to_num(scores, nan=0.0) >= CONSENSUS_SCORE)
+    if ok.sum() < 3:
+        return AGREE_CENTRE
+    return STEADY_CENTRE if float(np.median(disagreement(picks[ok], box, aspect)[0])) <= STEADY else AGREE_CENTRE
 
 
 def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: bool = True,
@@ -154,14 +169,14 @@ def decide_subjects(rows: pd.DataFrame, persons: Sequence[str], use_consensus: b
     score, source, detector = np.full(n, np.nan), np.full(n, "", dtype=object), np.full(n, "", dtype=object)
     for i in np.flatnonzero(usable):
         w, h = size[i]
-        c = consensus.get(persons[i])
+        c, reach = consensus.get(persons[i], (None, AGREE_CENTRE))
         ch, boxes, scores, names, _ = photo_choice(cand[i], int(w), int(h), c if c is not None else prior,
                                                    1.0 if c is not None else PRIOR_WEIGHT, weights)
         if ch.index is None:  # no face at all: the fallback (the person's median detected box, else the prior)
             continue
         rel = boxes / np.array([w, h, w, h])
         # the vote may be outvoted, unless the winner is only a part of the person's face (the face itself not found)
-        if c is None or (agrees(rel, c, w / h).any() and not part_of(rel[ch.index], c)):
+        if c is None or (agrees(rel, c, w / h, centre=reach).any() and not part_of(rel[ch.index], c)):
             face[i], score[i], source[i], detector[i] = boxes[ch.index], scores[ch.index], DETECTED, names[ch.index]
             if ch.runner is not None:
                 runner[i], margin[i] = boxes[ch.runner], ch.margin
