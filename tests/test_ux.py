@@ -190,10 +190,12 @@ def test_train_progress_shows_rate_and_eta_per_epoch_and_for_the_run(tmp_path):
 
     from _train_data import make_cache
 
-    cache = make_cache(tmp_path / "cache", n_people=6, seed=2)
+    # 16 people, batches of 2: ~28 steps an epoch, so the bar is drawn mid-epoch with an ETA (with 5 steps of 4 an
+    # epoch once finished in 0.1 s, before the bar's next redraw, and no ETA was ever shown)
+    cache = make_cache(tmp_path / "cache", n_people=16, seed=2)
     r = CliRunner(env={**WIDE, "FORCE_COLOR": "1"}).invoke(app, [
         "train", str(cache.path), "--out", str(tmp_path / "run"), "--model", "test_resnet", "--epochs", "2", "--folds", "2",
-        "--fold", "0", "--batch-size", "4", "--threads", "1", "--no-plots", "--device", "cpu"])
+        "--fold", "0", "--batch-size", "2", "--threads", "1", "--no-plots", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", r.output).replace("\r", "\n")
     # live bars: each epoch and the whole run (1 fold x 2 epochs) with an ETA and a rate
