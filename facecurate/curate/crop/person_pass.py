@@ -116,11 +116,9 @@ def person_consensus(rows: pd.DataFrame, persons: Sequence[str], weights: Subjec
     for person, g in frame.groupby("person", sort=False):
         idx = g["row"].to_numpy()
         clear = idx[sure[idx]]
-        voters = clear if len(clear) >= CONSENSUS_MIN else idx
-        box = consensus_box(picks[voters], scores[voters])
-        if box is None and voters is clear:
-            voters = idx
-            box = consensus_box(picks[voters], scores[voters])
+        box = consensus_box(picks[clear], scores[clear]) if len(clear) >= CONSENSUS_MIN else None
+        if box is None:
+            box = consensus_box(picks[idx], scores[idx])
         if box is not None:
             out[str(person)] = (box, _reach(picks[idx], scores[idx], box, size[idx[0], 0] / size[idx[0], 1]))
     return out
