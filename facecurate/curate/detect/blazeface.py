@@ -1,12 +1,12 @@
 """MediaPipe's BlazeFace (short and full range), the bundled ``.tflite`` models run by LiteRT on the CPU.
 
 MediaPipe's Tasks API runs each photo through a graph (image conversion, inference, decoding, suppression, protobuf
-results back to Python) at 3.8 / 7.8 ms a photo here (short / full range); the same models called directly through
-LiteRT's interpreter, with the graph's pre- and post-processing done here in NumPy, take 1.6 / 4.5 ms, and the quick
-look that runs both on every photo is crop's largest cost on crowded sets. What the graph does is reproduced step by
-step (``letterbox``, ``ssd_anchors``, ``decode``, ``weighted_nms``, ``pixel_box``): tests/test_blazeface.py checks
-the faces against the Tasks API's own on real photos (short range: the same scores and boxes; full range: scores
-within 0.01, a different XNNPACK kernel build).
+results back to Python) at 3.0-3.8 / 6.5-8.1 ms a photo here (short / full range); the same models called directly
+through LiteRT's interpreter (1.6 / 4.5 ms alone), with the graph's pre- and post-processing done here in NumPy, take
+1.8-2.8 / 5.0-6.3 ms (BENCHMARKS.md, crop), and the quick look runs both on every photo. What the graph does is
+reproduced step by step (``letterbox``, ``ssd_anchors``, ``decode``, ``weighted_nms``, ``pixel_box``):
+tests/test_blazeface.py checks the faces against the Tasks API's own on real photos (short range: the same scores and
+boxes; full range: scores within 0.01, a different XNNPACK kernel build).
 """
 from __future__ import annotations
 
