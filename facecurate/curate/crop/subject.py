@@ -46,7 +46,7 @@ def pick_subject(boxes: np.ndarray, scores: Sequence[float], width: int, height:
 
 AGREE_CENTRE = 1.0    # a candidate's centre within one consensus face width of the consensus centre ...
 AGREE_AREA = 2.5      # ... and its area within a factor 2.5 of the consensus area: it may be the subject
-STEADY = 0.2          # a person whose voting picks lie, by their median, within a fifth of a face width of the consensus
+STEADY = 0.2          # a person whose photos' own confident picks lie, by their median, within 1/5 face width of the consensus
 STEADY_CENTRE = 0.75  # ... is framed steadily: for them a candidate may be the subject within 3/4 of a face width
 # (on both crowded bench sets a subject's best box sits within 0.62 face widths of its person's consensus, and by the
 # median within 0.10 for 399 of 400 people, while 98 % of the bystanders within one face width sit beyond 0.5; at one

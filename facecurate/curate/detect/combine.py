@@ -109,7 +109,7 @@ class ThreadedDetector(Detector):
     """Several copies of one detector, each batch split between them and run in threads.
 
     LiteRT's interpreters run native code without the GIL, so on a 2-core CPU two copies detect a batch
-    about 1.8x faster than one; one copy per thread, since a Tasks graph is not re-entrant.
+    about 1.8x faster than one; one copy per thread, since an interpreter is not re-entrant.
     """
 
     def __init__(self, copies: Sequence[Detector]) -> None:
