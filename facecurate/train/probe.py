@@ -172,7 +172,7 @@ def train_probe(cache: Cache, out: Path, cfg: TrainConfig, plan, writers: RunWri
     layout = head_layout(attributes)
     feats = head_features(emb, attributes, layout)
     x = {h: v[plan.rows] for h, v in feats.items()}
-    ok = np.logical_and.reduce([np.isfinite(v).all(1) for v in x.values()])
+    ok = _embedded(x)
     labels = label_array(plan.manifest)
     kind = PROBE_MODELS[cfg.model]
     with claimed_output(out, "run", [cache.path], recognise=writers.is_run, what="run"), \
@@ -226,11 +226,12 @@ def predict_probe(config: dict, ckpts: list[Path], cache: Cache, device: str | N
     prior)."""
     from ..curate.embed import EmbedParams, embed_cache
 
-    recorded = (config.get("probe") or {}).get("features")
+    probe = config.get("probe") or {}
+    rec = probe.get("embeddings", {})
+    recorded = probe.get("features")
     layout = {h: tuple(p) for h, p in recorded.items()} if recorded else dict(IDENTITY_ONLY)
     wants_attributes = any("attributes" in p for p in layout.values())
     if cache.embeddings is None or (wants_attributes and cache.face_attributes is None):
-        rec = (config.get("probe") or {}).get("embeddings", {})
         params = rec.get("params", {})
         embed_cache(cache.path, EmbedParams(backend=rec.get("backend", "dlib"), min_face=int(params.get("min_face", 20)),
                                             boxes=params.get("boxes", "detected"), device=device), progress=progress)
@@ -238,11 +239,15 @@ def predict_probe(config: dict, ckpts: list[Path], cache: Cache, device: str | N
     attributes = cache.face_attributes
     if wants_attributes and attributes is None:
         raise InputError(f"{cache.path}: the probe run reads face attributes (age, gender) its embeddings lack; embed it "
-                         f"again with the run's backend: `facecurate embed {cache.path} --backend "
-                         f"{(config.get('probe') or {}).get('embeddings', {}).get('backend', 'dlib')}`")
+                         f"again with the run's backend: `facecurate embed {cache.path} --backend {rec.get('backend', 'dlib')}`")
     x = head_features(needs_embeddings(cache), attributes, layout)
     total: dict[str, np.ndarray] = {}
     for ck in ckpts:
         for k, v in probs_of(load_fold(ck), x).items():
             total[k] = total.get(k, 0) + v / len(ckpts)
-    return total, ~np.logical_and.reduce([np.isfinite(v).all(1) for v in x.values()])
+    return total, ~_embedded(x)
+
+
+def _embedded(x: dict[str, np.ndarray]) -> np.ndarray:
+    """Per row: finite features for every head (a photo without an embedding gets the prior)."""
+    return np.logical_and.reduce([np.isfinite(v).all(1) for v in x.values()])

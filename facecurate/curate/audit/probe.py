@@ -38,6 +38,7 @@ from ..labels import (
     HEAD_CLASSES,
     HEAD_FIELDS,
     HEADS,
+    MASK_NONE,
     N_AGE,
     NUM_CLASSES,
     encode,
@@ -59,14 +60,11 @@ class ProbeOptions:
     person_heads: tuple[str, ...] = ("gender", "age")  # read per person when ``probe_oof`` gets person features
 
 
-UNMASKED = 2  # the mask label of a photo without a mask
-
-
 def person_table(x: np.ndarray, manifest: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(person per row of the table, people x 2d features): the mean of ``x``'s finite rows over each person's
     unmasked photos, then over the masked ones; a person without one kind gets that block's mean over people."""
     person = manifest["person"].astype(str).to_numpy()
-    unmasked = pd.to_numeric(manifest["mask"], errors="coerce").to_numpy() == UNMASKED
+    unmasked = pd.to_numeric(manifest["mask"], errors="coerce").to_numpy() == MASK_NONE
     names = pd.unique(person)
     blocks = []
     for kind in (unmasked, ~unmasked):

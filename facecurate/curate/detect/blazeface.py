@@ -39,7 +39,6 @@ MODELS = {
     "short": BlazeFaceSpec("face_detection_short_range", 128, (8, 16, 16, 16), (2, 2, 2, 2)),
     "full": BlazeFaceSpec("face_detection_full_range_sparse", 192, (4,), (1,)),
 }
-MP_MODELS = {name: spec.file for name, spec in MODELS.items()}
 
 
 def ssd_anchors(spec: BlazeFaceSpec) -> np.ndarray:
