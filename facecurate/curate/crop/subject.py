@@ -48,10 +48,10 @@ AGREE_CENTRE = 1.0    # a candidate's centre within one consensus face width of 
 AGREE_AREA = 2.5      # ... and its area within a factor 2.5 of the consensus area: it may be the subject
 STEADY = 0.2          # a person whose photos' own confident picks lie, by their median, within 1/5 face width of the consensus
 STEADY_CENTRE = 0.75  # ... is framed steadily: for them a candidate may be the subject within 3/4 of a face width
-# (on both crowded bench sets a subject's best box sits within 0.62 face widths of its person's consensus, and by the
-# median within 0.10 for 399 of 400 people, while 98 % of the bystanders within one face width sit beyond 0.5; at one
-# face width a lone bystander stood beside a subject no detector found. A person whose own photos move more keeps one
-# face width: their face may be that far off.)
+# (on both crowded bench sets a subject's own box sits within 0.62 face widths of its person's consensus, by the
+# median within 0.11 for 399 of 400 people, while 98 % of the bystanders within one face width sit beyond 0.5:
+# bench/subject_distances.py. At one face width a lone bystander stood beside a subject no detector found. A person
+# whose own photos move more keeps one face width: their face may be that far off.)
 REVIEW_CENTRE = 0.5   # a final crop off by half a face ...
 REVIEW_AREA = 2.0     # ... or by a factor 2 in area from the person's other photos is shown for review
 CONSENSUS_SCORE = 0.6  # picks this confident (or more) vote for the consensus

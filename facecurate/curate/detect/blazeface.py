@@ -1,10 +1,10 @@
 """MediaPipe's BlazeFace (short and full range), the bundled ``.tflite`` models run by LiteRT on the CPU.
 
 MediaPipe's Tasks API runs each photo through a graph (image conversion, inference, decoding, suppression, protobuf
-results back to Python) at 3.0-3.8 / 6.5-8.1 ms a photo here (short / full range); the same models called directly
-through LiteRT's interpreter (1.6 / 4.5 ms alone), with the graph's pre- and post-processing done here in NumPy, take
-1.8-2.8 / 5.0-6.3 ms (BENCHMARKS.md, crop), and the quick look runs both on every photo. What the graph does is
-reproduced step by step (``letterbox``, ``ssd_anchors``, ``decode``, ``weighted_nms``, ``pixel_box``):
+results back to Python); the same models called directly through LiteRT's interpreter, with the graph's pre- and
+post-processing done here in NumPy, take less CPU (``bench/detect_recall.py``: 3.0-3.1 -> 2.5-2.6 ms a photo short range,
+7.6-8.2 -> 5.9-7.6 full range; the whole crop 8-10 % less CPU: BENCHMARKS.md, crop), and the quick look runs both on
+every photo. What the graph does is reproduced step by step (``letterbox``, ``ssd_anchors``, ``decode``, ``weighted_nms``, ``pixel_box``):
 tests/test_blazeface.py checks the faces against the Tasks API's own on real photos (short range: the same scores and
 boxes; full range: scores within 0.01, a different XNNPACK kernel build).
 """
