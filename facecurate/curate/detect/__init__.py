@@ -56,11 +56,14 @@ def default_threads(name: str, device: str | None = None) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _mtcnn(device: str | None, min_face: int | None, thresholds: tuple[float, float, float] | None = None) -> Detector:
-    """MTCNN; torch and facenet's weights load here, only for the detectors that use it."""
+def _mtcnn(device: str | None, min_face: int | None, thresholds: tuple[float, float, float] | None = None,
+           threads: int | None = None) -> Detector:
+    """MTCNN; torch and facenet's weights load here, only for the detectors that use it. ``threads``: torch's CPU
+    threads while it detects (None: torch's default)."""
     from .mtcnn import MTCNNDetector
 
-    return MTCNNDetector(device=device, min_face=min_face, **({"thresholds": thresholds} if thresholds else {}))
+    return MTCNNDetector(device=device, min_face=min_face, threads=threads,
+                         **({"thresholds": thresholds} if thresholds else {}))
 
 
 def make_detector(name: str = "auto", device: str | None = None, min_face: int | None = None,
@@ -70,7 +73,8 @@ def make_detector(name: str = "auto", device: str | None = None, min_face: int |
     ``threads`` > 1 runs that many copies side by side (``ThreadedDetector``; see ``default_threads``), the
     combinations' MTCNN one model for all of them (``shared_mtcnn``, a ``SharedDetector``)."""
     if threads > 1:
-        shared = SharedDetector(lambda: _mtcnn(device, min_face, RECALL_THRESHOLDS), name="mtcnn")
+        # beside the other copies' LiteRT work, one torch thread: a second one mostly spins (BENCHMARKS.md)
+        shared = SharedDetector(lambda: _mtcnn(device, min_face, RECALL_THRESHOLDS, threads=1), name="mtcnn")
         return ThreadedDetector([make_detector(name, device, min_face, shared_mtcnn=shared) for _ in range(threads)])
     if name not in DETECTOR_NAMES:
         raise InputError(f"detector {name!r}: expected one of {', '.join(DETECTOR_NAMES)}")

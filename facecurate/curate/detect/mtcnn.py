@@ -1,7 +1,8 @@
 """facenet-pytorch's MTCNN networks in a batched pipeline: one tensor per photo size, roi_align for stages 2-3.
 
 facenet's own ``detect`` crops stage 2-3 candidates in a Python loop and needs equal-size photos;
-this keeps its weights and thresholds and batches every step (the reason it is not facenet's class).
+this keeps its weights and thresholds and batches every step (the reason it is not facenet's class). On the CPU it
+runs on torch alone (``mtcnn_ops``: the networks, NMS and roi_align without torchvision's ~2 s import).
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class MTCNNDetector(Detector):
 
     Photos of one size run together as one tensor; the pyramid starts at ``min_face`` (None: 10% of the
     shorter side, >= 20 px); stages 2 and 3 crop every candidate of every photo at once with
-    ``torchvision.ops.roi_align`` instead of facenet's per-box loop. CUDA or CPU (``device``)."""
+    roi_align instead of facenet's per-box loop. CUDA or CPU (``device``); ``threads`` caps torch's CPU threads while
+    it detects (None: torch's default; 1 where other detector copies already keep the cores busy)."""
 
     def __init__(
         self,
@@ -43,18 +45,21 @@ class MTCNNDetector(Detector):
         batch_size: int | None = None,
         calibrate: bool = True,
         sampling: int = 2,
+        threads: int | None = None,
     ) -> None:
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+        from .mtcnn_ops import load_net, ops_for
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.min_face, self.thresholds, self.factor, self.calibrate = min_face, thresholds, factor, calibrate
-        self.sampling = sampling  # roi_align samples per bin side for the stage 2-3 crops (-1: adaptive, exact area)
+        self.sampling = sampling  # roi_align samples per bin side for the stage 2-3 crops (>= 1)
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
         self.name = "mtcnn"
+        self.threads = threads
+        self._nms, self._roi_align = ops_for(self.device)
         # channels-last: mkldnn convolutions and max-pooling run several times faster on the CPU
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.pnet, self.rnet, self.onet = (net().to(self.device, memory_format=self.memory_format).eval()
-                                           for net in (PNet, RNet, ONet))
+        self.pnet, self.rnet, self.onet = (load_net(net).to(self.device, memory_format=self.memory_format)
+                                           for net in ("pnet", "rnet", "onet"))
 
     def _pyramid_level(self, batch_hwc: torch.Tensor, imgs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """One pyramid level, normalised: cv2 INTER_AREA on the CPU (~2x torch's area mode), torch on CUDA."""
@@ -71,18 +76,24 @@ class MTCNNDetector(Detector):
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, im in enumerate(images):
             by_size[im.shape[:2]].append(i)
-        for (h, w), idx in by_size.items():
-            for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s:s + self.batch_size]
-                batch = torch.from_numpy(np.stack([images[i] for i in chunk]))
-                for i, faces in zip(chunk, self._detect_batch(batch)):
-                    out[i] = faces
+        was = torch.get_num_threads()
+        if self.threads and self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            for (h, w), idx in by_size.items():
+                for s in range(0, len(idx), self.batch_size):
+                    chunk = idx[s:s + self.batch_size]
+                    batch = torch.from_numpy(np.stack([images[i] for i in chunk]))
+                    for i, faces in zip(chunk, self._detect_batch(batch)):
+                        out[i] = faces
+        finally:
+            if torch.get_num_threads() != was:
+                torch.set_num_threads(was)
         return out
 
     @torch.inference_mode()
     def _detect_batch(self, batch_hwc: torch.Tensor) -> list[list[Face]]:
-        from torchvision.ops import batched_nms, roi_align
-
+        batched_nms, roi_align = self._nms, self._roi_align
         dev = self.device
         n, h, w = batch_hwc.shape[:3]
         imgs = batch_hwc.to(dev).permute(0, 3, 1, 2).float()
@@ -123,7 +134,7 @@ class MTCNNDetector(Detector):
         # stage 2: RNet on 24x24 crops of every candidate of every photo
         if len(boxes):
             rois = torch.cat([inds[:, None].float(), boxes[:, 0:2] - 1, boxes[:, 2:4]], 1)
-            crops = roi_align(imgs, rois, output_size=(24, 24), spatial_scale=1.0, sampling_ratio=self.sampling, aligned=True)
+            crops = roi_align(imgs, rois, (24, 24), self.sampling)
             reg, prob = _chunked(self.rnet, crops.contiguous(memory_format=self.memory_format))
             score = prob[:, 1]
             ok = score > t2
@@ -135,7 +146,7 @@ class MTCNNDetector(Detector):
         # stage 3: ONet on 48x48 crops, boxes + 5 landmarks
         if len(boxes):
             rois = torch.cat([inds[:, None].float(), boxes[:, 0:2] - 1, boxes[:, 2:4]], 1)
-            crops = roi_align(imgs, rois, output_size=(48, 48), spatial_scale=1.0, sampling_ratio=self.sampling, aligned=True)
+            crops = roi_align(imgs, rois, (48, 48), self.sampling)
             reg, pts, prob = _chunked(self.onet, crops.contiguous(memory_format=self.memory_format))
             score = prob[:, 1]
             ok = score > t3
