@@ -13,7 +13,7 @@ took which path. The photos: a competition-layout sample rendered by ``curate.sy
 With CUDA present, ours also runs once on the GPU. Prints one JSON line.
 
   .venv/bin/python bench/crop_speed.py --people 300 --backdrops ../shared/data/facemask-voc/images --repeat 3
-  .venv/bin/python bench/crop_speed.py --people 300 --crowd --repeat 3          # the crowded set (crop_coverage --crowd)
+  .venv/bin/python bench/crop_speed.py --people 300 --crowd --repeat 3 --warmup # the crowded set (crop_coverage --crowd)
   .venv/bin/python bench/crop_speed.py --people 100 --baseline /tmp/base --no-naive   # code against code, plain walls
 """
 from __future__ import annotations
@@ -143,6 +143,9 @@ def main() -> None:
                     help="another checkout of facecurate (e.g. `git worktree add /tmp/base main`): its crop runs in the same "
                          "turns, and the ratio baseline / ours is reported")
     ap.add_argument("--no-naive", action="store_true", help="skip the teams' loop (with --baseline: code against code only)")
+    ap.add_argument("--warmup", action="store_true",
+                    help="run each side once, untimed, before the turns (a fresh checkout's first run also compiles its "
+                         "Python files, and the first read of the photos may come from disk)")
     a = ap.parse_args()
 
     work = a.work or Path(tempfile.mkdtemp(prefix="crop_speed_"))
@@ -153,16 +156,19 @@ def main() -> None:
         build_sample(sample, a.people, backdrops=a.backdrops)
     n = sum(1 for p in (sample / "images").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     ours_s, naive_s, base_s = [], [], []
-    for t in range(a.repeat):
+    for t in range(a.repeat + a.warmup):
         for d in (work / "ours", work / "naive", work / "base"):
             shutil.rmtree(d, ignore_errors=True)
-        ours_s.append(timed([sys.executable, "-m", "facecurate", "crop", str(sample), "--out", str(work / "ours")]))
-        if not a.no_naive:
-            naive_s.append(timed([sys.executable, str(ANCHOR), str(sample / "images"), str(work / "naive"),
-                                  "--threads", str(a.threads)]))
-        if a.baseline:
-            base_s.append(timed([sys.executable, "-m", "facecurate", "crop", str(sample), "--out", str(work / "base")],
-                                code=a.baseline.resolve()))
+        ours = timed([sys.executable, "-m", "facecurate", "crop", str(sample), "--out", str(work / "ours")])
+        naive = None if a.no_naive else timed([sys.executable, str(ANCHOR), str(sample / "images"), str(work / "naive"),
+                                                "--threads", str(a.threads)])
+        base = None if not a.baseline else timed([sys.executable, "-m", "facecurate", "crop", str(sample), "--out",
+                                                   str(work / "base")], code=a.baseline.resolve())
+        if a.warmup and t == 0:
+            continue
+        ours_s.append(ours)
+        naive_s += [naive] if naive is not None else []
+        base_s += [base] if base is not None else []
     meta = json.loads((work / "ours" / "meta.json").read_text())
     from facecurate.curate.cache import load_cache
 
@@ -176,7 +182,9 @@ def main() -> None:
         cuda = {"device": torch.cuda.get_device_name(0), "photos": n, "wall_s": round(gs, 2), "photos_per_s": round(n / gs, 1)}
     print(json.dumps({
         "bench": "crop_speed", "photos": n, "photo_size": "384x512", "cpu_cores": os.cpu_count(), "repeat": a.repeat,
-        "sample": str(sample), "backdrops": _backdrops(sample),
+        "sample": str(sample), "backdrops": _backdrops(sample), "warmup": a.warmup,
+        "turns_wall_s": {"ours": [round(v, 2) for v in ours_s], **({"naive": [round(v, 2) for v in naive_s]} if naive_s else {}),
+                         **({"baseline": [round(v, 2) for v in base_s]} if base_s else {})},
         "ours": {"wall_s": spread(ours_s), "photos_per_s": spread([n / s for s in ours_s], 1),
                  "in_process_photos_per_s": round(n / meta["seconds"], 1) if meta.get("seconds") else None,
                  "detector": meta["detector"], "counts": meta["counts"], "usable": int((m["error"] == "").sum())},

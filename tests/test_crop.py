@@ -87,6 +87,23 @@ def test_prior_from_photo_size_when_nothing_is_detected(tmp_path):
     assert (m["face_x1"] + m["face_x2"]).to_numpy() / 2 == pytest.approx([192, 192])
 
 
+def test_crop_runs_opencv_single_threaded_and_gives_its_threads_back(tmp_path, monkeypatch):
+    """crop already runs photos side by side; OpenCV's own pool is held to one thread inside it, then restored."""
+    import cv2
+
+    from facecurate.curate.crop import first_look
+
+    seen = []
+    real = first_look.image_cues
+    monkeypatch.setattr(first_look, "image_cues", lambda *a: (seen.append(cv2.getNumThreads()), real(*a))[1])
+    cv2.setNumThreads(2)
+    photos, _ = astronaut_person(2)
+    root = train_layout(tmp_path / "data", {"000001_female_Asian_45": photos})
+    crop_dataset(root, tmp_path / "cache", CropParams(**FAST))
+    assert seen and set(seen) == {1}
+    assert cv2.getNumThreads() == 2
+
+
 def _layout_for_resume(tmp_path):
     photos, _ = astronaut_person(5)
     return train_layout(tmp_path / "data", {

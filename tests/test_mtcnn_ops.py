@@ -13,7 +13,13 @@ import torch
 from skimage import data
 from torchvision import ops as tv
 
-from facecurate.curate.detect.mtcnn_ops import StageNet, batched_nms, load_net, nms, roi_align
+from facecurate.curate.detect.mtcnn_ops import (
+    StageNet,
+    batched_nms,
+    load_net,
+    nms,
+    roi_align,
+)
 
 
 @pytest.mark.parametrize("name", ["pnet", "rnet", "onet"])

@@ -41,6 +41,23 @@ def resolve_device(device: str | None) -> str:
 
 
 @contextlib.contextmanager
+def opencv_threads(n: int) -> Iterator[None]:
+    """Run the block with OpenCV's own thread pool at ``n`` threads (at most what it had), restoring it after.
+
+    For stages that already run photos side by side in threads (``crop``): on 384 x 512 photos OpenCV's per-call
+    threads add no speed there and cost 25-35 % more CPU for the same resizes, colour conversions and warps
+    (BENCHMARKS.md, "Crowded backdrops: the second look without torchvision")."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(max(1, min(int(n), before)))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+@contextlib.contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` CPU threads for torch and OpenCV (None: their own choice), restoring both after.
 

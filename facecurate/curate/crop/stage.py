@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..cache import SUBJECT_COLUMNS, Cache, load_cache
 from ..cache_writer import CacheWriter, fingerprint
-from ..devices import resolve_device
+from ..devices import opencv_threads, resolve_device
 from ..errors import InputError
 from ..outputs import claimed_output
 from ..progress import QUIET, Progress, Steps
@@ -97,7 +97,8 @@ def crop_dataset(data: str | Path | Dataset, out: str | Path, params: CropParams
     with claimed_output(out, "cache", inputs, recognise=_is_cache_folder, what="cache"):
         if not replace:
             _refuse_other_settings(out, params)
-        return _crop_locked(ds, out, params, dev, device, progress, stop_after_chunks)
+        with opencv_threads(1):  # the photos run side by side already: OpenCV's own threads only add CPU
+            return _crop_locked(ds, out, params, dev, device, progress, stop_after_chunks)
 
 
 def settings_changed(old: dict, new: CropParams) -> list[str]:

@@ -80,7 +80,7 @@ class MTCNNDetector(Detector):
         if self.threads and self.device.type == "cpu":
             torch.set_num_threads(self.threads)
         try:
-            for (h, w), idx in by_size.items():
+            for idx in by_size.values():
                 for s in range(0, len(idx), self.batch_size):
                     chunk = idx[s:s + self.batch_size]
                     batch = torch.from_numpy(np.stack([images[i] for i in chunk]))

@@ -70,7 +70,7 @@ def weights_file(name: str) -> Path:
     spec = importlib.util.find_spec("facenet_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("facenet-pytorch is not installed: MTCNN's weights ship in it (pip install facenet-pytorch)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / f"{name}.pt"
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
 
 
 def load_net(name: str) -> StageNet:
