@@ -58,6 +58,8 @@ def build(setting: str) -> Detector:
         "facenet-naive": FacenetNaive,
         "mtcnn-mf20": lambda: MTCNNDetector(device="cpu", min_face=20),
         "mtcnn-low": lambda: MTCNNDetector(device="cpu", thresholds=RECALL_THRESHOLDS),
+        # the same with torchvision's NMS and roi_align (our CPU default avoids their import): side by side
+        "mtcnn-low-tv": lambda: MTCNNDetector(device="cpu", thresholds=RECALL_THRESHOLDS, torchvision_ops=True),
         "mtcnn-raw": lambda: MTCNNDetector(device="cpu", calibrate=False),
         "fused-raw": lambda: FusedDetector([MediaPipeDetector("full", calibrate=False),
                                             MediaPipeDetector("short", tile=True, calibrate=False),

@@ -2,7 +2,7 @@
 
 facenet's own ``detect`` crops stage 2-3 candidates in a Python loop and needs equal-size photos;
 this keeps its weights and thresholds and batches every step (the reason it is not facenet's class). On the CPU it
-runs on torch alone (``mtcnn_ops``: the networks, NMS and roi_align without torchvision's ~2 s import).
+runs without torchvision (``mtcnn_ops``: the networks, NMS and roi_align without its ~2 s import).
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class MTCNNDetector(Detector):
     Photos of one size run together as one tensor; the pyramid starts at ``min_face`` (None: 10% of the
     shorter side, >= 20 px); stages 2 and 3 crop every candidate of every photo at once with
     roi_align instead of facenet's per-box loop. CUDA or CPU (``device``); ``threads`` caps torch's CPU threads while
-    it detects (None: torch's default; 1 where other detector copies already keep the cores busy)."""
+    it detects (None: torch's default; 1 where other detector copies already keep the cores busy);
+    ``torchvision_ops``: NMS and roi_align from torchvision (None: on CUDA only; ``mtcnn_ops``)."""
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class MTCNNDetector(Detector):
         calibrate: bool = True,
         sampling: int = 2,
         threads: int | None = None,
+        torchvision_ops: bool | None = None,
     ) -> None:
         from .mtcnn_ops import load_net, ops_for
 
@@ -55,7 +57,7 @@ class MTCNNDetector(Detector):
         self.batch_size = batch_size or (64 if self.device.type == "cuda" else 8)
         self.name = "mtcnn"
         self.threads = threads
-        self._nms, self._roi_align = ops_for(self.device)
+        self._nms, self._roi_align = ops_for(self.device, torchvision_ops)
         # channels-last: mkldnn convolutions and max-pooling run several times faster on the CPU
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.pnet, self.rnet, self.onet = (load_net(net).to(self.device, memory_format=self.memory_format)

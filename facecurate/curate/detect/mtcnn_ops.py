@@ -1,11 +1,12 @@
-"""MTCNN's networks and the two box operators it needs, in plain torch: no torchvision, no facenet package import.
+"""MTCNN's networks and the two box operators it needs without torchvision or facenet's package: torch and OpenCV.
 
 Why our own: on the CPU, ``crop`` needs MTCNN only for the few photos its quick look leaves in doubt, and importing
 torchvision (its ``ops`` pull in ``torch._dynamo``) and facenet-pytorch's package (its ``__init__`` imports
 torchvision and its other models) cost ~2 s of CPU here, as much as the photos' second look itself, in the middle of
 pass 1 (BENCHMARKS.md, "Crowded backdrops: the second look without torchvision"). The networks are facenet-pytorch's
 PNet / RNet / ONet, rebuilt from a layer table whose names match its weight files, which are read from the installed
-package (``facenet_pytorch/data``) without importing it. ``roi_align`` and ``batched_nms`` give torchvision's results
+package (``facenet_pytorch/data``) without importing it. ``roi_align`` (torch's ``grid_sample``) and ``batched_nms``
+(OpenCV's ``NMSBoxes``) give torchvision's results
 (``tests/test_mtcnn_ops.py`` compares them); on CUDA the detector uses torchvision's own kernels (``ops_for``).
 """
 from __future__ import annotations
@@ -81,25 +82,18 @@ def load_net(name: str) -> StageNet:
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
-    """torchvision's ``nms``: indices of the boxes kept, best first; a box goes when its IoU (areas without the +1)
-    with a kept, higher-scoring box exceeds ``iou``. Greedy in NumPy (float32, as torchvision): one vector step per
-    kept box, so thousands of PNet candidates cost milliseconds."""
-    s = scores.detach().cpu().numpy()
-    order = np.argsort(-s, kind="stable")
-    b = boxes.detach().cpu().numpy().astype(np.float32)[order]
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    gone = np.zeros(len(b), dtype=bool)
-    keep = []
-    for i in range(len(b)):
-        if gone[i]:
-            continue
-        keep.append(i)
-        rest = b[i + 1:]
-        w = np.clip(np.minimum(b[i, 2], rest[:, 2]) - np.maximum(b[i, 0], rest[:, 0]), 0, None)
-        h = np.clip(np.minimum(b[i, 3], rest[:, 3]) - np.maximum(b[i, 1], rest[:, 1]), 0, None)
-        inter = w * h
-        gone[i + 1:] |= inter / (area[i] + area[i + 1:] - inter) > iou
-    return torch.as_tensor(order[keep], dtype=torch.long, device=boxes.device)
+    """torchvision's ``nms``: indices of the boxes kept, best first; a box goes when its IoU with a kept,
+    higher-scoring box exceeds ``iou``. OpenCV's ``dnn.NMSBoxes`` does the greedy pass in C++ (the same boxes kept,
+    ``tests/test_mtcnn_ops.py``; a NumPy loop was 2x slower on thousands of PNet candidates). Scores must be above 0
+    (OpenCV drops the others; MTCNN's are above its stage thresholds)."""
+    import cv2
+
+    if boxes.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    b = boxes.detach().cpu().double().numpy()
+    xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1)
+    kept = cv2.dnn.NMSBoxes(xywh, scores.detach().cpu().float().numpy(), 0.0, float(iou))
+    return torch.as_tensor(np.asarray(kept, dtype=np.int64).reshape(-1), device=boxes.device)
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou: float) -> torch.Tensor:
@@ -136,22 +130,22 @@ def roi_align(images: torch.Tensor, rois: torch.Tensor, output_size: tuple[int, 
     gy = (ys / max(h - 1, 1) * 2 - 1)[:, :, None].expand(-1, -1, pw * g)  # align_corners=True: pixel p -> 2p/(size-1)-1
     gx = (xs / max(w - 1, 1) * 2 - 1)[:, None, :].expand(-1, ph * g, -1)
     grid = torch.stack([gx, gy], -1)  # (rois, ph*g, pw*g, 2), x first
-    valid = (y_in[:, :, None] & x_in[:, None, :])[:, None].to(images.dtype)
+    valid = (y_in[:, :, None] & x_in[:, None, :]).to(images.dtype)
     idx = rois[:, 0].long()
     for b in torch.unique(idx).tolist():
         sel = (idx == b).nonzero()[:, 0]
         k = len(sel)
         sampled = torch.nn.functional.grid_sample(images[b:b + 1], grid[sel].reshape(1, k * ph * g, pw * g, 2),
                                                   mode="bilinear", padding_mode="border", align_corners=True)
-        sampled = sampled.reshape(c, k, ph * g, pw * g).permute(1, 0, 2, 3) * valid[sel]
-        out[sel] = torch.nn.functional.avg_pool2d(sampled, g)
+        sampled = sampled.reshape(c, k, ph * g, pw * g) * valid[sel]  # (channels, rois, ...): pooled as it lies
+        out[sel] = torch.nn.functional.avg_pool2d(sampled, g).permute(1, 0, 2, 3)
     return out
 
 
-def ops_for(device: torch.device) -> tuple[Callable, Callable]:
-    """(batched_nms, roi_align) for ``device``: torchvision's kernels on CUDA (its import is small beside CUDA's
-    start), the plain-torch ones above on the CPU. Both take the arguments as the detector calls them."""
-    if device.type == "cuda":
+def ops_for(device: torch.device, torchvision: bool | None = None) -> tuple[Callable, Callable]:
+    """(batched_nms, roi_align) as the detector calls them: torchvision's kernels when ``torchvision`` (None: on
+    CUDA, where its import is small beside CUDA's start), else the ones above (the CPU's default)."""
+    if torchvision or (torchvision is None and device.type == "cuda"):
         from torchvision.ops import batched_nms as tv_nms
         from torchvision.ops import roi_align as tv_roi
 
