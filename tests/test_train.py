@@ -407,12 +407,12 @@ def test_a_killed_side_by_side_run_leaves_no_fold_training_and_resumes_to_the_lo
     import sys
     import time
 
-    # 10 epochs: a fold that starts first must not finish before the other has saved its first one (at 4 epochs, on
-    # a loaded 2-core CI machine, one did: the kill then found a finished fold)
-    cfg = TrainConfig(**TINY, epochs=10, folds=2)
+    # 30 epochs: a fold that starts first must not finish before the other has saved its first one (at 4 and then at
+    # 10 epochs, on a loaded 2-core machine running the suite in two workers, one did: the kill found a finished fold)
+    cfg = TrainConfig(**TINY, epochs=30, folds=2)
     out = work / "folds_killed"
     args = [sys.executable, "-m", "facecurate", "train", str(cache.path), "--out", str(out), "--model", cfg.model,
-            "--epochs", "10", "--folds", "2", "--batch-size", "8", "--ema", "0", "--patience", "0", "--lr", "0.003",
+            "--epochs", str(cfg.epochs), "--folds", "2", "--batch-size", "8", "--ema", "0", "--patience", "0", "--lr", "0.003",
             "--drop-rate", "0", "--threads", "2", "--fold-workers", "2", "--no-plots", "--img-size", "32", "--quiet"]
     parent = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1])
     states = [out / ".folds" / f"fold_{f}" / f"fold_{f}" / "state.pt" for f in (0, 1)]
