@@ -51,6 +51,11 @@ def test_nms_keeps_torchvisions_boxes(iou: float) -> None:
     assert nms(boxes, scores, iou).tolist() == tv.nms(boxes, scores, iou).tolist()
     assert batched_nms(boxes, scores, groups, iou).tolist() == tv.batched_nms(boxes, scores, groups, iou).tolist()
     assert batched_nms(boxes[:0], scores[:0], groups[:0], iou).numel() == 0
+    # boxes reaching below 0 (MTCNN's squared boxes at a photo's edge): groups still never suppress each other
+    low = boxes - 150
+    kept = batched_nms(low, scores, groups, iou)
+    per_group = sorted(int(i) for g in range(3) for i in (groups == g).nonzero()[:, 0][nms(low[groups == g], scores[groups == g], iou)])
+    assert sorted(kept.tolist()) == per_group
 
 
 @pytest.mark.parametrize("size", [(24, 24), (48, 48)])

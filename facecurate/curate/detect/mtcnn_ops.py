@@ -97,10 +97,11 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou: float) -> torch.Tensor:
-    """torchvision's ``batched_nms``: ``nms`` within each ``idxs`` group (boxes shifted apart per group)."""
+    """torchvision's ``batched_nms``: ``nms`` within each ``idxs`` group, the groups shifted apart by the boxes' whole
+    span (torchvision shifts by the largest coordinate + 1, which lets groups meet when boxes reach below 0)."""
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.long)
-    shifted = boxes + (idxs.to(boxes) * (boxes.max() + 1))[:, None]
+    shifted = boxes + (idxs.to(boxes) * (boxes.max() - boxes.min() + 1))[:, None]
     return nms(shifted, scores, iou)
 
 
