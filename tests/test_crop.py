@@ -490,10 +490,6 @@ def test_a_lone_bystander_beside_a_steady_person_gives_the_person_box():
     photos = [[Face(tuple(face), 0.95, kp, "x"), Face(tuple(beside), 0.7, kp, "x")] for _ in range(4)]
     photos.append([Face(tuple(beside), 0.9, kp, "x")])                               # only the bystander found
     photos.append([Face(tuple(moved), 0.9, kp, "x"), Face(tuple(beside), 0.7, kp, "x")])
-    rows = pd.DataFrame({"width": w, "height": h, "error": "", "clear": False, "score": np.nan,
-                         "candidates": [candidates_json(f) for f in photos]})
-    for c in FACE_COLS:
-        rows[c] = np.nan
     # a second person, framed loosely: one face a photo, 0.4-0.6 face widths around the same place, one 0.9 off
     shifts = [(0, 0), (60, 0), (-60, 0), (0, 60), (0, -90), (135, -20)]
     loose = [[Face(tuple(face + [dx, dy, dx, dy]), 0.95, kp, "x")] for dx, dy in shifts]
